@@ -1,0 +1,67 @@
+"""``InProcessBus``: the bus inside one process, for ``video2mp3 dev`` and unit tests.
+
+Same routing (``QUEUES``) and the same delivery rules as RabbitMQ: redelivery on a handler error
+up to ``DELIVERY_LIMIT``, then a dead-letter list. Nothing survives a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from queue import Empty, Queue
+
+from video2mp3.adapters.bus import queues_for, run_handler
+from video2mp3.domain.events import Event
+from video2mp3.errors import InvalidEvent, Unavailable
+from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, Handler
+
+log = logging.getLogger(__name__)
+
+
+class InProcessBus:
+    def __init__(self) -> None:
+        self._queues: dict[str, Queue[tuple[bytes, int]]] = {name: Queue() for name in QUEUES}
+        self.dead_letters: list[bytes] = []
+
+    def publish(self, event: Event, *, transient: bool = False) -> None:
+        targets = queues_for(event.type)
+        if not targets:
+            raise Unavailable(f"no queue is bound to {event.type}")
+        body = event.to_json()
+        for name in targets:
+            self._queues[name].put((body, 1))
+
+    def put_raw(self, queue_name: str, body: bytes) -> None:
+        """Enqueue an arbitrary body, as a misbehaving publisher could."""
+        self._queues[queue_name].put((body, 1))
+
+    def consume(self, queue: str, handler: Handler, stop: threading.Event) -> None:
+        pending = self._queues[queue]
+        while not stop.is_set():
+            try:
+                body, delivery = pending.get(timeout=0.1)
+            except Empty:
+                continue
+            try:
+                event = Event.from_json(body)
+            except InvalidEvent as exc:
+                log.error("dead-lettering an invalid message: %s", exc.message)
+                self.dead_letters.append(body)
+                continue
+            try:
+                run_handler(handler, event)
+            except Exception:
+                log.exception("handler failed", extra={"event_type": event.type})
+                if delivery < DELIVERY_LIMIT:
+                    pending.put((body, delivery + 1))
+                else:
+                    self.dead_letters.append(body)
+
+    def depth(self, queue: str) -> int:
+        return self._queues[queue].qsize()
+
+    def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Identity adapters: ``HTTPIdentity`` (the auth service over HTTP) and ``InProcessIdentity``."""

@@ -1,0 +1,1 @@
+"""Mail adapters: ``SMTPMailer`` (a real mail server) and ``OutboxMailer`` (a folder, for dev)."""

@@ -1,0 +1,86 @@
+"""Sign-up, login and token issuing: the auth service's use cases."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from email_validator import EmailNotValidError, validate_email
+
+from video2mp3.auth.keys import ALGORITHM, KeyRing
+from video2mp3.auth.users import User, UserRepository
+from video2mp3.errors import Forbidden, InvalidRequest, Unauthorized
+
+ISSUER = "video2mp3-auth"
+AUDIENCE = "video2mp3"
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+
+_hasher = PasswordHasher()
+# Verified when the email is unknown, so that a miss costs as much time as a wrong password.
+_DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
+
+
+def normalize_email(email: str) -> str:
+    """The canonical form of an email address; ``InvalidRequest`` if it is not one."""
+    try:
+        return validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise InvalidRequest(f"invalid email: {exc}") from None
+
+
+class Accounts:
+    def __init__(
+        self, users: UserRepository, keys: KeyRing, *, token_ttl: int, signup_enabled: bool
+    ) -> None:
+        self.users = users
+        self.keys = keys
+        self.token_ttl = token_ttl
+        self.signup_enabled = signup_enabled
+
+    def register(self, email: str, password: str) -> User:
+        """Create an account; ``InvalidRequest``, ``Conflict``, or ``Forbidden`` if disabled."""
+        if not self.signup_enabled:
+            raise Forbidden("self sign-up is disabled on this server")
+        email = normalize_email(email)
+        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+            raise InvalidRequest(
+                f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
+            )
+        return self.users.add(email, _hasher.hash(password))
+
+    def authenticate(self, email: str, password: str) -> User:
+        """The user with these credentials, else ``Unauthorized`` (same answer for any miss)."""
+        try:
+            user = self.users.by_email(normalize_email(email))
+        except InvalidRequest:
+            user = None
+        try:
+            _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        except (VerifyMismatchError, InvalidHashError):
+            user = None
+        if user is None:
+            raise Unauthorized("invalid email or password")
+        if _hasher.check_needs_rehash(user.password_hash):
+            self.users.set_password_hash(user.id, _hasher.hash(password))
+        return user
+
+    def issue_token(self, user: User) -> str:
+        """A signed JWT for ``user``, valid for ``token_ttl`` seconds."""
+        now = int(time.time())
+        claims = {
+            "sub": str(user.id),
+            "email": user.email,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + self.token_ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        key = self.keys.signing
+        return jwt.encode(claims, key.private_key, ALGORITHM, headers={"kid": key.kid})
+
+    def login(self, email: str, password: str) -> str:
+        return self.issue_token(self.authenticate(email, password))

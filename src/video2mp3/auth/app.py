@@ -1,0 +1,56 @@
+"""The auth service's HTTP API: ``POST /login``, ``POST /users`` and the JWKS."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from video2mp3 import web
+from video2mp3.auth.accounts import Accounts
+from video2mp3.errors import InvalidRequest, Unauthorized
+from video2mp3.sql import ping
+
+bp = Blueprint("auth", __name__)
+
+
+def _accounts() -> Accounts:
+    accounts: Accounts = current_app.extensions["video2mp3.accounts"]
+    return accounts
+
+
+@bp.post("/login")
+def login() -> Response:
+    """Exchange HTTP Basic credentials for a JWT (text/plain)."""
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or not auth.username:
+        raise Unauthorized("send your email and password with HTTP Basic authentication")
+    token = _accounts().login(auth.username, auth.password or "")
+    return Response(token, mimetype="text/plain")
+
+
+@bp.post("/users")
+def register() -> tuple[Response, int]:
+    """Create an account from ``{"email", "password"}``."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not all(
+        isinstance(body.get(k), str) for k in ("email", "password")
+    ):
+        raise InvalidRequest('send a JSON object {"email": "...", "password": "..."}')
+    user = _accounts().register(body["email"], body["password"])
+    return jsonify(id=user.id, email=user.email), 201
+
+
+@bp.get("/.well-known/jwks.json")
+def jwks() -> Response:
+    """The public keys that verify our tokens."""
+    response = jsonify(_accounts().keys.jwks())
+    response.cache_control.public = True
+    response.cache_control.max_age = 300
+    return response
+
+
+def create_app(accounts: Accounts) -> Flask:
+    app = Flask(__name__)
+    app.extensions["video2mp3.accounts"] = accounts
+    app.register_blueprint(bp)
+    web.install(app, {"database": lambda: ping(accounts.users.engine)})
+    return app

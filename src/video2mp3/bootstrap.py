@@ -1,0 +1,110 @@
+"""Wiring: build each service's adapters and application from ``Settings``.
+
+The URL scheme or the setting that is present picks the adapter (kombu-style aliases), so code
+never imports a backend directly. ``video2mp3 serve`` and ``video2mp3 dev`` share these builders.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from video2mp3.auth.accounts import Accounts
+from video2mp3.auth.keys import KeyRing
+from video2mp3.auth.users import UserRepository
+from video2mp3.converter.media import Transcoder, find_ffmpeg
+from video2mp3.converter.worker import Converter
+from video2mp3.gateway import background
+from video2mp3.gateway.app import create_app as create_gateway_app
+from video2mp3.gateway.jobs import JobRepository
+from video2mp3.gateway.service import Gateway
+from video2mp3.notifier.worker import Notifier
+from video2mp3.ports.blobs import BlobStore
+from video2mp3.ports.bus import Bus
+from video2mp3.ports.identity import Identity
+from video2mp3.ports.mail import Mailer
+from video2mp3.settings import Settings
+from video2mp3.sql import create_engine
+
+
+def blob_store(settings: Settings, service: str) -> BlobStore:
+    settings.require_one(service, "mongodb_url", "blob_dir")
+    if settings.mongodb_url:
+        from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
+
+        return GridFSBlobStore(settings.mongodb_url, settings.mongodb_database)
+    from video2mp3.adapters.blobs.local import LocalBlobStore
+
+    assert settings.blob_dir is not None
+    return LocalBlobStore(settings.blob_dir)
+
+
+def bus(settings: Settings, service: str) -> Bus:
+    settings.require(service, "broker_url")
+    assert settings.broker_url is not None
+    if settings.broker_url.startswith("memory://"):
+        from video2mp3.adapters.bus.inprocess import InProcessBus
+
+        return InProcessBus()
+    from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
+
+    return RabbitMQBus(settings.broker_url)
+
+
+def mailer(settings: Settings, service: str) -> Mailer:
+    settings.require_one(service, "smtp_url", "mail_outbox_dir")
+    if settings.smtp_url:
+        from video2mp3.adapters.mail.smtp import SMTPMailer
+
+        return SMTPMailer(settings.smtp_url)
+    from video2mp3.adapters.mail.outbox import OutboxMailer
+
+    assert settings.mail_outbox_dir is not None
+    return OutboxMailer(settings.mail_outbox_dir)
+
+
+def identity(settings: Settings) -> Identity:
+    settings.require("the gateway", "auth_url")
+    from video2mp3.adapters.identity.http import HTTPIdentity
+
+    assert settings.auth_url is not None
+    return HTTPIdentity(settings.auth_url)
+
+
+def accounts(settings: Settings) -> Accounts:
+    settings.require("auth", "auth_db_url", "jwt_key_dir")
+    assert settings.auth_db_url is not None
+    assert settings.jwt_key_dir is not None
+    users = UserRepository(create_engine(settings.auth_db_url))
+    users.create_schema()
+    return Accounts(
+        users,
+        KeyRing.load(settings.jwt_key_dir),
+        token_ttl=settings.jwt_ttl_seconds,
+        signup_enabled=settings.signup_enabled,
+    )
+
+
+def gateway_app(settings: Settings, identity: Identity, bus: Bus, blobs: BlobStore) -> Flask:
+    """The gateway app, with its outbox relay and event tracker running in the background."""
+    settings.require("the gateway", "jobs_db_url")
+    assert settings.jobs_db_url is not None
+    jobs = JobRepository(create_engine(settings.jobs_db_url))
+    jobs.create_schema()
+    relay = background.OutboxRelay(jobs, bus)
+    service = Gateway(jobs, blobs, settings.max_upload_bytes, on_queued=relay.wake)
+    app = create_gateway_app(service, identity, {"bus": bus.ping})
+    background.start(jobs, blobs, bus, relay)
+    return app
+
+
+def converter(settings: Settings, blobs: BlobStore, bus: Bus) -> Converter:
+    transcoder = Transcoder(
+        find_ffmpeg(settings.ffmpeg),
+        timeout=settings.conversion_timeout_seconds,
+        max_seconds=settings.max_duration_seconds,
+    )
+    return Converter(blobs, bus, transcoder)
+
+
+def notifier(settings: Settings, mailer: Mailer) -> Notifier:
+    return Notifier(mailer, mail_from=settings.mail_from, public_url=settings.public_url)

@@ -1,0 +1,89 @@
+"""The ``video2mp3`` command: ``serve <service>``, ``dev`` and ``keygen``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from video2mp3 import bootstrap, logs, web
+from video2mp3.errors import SettingsError, Unavailable
+from video2mp3.settings import Settings, load
+
+PORTS = {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083}
+
+
+def serve(service: str, port: int, settings: Settings) -> None:
+    """Run one service in the foreground; HTTP services on gunicorn."""
+    if service == "auth":
+        bootstrap.accounts(settings)  # fail fast in the master: settings, keys, schema
+
+        def auth_app():  # type: ignore[no-untyped-def]
+            from video2mp3.auth.app import create_app
+
+            return create_app(bootstrap.accounts(settings))
+
+        web.serve(auth_app, port=port, workers=settings.web_workers)
+    elif service == "gateway":
+        settings.require("the gateway", "jobs_db_url", "auth_url", "broker_url")
+        settings.require_one("the gateway", "mongodb_url", "blob_dir")
+        web.serve(
+            lambda: bootstrap.gateway_app(
+                settings,
+                bootstrap.identity(settings),
+                bootstrap.bus(settings, "the gateway"),
+                bootstrap.blob_store(settings, "the gateway"),
+            ),
+            port=port,
+            workers=settings.web_workers,
+            timeout=600,
+        )
+    else:
+        from video2mp3.worker import run_consumer
+
+        bus = bootstrap.bus(settings, service)
+        if service == "converter":
+            blobs = bootstrap.blob_store(settings, service)
+            handler = bootstrap.converter(settings, blobs, bus).handle
+            checks = {"bus": bus.ping, "blobs": blobs.ping}
+        else:
+            mailer = bootstrap.mailer(settings, service)
+            handler = bootstrap.notifier(settings, mailer).handle
+            checks = {"bus": bus.ping, "mail": mailer.ping}
+        run_consumer(bus, service, handler, port=port, checks=checks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="video2mp3", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run one service (settings from VIDEO2MP3_*)")
+    serve_cmd.add_argument("service", choices=sorted(PORTS))
+    serve_cmd.add_argument("--port", type=int, help="listen port (default: per service)")
+    dev_cmd = commands.add_parser("dev", help="run all four services in one process on ./var")
+    dev_cmd.add_argument("--port", type=int, default=8080)
+    dev_cmd.add_argument("--data-dir", type=Path, default=Path("var"))
+    keygen_cmd = commands.add_parser("keygen", help="add a new JWT signing key to a directory")
+    keygen_cmd.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load()
+        logs.configure(settings.log_level)
+        if args.command == "serve":
+            serve(args.service, args.port or PORTS[args.service], settings)
+        elif args.command == "dev":
+            from video2mp3.dev import run
+
+            run(args.data_dir, args.port)
+        else:
+            from video2mp3.auth.keys import generate
+
+            print(generate(args.directory))
+    except (SettingsError, Unavailable) as exc:
+        print(f"video2mp3: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""ffmpeg as a hardened subprocess: find it, probe inputs, convert the first audio stream to MP3.
+
+Defences, together (DESIGN.md, "media is hostile input"): a separate probe process; ``-nostdin``;
+``-format_whitelist`` and ``-protocol_whitelist file``; bounded probing; ``-map 0:a:0 -vn -sn -dn``
+so video is never decoded; output bounded in duration and size; server-chosen file names; a
+wall-clock timeout; CPU, memory and file-size limits on the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from video2mp3.converter.probe import PROBE_OPTIONS
+from video2mp3.errors import ConversionTimeout, MediaError, SettingsError
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 60
+MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+MAX_BITRATE_BPS = 320_000
+MEMORY_LIMIT = 2 * 1024**3
+DEFAULT_QUALITY = ["-q:a", "2"]  # LAME VBR -V2: transparent for most listeners, ~190 kbps
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    format: str
+    codec: str
+    channels: int
+    sample_rate: int
+    duration: float | None
+
+
+def find_ffmpeg(configured: str | None = None) -> str:
+    """``configured``, else ffmpeg on PATH, else the static build shipped by imageio-ffmpeg."""
+    if configured:
+        return configured
+    if found := shutil.which("ffmpeg"):
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise SettingsError(
+            "VIDEO2MP3_FFMPEG: no ffmpeg on PATH; install ffmpeg or video2mp3[converter]"
+        ) from None
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def probe(path: Path) -> MediaInfo:
+    """What the file holds; ``MediaError`` (``invalid_media``, ``no_audio``) if unusable."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "video2mp3.converter.probe", str(path)],
+            capture_output=True,
+            timeout=PROBE_TIMEOUT,
+            check=False,
+        )
+        facts = json.loads(done.stdout)
+    except (subprocess.TimeoutExpired, ValueError):
+        raise MediaError("the file could not be analysed", code="invalid_media") from None
+    if "error" in facts:
+        raise MediaError(facts["error"]["message"], code=facts["error"]["code"])
+    return MediaInfo(**facts)
+
+
+def command(
+    ffmpeg: str, src: Path, dst: Path, info: MediaInfo, bitrate_kbps: int | None, max_seconds: int
+) -> list[str]:
+    """The ffmpeg command line that writes the MP3 for ``src`` to ``dst``."""
+    args = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"]
+    for option in ("format_whitelist", "protocol_whitelist", "probesize", "analyzeduration"):
+        args += [f"-{option}", PROBE_OPTIONS[option]]
+    args += ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"]
+    if info.codec == "mp3" and bitrate_kbps is None:
+        args += ["-c:a", "copy"]  # already MP3: remux, 15x faster than a transcode
+    else:
+        args += ["-c:a", "libmp3lame"]
+        args += ["-b:a", f"{bitrate_kbps}k"] if bitrate_kbps else DEFAULT_QUALITY
+        if info.channels > 2:
+            args += ["-ac", "2"]  # MP3 is at most stereo: downmix 5.1 and the like
+        if info.sample_rate not in MP3_SAMPLE_RATES:
+            args += ["-ar", "48000" if info.sample_rate > 48000 else "44100"]
+    max_bytes = max_seconds * MAX_BITRATE_BPS // 8 + 1024 * 1024
+    args += ["-t", str(max_seconds), "-fs", str(max_bytes)]
+    return [*args, "-progress", "pipe:1", "-f", "mp3", str(dst)]
+
+
+class Transcoder:
+    def __init__(self, ffmpeg: str, *, timeout: int, max_seconds: int) -> None:
+        self.ffmpeg = ffmpeg
+        self.timeout = timeout
+        self.max_seconds = max_seconds
+
+    def convert(
+        self,
+        src: Path,
+        dst: Path,
+        info: MediaInfo,
+        bitrate_kbps: int | None,
+        on_progress: Callable[[float], None],
+    ) -> None:
+        """Write the MP3 to ``dst``; ``MediaError`` or ``ConversionTimeout`` on failure."""
+        if info.duration is not None and info.duration > self.max_seconds:
+            raise MediaError(
+                f"the audio lasts {info.duration:.0f} s; the limit is {self.max_seconds} s",
+                code="too_long",
+            )
+        args = command(self.ffmpeg, src, dst, info, bitrate_kbps, self.max_seconds)
+        timed_out = threading.Event()
+        with tempfile.TemporaryFile() as stderr:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            self._limit(proc.pid)
+
+            def kill() -> None:
+                timed_out.set()
+                proc.kill()
+
+            timer = threading.Timer(self.timeout, kill)
+            timer.start()
+            try:
+                _follow(proc, info.duration, on_progress)
+                code = proc.wait()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            if timed_out.is_set():
+                raise ConversionTimeout(f"the conversion took longer than {self.timeout} s")
+            if code != 0:
+                stderr.seek(0)
+                last = stderr.read().decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+                raise MediaError(f"ffmpeg could not convert the file: {last[0]}")
+
+    def _limit(self, pid: int) -> None:
+        limits = {
+            resource.RLIMIT_CPU: self.timeout * 2,
+            resource.RLIMIT_AS: MEMORY_LIMIT,
+        }
+        for which, value in limits.items():
+            # The child may have exited already, or the platform refuses: the timeout still holds.
+            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                resource.prlimit(pid, which, (value, value))
+
+
+def _follow(
+    proc: subprocess.Popen[str], duration: float | None, on_progress: Callable[[float], None]
+) -> None:
+    """Read ffmpeg's ``-progress`` lines and report the fraction done."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        key, _, value = line.strip().partition("=")
+        if key == "out_time_us" and duration and value.isdigit():
+            on_progress(min(int(value) / 1_000_000 / duration, 1.0))

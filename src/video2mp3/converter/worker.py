@@ -1,0 +1,116 @@
+"""The converter's message handler: one ``conversion.requested`` in, one MP3 and one event out.
+
+The job is marked ``processing`` (a transient progress event), the video is copied to a private
+temporary directory (ffmpeg needs a seekable file for moov-at-end MP4), probed, converted, and the
+MP3 streamed into the blob store. Only then is ``conversion.succeeded`` published; the bus acks
+the request after this handler returns. Bad media ends as ``conversion.failed`` with a stable
+code; an unreachable dependency raises, so the message is redelivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from video2mp3.adapters.blobs import CHUNK_SIZE
+from video2mp3.converter.media import Transcoder, probe
+from video2mp3.domain.events import (
+    ConversionFailed,
+    ConversionProgress,
+    ConversionRequested,
+    ConversionSucceeded,
+    Event,
+)
+from video2mp3.domain.jobs import mp3_filename
+from video2mp3.errors import BlobNotFound, Unavailable, Video2mp3Error
+from video2mp3.ports.blobs import BlobStore
+from video2mp3.ports.bus import Bus
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 1.0  # seconds between progress events
+
+
+class Converter:
+    def __init__(self, blobs: BlobStore, bus: Bus, transcoder: Transcoder) -> None:
+        self.blobs = blobs
+        self.bus = bus
+        self.transcoder = transcoder
+
+    def handle(self, event: Event) -> None:
+        request = event.data
+        if not isinstance(request, ConversionRequested):
+            return
+        self._progress(event, 0.0)
+        try:
+            outcome: ConversionSucceeded | ConversionFailed = self._convert(event, request)
+        except Unavailable:
+            raise
+        except Video2mp3Error as exc:
+            log.warning("conversion failed: %s", exc.message, extra={"code": exc.code})
+            outcome = ConversionFailed(
+                code=exc.code,
+                message=exc.message,
+                retryable=exc.retryable,
+                owner=request.owner,
+                filename=request.filename,
+            )
+        self.bus.publish(Event(event.job_id, outcome, correlation_id=event.correlation_id))
+
+    def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded:
+        with tempfile.TemporaryDirectory(prefix="video2mp3-") as tmp:
+            src, dst = Path(tmp, "input"), Path(tmp, "output.mp3")
+            try:
+                with self.blobs.open(request.video_fid) as video, src.open("wb") as out:
+                    shutil.copyfileobj(video, out, CHUNK_SIZE)
+            except BlobNotFound:
+                raise BlobNotFound("the uploaded video is gone", code="video_missing") from None
+            info = probe(src)
+            started = time.monotonic()
+            self.transcoder.convert(
+                src, dst, info, request.bitrate_kbps, _throttled(lambda p: self._progress(event, p))
+            )
+            log.info(
+                "converted",
+                extra={"seconds": round(time.monotonic() - started, 2), "codec": info.codec},
+            )
+            duration = probe(dst).duration or 0.0
+            with dst.open("rb") as mp3:
+                stored = self.blobs.put(
+                    iter(lambda: mp3.read(CHUNK_SIZE), b""),
+                    filename=mp3_filename(request.filename),
+                    content_type="audio/mpeg",
+                )
+        return ConversionSucceeded(
+            mp3_fid=stored.id,
+            size=stored.size,
+            duration=round(duration, 3),
+            owner=request.owner,
+            filename=request.filename,
+        )
+
+    def _progress(self, event: Event, fraction: float) -> None:
+        progress = ConversionProgress(progress=round(fraction, 3))
+        try:
+            self.bus.publish(
+                Event(event.job_id, progress, correlation_id=event.correlation_id), transient=True
+            )
+        except Unavailable as exc:  # progress is a courtesy; the conversion goes on
+            log.warning("could not publish progress: %s", exc.message)
+
+
+def _throttled(report: Callable[[float], None]) -> Callable[[float], None]:
+    """``report``, called at most once per ``PROGRESS_INTERVAL``."""
+    last = float("-inf")
+
+    def call(fraction: float) -> None:
+        nonlocal last
+        if time.monotonic() - last >= PROGRESS_INTERVAL:
+            last = time.monotonic()
+            report(fraction)
+
+    return call

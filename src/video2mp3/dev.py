@@ -1,0 +1,75 @@
+"""``video2mp3 dev``: all four services in one process, on embedded parts under one folder.
+
+SQLite for users and jobs, a local blob directory, the in-process bus and a mail outbox folder;
+the gateway is served by werkzeug's threaded server. For a laptop, never for production.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from video2mp3 import bootstrap
+from video2mp3.adapters.identity.inprocess import InProcessIdentity
+from video2mp3.auth.keys import generate
+from video2mp3.settings import load
+
+log = logging.getLogger(__name__)
+
+USAGE = """\
+video2mp3 is running on {url}  (data in {data}, Ctrl-C to stop)
+
+  curl -X POST {url}/api/v1/users -H 'Content-Type: application/json' \\
+       -d '{{"email": "me@example.com", "password": "correct horse"}}'
+  TOKEN=$(curl -s -X POST -u 'me@example.com:correct horse' {url}/login)
+  curl -H "Authorization: Bearer $TOKEN" -F file=@video.mp4 {url}/api/v1/jobs
+  curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/jobs/<id>
+  curl -H "Authorization: Bearer $TOKEN" -o song.mp3 {url}/api/v1/jobs/<id>/mp3
+
+Emails land in {data}/outbox; the API is described at {url}/openapi.json
+"""
+
+
+def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
+    data = data.resolve()
+    url = f"http://{host}:{port}"
+    settings = load(
+        auth_db_url=f"sqlite:///{data}/auth.db",
+        jobs_db_url=f"sqlite:///{data}/jobs.db",
+        broker_url="memory://",
+        mongodb_url=None,
+        smtp_url=None,
+        blob_dir=data / "blobs",
+        mail_outbox_dir=data / "outbox",
+        jwt_key_dir=data / "keys",
+        public_url=url,
+    )
+    if not any((data / "keys").glob("*.pem")):
+        generate(data / "keys")
+    bus = bootstrap.bus(settings, "dev")
+    blobs = bootstrap.blob_store(settings, "dev")
+    identity = InProcessIdentity(bootstrap.accounts(settings))
+    app = bootstrap.gateway_app(settings, identity, bus, blobs)
+    workers = {
+        "converter": bootstrap.converter(settings, blobs, bus).handle,
+        "notifier": bootstrap.notifier(settings, bootstrap.mailer(settings, "dev")).handle,
+    }
+    stop = threading.Event()
+    for queue, handler in workers.items():
+        threading.Thread(
+            target=bus.consume, args=(queue, handler, stop), name=queue, daemon=True
+        ).start()
+    server = make_server(host, port, app, threaded=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(USAGE.format(url=url, data=data), flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.server_close()

@@ -1,0 +1,128 @@
+"""The message contract: one versioned JSON envelope for every event on the bus.
+
+``{"type", "version", "event_id", "job_id", "occurred_at", "correlation_id", "data"}``. Each event
+type has a frozen dataclass for its ``data``; decoding ignores unknown fields so that services can
+be deployed one at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from video2mp3.errors import InvalidEvent
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who asked for a conversion: enough for the notifier to write to them."""
+
+    id: int
+    email: str
+
+
+@dataclass(frozen=True)
+class ConversionRequested:
+    """The gateway stored a video; the converter should convert it."""
+
+    TYPE: ClassVar[str] = "conversion.requested"
+    video_fid: str
+    owner: Owner
+    filename: str
+    bitrate_kbps: int | None = None
+
+
+@dataclass(frozen=True)
+class ConversionProgress:
+    """The converter is working on the job; ``progress`` is 0..1. Transient."""
+
+    TYPE: ClassVar[str] = "conversion.progress"
+    progress: float
+
+
+@dataclass(frozen=True)
+class ConversionSucceeded:
+    """The MP3 is stored under ``mp3_fid``."""
+
+    TYPE: ClassVar[str] = "conversion.succeeded"
+    mp3_fid: str
+    size: int
+    duration: float
+    owner: Owner
+    filename: str
+
+
+@dataclass(frozen=True)
+class ConversionFailed:
+    """The conversion cannot succeed; ``code`` is stable, ``message`` is for humans."""
+
+    TYPE: ClassVar[str] = "conversion.failed"
+    code: str
+    message: str
+    retryable: bool
+    owner: Owner
+    filename: str
+
+
+Data = ConversionRequested | ConversionProgress | ConversionSucceeded | ConversionFailed
+DATA_TYPES: dict[str, type[Data]] = {
+    cls.TYPE: cls
+    for cls in (ConversionRequested, ConversionProgress, ConversionSucceeded, ConversionFailed)
+}
+
+
+def _utcnow() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Event:
+    """The envelope around one event's ``data``."""
+
+    job_id: str
+    data: Data
+    correlation_id: str | None = None
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: str = field(default_factory=_utcnow)
+    version: int = VERSION
+
+    @property
+    def type(self) -> str:
+        return self.data.TYPE
+
+    def to_json(self) -> bytes:
+        body = dataclasses.asdict(self)
+        body["type"] = self.type
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Event:
+        """Decode an envelope; raise ``InvalidEvent`` if it is not one we understand."""
+        try:
+            body = json.loads(raw)
+            data_cls = DATA_TYPES[body["type"]]
+            return cls(
+                job_id=str(body["job_id"]),
+                data=_build(data_cls, body["data"]),
+                correlation_id=body.get("correlation_id"),
+                event_id=str(body["event_id"]),
+                occurred_at=str(body["occurred_at"]),
+                version=int(body.get("version", VERSION)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidEvent(f"not a video2mp3 event: {exc!r}") from None
+
+
+def _build(cls: type[Any], values: dict[str, Any]) -> Any:
+    """Instantiate a data class from a dict, dropping unknown keys and building nested owners."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in values.items() if k in known}
+    if "owner" in kwargs:
+        kwargs["owner"] = _build(Owner, kwargs["owner"])
+    return cls(**kwargs)

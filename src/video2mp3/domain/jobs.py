@@ -1,0 +1,99 @@
+"""A conversion job's life cycle: queued -> processing -> succeeded | failed.
+
+Events can arrive late, twice or out of order (at-least-once delivery, several converters), so
+``Job.apply`` is idempotent and monotonic: a status never moves backwards and a finished job
+never changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from video2mp3.domain.events import (
+    ConversionFailed,
+    ConversionProgress,
+    ConversionRequested,
+    ConversionSucceeded,
+    Event,
+    Owner,
+)
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)  # stored naive, always UTC
+
+
+@dataclass(eq=False)
+class Job:
+    """One upload and what became of it. Owned by the gateway."""
+
+    owner_id: int
+    filename: str
+    video_fid: str | None = None
+    bitrate_kbps: int | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: Status = Status.QUEUED
+    progress: float = 0.0
+    error_code: str | None = None
+    error_message: str | None = None
+    mp3_fid: str | None = None
+    mp3_size: int | None = None
+    duration: float | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def apply(self, event: Event) -> bool:
+        """Fold a converter event into the job; return whether the job changed."""
+        if self.finished:
+            return False
+        match event.data:
+            case ConversionProgress(progress=p):
+                p = min(max(p, 0.0), 0.99)
+                if self.status is Status.PROCESSING and p <= self.progress:
+                    return False
+                self.status, self.progress = Status.PROCESSING, max(p, self.progress)
+            case ConversionSucceeded() as d:
+                self.status, self.progress = Status.SUCCEEDED, 1.0
+                self.mp3_fid, self.mp3_size, self.duration = d.mp3_fid, d.size, d.duration
+            case ConversionFailed() as d:
+                self.status = Status.FAILED
+                self.error_code, self.error_message = d.code, d.message
+            case _:
+                return False
+        self.updated_at = utcnow()
+        return True
+
+    def requested_event(self, owner_email: str, correlation_id: str | None) -> Event:
+        """The ``conversion.requested`` event that asks a converter to do this job."""
+        assert self.video_fid is not None
+        data = ConversionRequested(
+            video_fid=self.video_fid,
+            owner=Owner(id=self.owner_id, email=owner_email),
+            filename=self.filename,
+            bitrate_kbps=self.bitrate_kbps,
+        )
+        return Event(job_id=self.id, data=data, correlation_id=correlation_id)
+
+
+def mp3_filename(upload_name: str) -> str:
+    """The download name for an upload's MP3: the upload's stem with ``.mp3``."""
+    stem = upload_name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem.strip(".") else stem
+    return (stem.strip() or "audio") + ".mp3"

@@ -1,0 +1,88 @@
+"""HTTP helpers the gateway's views share: the caller's identity, job JSON and MP3 responses."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+from urllib.parse import quote
+
+from flask import Response, current_app, request, url_for
+from werkzeug.wsgi import wrap_file
+
+from video2mp3.adapters.blobs import CHUNK_SIZE
+from video2mp3.domain.jobs import Job
+from video2mp3.errors import Unauthorized
+from video2mp3.gateway.service import Gateway
+from video2mp3.gateway.tokens import Principal, TokenVerifier
+from video2mp3.ports.blobs import BlobReader
+from video2mp3.ports.identity import Identity
+
+
+def gateway() -> Gateway:
+    service: Gateway = current_app.extensions["video2mp3.gateway"]
+    return service
+
+
+def identity() -> Identity:
+    found: Identity = current_app.extensions["video2mp3.identity"]
+    return found
+
+
+def principal() -> Principal:
+    """The caller, from ``Authorization: Bearer <jwt>``; ``Unauthorized`` otherwise."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send a token from POST /login as 'Authorization: Bearer <token>'")
+    verifier: TokenVerifier = current_app.extensions["video2mp3.verifier"]
+    return verifier.verify(token.strip())
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat(timespec="seconds") + "Z" if moment else None
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+    return {
+        "id": job.id,
+        "status": str(job.status),
+        "progress": round(job.progress, 3),
+        "error": error,
+        "filename": job.filename,
+        "bitrate_kbps": job.bitrate_kbps,
+        "mp3_fid": job.mp3_fid,
+        "mp3_size": job.mp3_size,
+        "duration": job.duration,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+        "links": {
+            "self": url_for("api.get_job", job_id=job.id),
+            "mp3": url_for("api.get_mp3", job_id=job.id) if job.mp3_fid else None,
+        },
+    }
+
+
+def mp3_response(job: Job, mp3: BlobReader) -> Response:
+    """Stream the MP3 with Content-Length, a strong ETag (blobs are immutable) and Range."""
+    response = Response(
+        wrap_file(request.environ, mp3, CHUNK_SIZE),  # type: ignore[arg-type]
+        mimetype="audio/mpeg",
+        direct_passthrough=True,
+    )
+    response.content_length = mp3.info.size
+    response.set_etag(mp3.info.id)
+    response.last_modified = job.updated_at
+    response.cache_control.private = True
+    response.headers.set("Content-Disposition", "attachment", **_filename_params(job))
+    return response.make_conditional(request, accept_ranges=True, complete_length=mp3.info.size)
+
+
+def _filename_params(job: Job) -> dict[str, str]:
+    """``filename`` (ASCII fallback) and, when needed, RFC 5987 ``filename*``."""
+    name = Gateway.download_name(job)
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    params = {"filename": ascii_name.replace('"', "") or "audio.mp3"}
+    if ascii_name != name:
+        params["filename*"] = "UTF-8''" + quote(name, safe="!#$&+-.^_`|~")
+    return params

@@ -1,0 +1,144 @@
+"""The jobs and outbox tables, and the repository the gateway uses for both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, registry, sessionmaker
+
+from video2mp3.domain.events import Event
+from video2mp3.domain.jobs import Job, Status, utcnow
+from video2mp3.errors import Unavailable
+from video2mp3.sql import translated
+
+metadata = sa.MetaData()
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("owner_id", sa.Integer, nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("video_fid", sa.String(64)),
+    sa.Column("bitrate_kbps", sa.Integer),
+    sa.Column(
+        "status",
+        sa.Enum(
+            Status, native_enum=False, length=16, values_callable=lambda e: [s.value for s in e]
+        ),
+        nullable=False,
+    ),
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("mp3_fid", sa.String(64), index=True),
+    sa.Column("mp3_size", sa.BigInteger),
+    sa.Column("duration", sa.Float),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_jobs_owner_created", "owner_id", "created_at"),
+)
+
+# Events waiting to be published: written in the same transaction as the job they belong to.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+_mapper = registry()
+_mapper.map_imperatively(Job, jobs)
+
+
+class JobRepository:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._session: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+
+    def create_schema(self) -> None:
+        with translated():
+            metadata.create_all(self.engine)
+
+    def add(self, job: Job, event: Event) -> None:
+        """Insert ``job`` and queue ``event`` for publishing, atomically."""
+        with translated(), self._session.begin() as session:
+            session.add(job)
+            session.execute(
+                outbox.insert().values(body=event.to_json().decode(), created_at=utcnow())
+            )
+
+    def get(self, job_id: str, owner_id: int) -> Job | None:
+        """The job if it exists and belongs to ``owner_id``."""
+        with translated(), self._session() as session:
+            return session.scalar(sa.select(Job).filter_by(id=job_id, owner_id=owner_id))
+
+    def by_mp3(self, mp3_fid: str, owner_id: int) -> Job | None:
+        with translated(), self._session() as session:
+            return session.scalar(sa.select(Job).filter_by(mp3_fid=mp3_fid, owner_id=owner_id))
+
+    def list(self, owner_id: int, *, limit: int, offset: int) -> tuple[list[Job], int]:
+        """One page of the owner's jobs, newest first, and the owner's total."""
+        with translated(), self._session() as session:
+            page = session.scalars(
+                sa.select(Job)
+                .filter_by(owner_id=owner_id)
+                .order_by(jobs.c.created_at.desc(), jobs.c.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            total = session.scalar(
+                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.owner_id == owner_id)
+            )
+        return list(page), int(total or 0)
+
+    def delete(self, job_id: str, owner_id: int) -> Job | None:
+        """Delete and return the owner's job, or ``None`` if there is none."""
+        with translated(), self._session.begin() as session:
+            job = session.scalar(
+                sa.select(Job).filter_by(id=job_id, owner_id=owner_id).with_for_update()
+            )
+            if job is not None:
+                session.delete(job)
+        return job
+
+    def apply(self, event: Event) -> tuple[Job | None, bool]:
+        """Fold ``event`` into its job under a row lock; return the job and whether it changed."""
+        with translated(), self._session.begin() as session:
+            job = session.scalar(sa.select(Job).filter_by(id=event.job_id).with_for_update())
+            changed = job is not None and job.apply(event)
+        return job, changed
+
+    def relay_outbox(self, publish: Callable[[str], None], batch: int = 100) -> int:
+        """Publish queued events in order and delete each once published; return how many.
+
+        Rows are locked with SKIP LOCKED so that several gateway processes can relay at once. A
+        crash between publish and commit republishes the event: consumers are idempotent.
+        """
+        published: list[int] = []
+        failure: Unavailable | None = None
+        with translated(), self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(outbox.c.id, outbox.c.body)
+                .order_by(outbox.c.id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row_id, body in rows:
+                try:
+                    publish(body)
+                except Unavailable as exc:
+                    failure = exc
+                    break
+                published.append(row_id)
+            if published:
+                conn.execute(outbox.delete().where(outbox.c.id.in_(published)))
+        if failure is not None:
+            raise failure
+        return len(published)
+
+    def outbox_depth(self) -> int:
+        with translated(), self.engine.connect() as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)

@@ -1,0 +1,206 @@
+"""``GET /openapi.json``: the gateway's API described in OpenAPI 3.1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = _json(_ref("Error"), "An error: a stable code and a human message")
+_ERRORS = {str(s): _ERROR for s in (401, 404, 422)}
+_BEARER = [{"bearer": []}]
+_JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_UPLOAD = {
+    "security": _BEARER,
+    "parameters": [{"name": "bitrate", "in": "query", "schema": _ref("Bitrate")}],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "bitrate": _ref("Bitrate"),
+                    },
+                }
+            }
+        },
+    },
+    "responses": {"202": _json(_ref("Job"), "The job, queued"), "413": _ERROR, **_ERRORS},
+}
+_MP3 = {
+    "200": {"description": "The MP3", "content": {"audio/mpeg": {}}},
+    "206": {"description": "Part of the MP3 (Range)", "content": {"audio/mpeg": {}}},
+    **_ERRORS,
+}
+_LOGIN = {
+    "summary": "Exchange HTTP Basic credentials for a JWT",
+    "security": [{"basic": []}],
+    "responses": {"200": {"description": "The JWT", "content": {"text/plain": {}}}, "401": _ERROR},
+}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "video2mp3", "version": "1"},
+    "paths": {
+        "/login": {"post": _LOGIN},
+        "/upload": {"post": {"summary": "Upload a video (tutorial-compatible)", **_UPLOAD}},
+        "/download": {
+            "get": {
+                "summary": "Download an MP3 by its file id (tutorial-compatible)",
+                "security": _BEARER,
+                "parameters": [
+                    {"name": "fid", "in": "query", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": _MP3,
+            }
+        },
+        "/api/v1/users": {
+            "post": {
+                "summary": "Sign up",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Credentials")}},
+                },
+                "responses": {
+                    "201": _json(_ref("User"), "The new account"),
+                    "403": _ERROR,
+                    "409": _ERROR,
+                    "422": _ERROR,
+                },
+            }
+        },
+        "/api/v1/jobs": {
+            "post": {"summary": "Upload a video to convert", **_UPLOAD},
+            "get": {
+                "summary": "The caller's jobs, newest first",
+                "security": _BEARER,
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {"200": _json(_ref("JobPage"), "One page of jobs"), **_ERRORS},
+            },
+        },
+        "/api/v1/jobs/{job_id}": {
+            "get": {
+                "summary": "One job",
+                "security": _BEARER,
+                "parameters": _JOB_ID,
+                "responses": {"200": _json(_ref("Job"), "The job"), **_ERRORS},
+            },
+            "delete": {
+                "summary": "Delete a job, its video and its MP3",
+                "security": _BEARER,
+                "parameters": _JOB_ID,
+                "responses": {"204": {"description": "Deleted"}, **_ERRORS},
+            },
+        },
+        "/api/v1/jobs/{job_id}/mp3": {
+            "get": {
+                "summary": "The job's MP3",
+                "security": _BEARER,
+                "parameters": _JOB_ID,
+                "responses": _MP3,
+            }
+        },
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Up"}}}},
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: every dependency reachable",
+                "responses": {"200": {"description": "Ready"}, "503": {"description": "Not"}},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "Metrics"}},
+            }
+        },
+        "/openapi.json": {
+            "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "basic": {"type": "http", "scheme": "basic"},
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            },
+            "Bitrate": {
+                "type": "integer",
+                "enum": [32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320],
+                "description": "CBR kbps; omit for the default, LAME VBR -V2 (about 190 kbps)",
+            },
+            "Credentials": {
+                "type": "object",
+                "required": ["email", "password"],
+                "properties": {
+                    "email": {"type": "string", "format": "email"},
+                    "password": {"type": "string", "minLength": 8},
+                },
+            },
+            "User": {
+                "type": "object",
+                "properties": {"id": {"type": "integer"}, "email": {"type": "string"}},
+            },
+            "Job": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"enum": ["queued", "processing", "succeeded", "failed"]},
+                    "progress": {"type": "number", "minimum": 0, "maximum": 1},
+                    "error": {
+                        "type": ["object", "null"],
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                    "filename": {"type": "string"},
+                    "bitrate_kbps": {"type": ["integer", "null"]},
+                    "mp3_fid": {"type": ["string", "null"]},
+                    "mp3_size": {"type": ["integer", "null"]},
+                    "duration": {"type": ["number", "null"]},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "updated_at": {"type": "string", "format": "date-time"},
+                    "links": {"type": "object"},
+                },
+            },
+            "JobPage": {
+                "type": "object",
+                "properties": {
+                    "items": {"type": "array", "items": _ref("Job")},
+                    "total": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "offset": {"type": "integer"},
+                },
+            },
+        },
+    },
+}
+
+
+@bp.get("/openapi.json")
+def spec() -> Response:
+    """This API's OpenAPI document."""
+    return jsonify(SPEC)

@@ -1,0 +1,59 @@
+"""Turn ``conversion.succeeded`` and ``conversion.failed`` into emails to the job's owner."""
+
+from __future__ import annotations
+
+import logging
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from video2mp3.domain.events import ConversionFailed, ConversionSucceeded, Event
+from video2mp3.domain.jobs import mp3_filename
+from video2mp3.ports.mail import Mailer
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, mailer: Mailer, *, mail_from: str, public_url: str) -> None:
+        self.mailer = mailer
+        self.mail_from = mail_from
+        self.public_url = public_url.rstrip("/")
+
+    def handle(self, event: Event) -> None:
+        message = self.compose(event)
+        if message is not None:
+            self.mailer.send(message)
+            log.info("emailed the owner", extra={"event_type": event.type})
+
+    def compose(self, event: Event) -> EmailMessage | None:
+        """The email for ``event``, or ``None`` if it calls for none."""
+        data = event.data
+        if isinstance(data, ConversionSucceeded):
+            link = f"{self.public_url}/api/v1/jobs/{event.job_id}/mp3"
+            subject = f"Your MP3 is ready: {mp3_filename(data.filename)}"
+            body = (
+                f"Your video {data.filename!r} is now an MP3 "
+                f"({data.duration:.1f} s, {data.size / 1e6:.1f} MB).\n\n"
+                f"Job id:      {event.job_id}\n"
+                f"MP3 file id: {data.mp3_fid}\n"
+                f"Download:    {link}\n"
+                f"        or:  {self.public_url}/download?fid={data.mp3_fid}\n\n"
+                "Both links need your login token (Authorization: Bearer <token>).\n"
+            )
+        elif isinstance(data, ConversionFailed):
+            subject = f"We could not convert {data.filename}"
+            body = (
+                f"Your video {data.filename!r} could not be converted to MP3.\n\n"
+                f"Reason: {data.message} ({data.code})\n"
+                f"Job id: {event.job_id}\n"
+            )
+        else:
+            return None
+        message = EmailMessage()
+        message["From"] = self.mail_from
+        message["To"] = data.owner.email
+        message["Subject"] = subject
+        # One Message-ID per event, so a redelivered event can be recognised downstream.
+        message["Message-ID"] = make_msgid(idstring=event.event_id, domain="video2mp3")
+        message.set_content(body)
+        return message

@@ -1,0 +1,51 @@
+"""Message bus port: publish events, consume them from a named queue with at-least-once delivery.
+
+``QUEUES`` is the topology every adapter declares: which event types reach which service's queue.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from video2mp3.domain.events import Event
+
+# queue -> binding keys (topic patterns over event types)
+QUEUES: dict[str, tuple[str, ...]] = {
+    "converter": ("conversion.requested",),
+    "gateway": ("conversion.*",),
+    "notifier": ("conversion.succeeded", "conversion.failed"),
+}
+
+# Deliveries of one message before it is dead-lettered instead of redelivered again.
+DELIVERY_LIMIT = 5
+
+Handler = Callable[[Event], None]
+
+
+class Bus(Protocol):
+    def publish(self, event: Event, *, transient: bool = False) -> None:
+        """Publish ``event`` under its type; return once the bus has taken responsibility for it.
+
+        Raises ``Unavailable`` if the bus cannot be reached or no queue takes the event.
+        ``transient`` events (progress) may be lost on a broker restart. Safe from any thread.
+        """
+        ...
+
+    def consume(self, queue: str, handler: Handler, stop: threading.Event) -> None:
+        """Deliver each event of ``queue`` to ``handler`` until ``stop`` is set.
+
+        An event is acknowledged only after ``handler`` returns. If ``handler`` raises, the event
+        is redelivered, at most ``DELIVERY_LIMIT`` times in all, then dead-lettered; a body that
+        is not a valid event is dead-lettered at once. Reconnects after a broker outage.
+        """
+        ...
+
+    def ping(self) -> None:
+        """Return if the bus is reachable, else raise ``Unavailable``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; idempotent."""
+        ...

@@ -1,0 +1,85 @@
+"""Configuration from the environment (``VIDEO2MP3_*``), read once per process in ``main()``.
+
+One frozen ``Settings`` object is passed down explicitly; nothing else reads ``os.environ``.
+Each service names what it needs with ``require``; a missing or malformed setting stops the
+service at start-up with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from video2mp3.errors import SettingsError
+
+PREFIX = "VIDEO2MP3_"
+
+_SCHEMES: dict[str, tuple[str, ...]] = {
+    "auth_db_url": ("mysql+pymysql://", "sqlite://"),
+    "jobs_db_url": ("mysql+pymysql://", "sqlite://"),
+    "broker_url": ("amqp://", "amqps://", "memory://"),
+    "mongodb_url": ("mongodb://", "mongodb+srv://"),
+    "smtp_url": ("smtp://", "smtps://"),
+    "auth_url": ("http://", "https://", "inprocess://"),
+    "public_url": ("http://", "https://"),
+}
+
+
+class Settings(BaseSettings):
+    """Every setting of every service; each service checks the ones it uses."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore")
+
+    auth_db_url: str | None = None
+    jobs_db_url: str | None = None
+    broker_url: str | None = None
+    mongodb_url: str | None = None
+    mongodb_database: str = "video2mp3"
+    blob_dir: Path | None = None
+    smtp_url: str | None = None
+    mail_outbox_dir: Path | None = None
+    mail_from: str = "video2mp3 <noreply@localhost>"
+    auth_url: str | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    jwt_key_dir: Path | None = None
+    jwt_ttl_seconds: int = Field(3600, ge=60, le=7 * 86400)
+    signup_enabled: bool = True
+    max_upload_bytes: int = Field(2 * 1024**3, gt=0)
+    conversion_timeout_seconds: int = Field(1200, gt=0)
+    max_duration_seconds: int = Field(4 * 3600, gt=0)
+    ffmpeg: str | None = None
+    web_workers: int = Field(2, ge=1, le=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator(*_SCHEMES)
+    @classmethod
+    def _known_scheme(cls, value: str | None, info: object) -> str | None:
+        name = info.field_name  # type: ignore[attr-defined]
+        if value is not None and not value.startswith(_SCHEMES[name]):
+            raise ValueError(f"must start with one of {', '.join(_SCHEMES[name])}")
+        return value
+
+    def require(self, service: str, *names: str) -> None:
+        """Raise ``SettingsError`` naming the first of ``names`` that is unset."""
+        for name in names:
+            if getattr(self, name) in (None, ""):
+                raise SettingsError(f"{PREFIX}{name.upper()} is required by {service}")
+
+    def require_one(self, service: str, *names: str) -> None:
+        """Raise ``SettingsError`` unless at least one of ``names`` is set."""
+        if all(getattr(self, name) in (None, "") for name in names):
+            listed = " or ".join(PREFIX + n.upper() for n in names)
+            raise SettingsError(f"{listed} is required by {service}")
+
+
+def load(**overrides: object) -> Settings:
+    """Read the environment (``overrides`` win); a bad value raises ``SettingsError``."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = PREFIX + str(err["loc"][0]).upper() if err["loc"] else PREFIX
+        raise SettingsError(f"{name}: {err['msg']}") from None
