@@ -31,18 +31,22 @@ Validator = Callable[..., subprocess.CompletedProcess[str]]
 def validator() -> Validator:
     """Return `run(name, *args, stdin=None, cwd=None)`, running a validator to completion."""
 
-    def run(name: str, *args: str, stdin: str | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        name: str, *args: str, stdin: str | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         # pytest is often run as .venv/bin/pytest without the venv on PATH.
-        path = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                        os.environ.get("PATH", "")]))
+        path = shutil.which(
+            name,
+            path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        )
         if path is None:
             message = f"{name} is not installed: {INSTALL[name]}"
             if os.environ.get("CI") == "true":
                 pytest.fail(message)
             pytest.skip(message)
-        return subprocess.run([path, *args], input=stdin, cwd=cwd, capture_output=True,
-                              text=True, check=False)
+        return subprocess.run(
+            [path, *args], input=stdin, cwd=cwd, capture_output=True, text=True, check=False
+        )
 
     return run
 
