@@ -48,6 +48,7 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
         jwt_key_dir=data / "keys",
         public_url=url,
     )
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # we log requests ourselves
     if not any((data / "keys").glob("*.pem")):
         generate(data / "keys")
     bus = bootstrap.bus(settings, "dev")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from video2mp3.errors import InvalidRequest, TooLarge
@@ -43,18 +44,19 @@ def store_upload(stream: IO[bytes], boundary: str, blobs: BlobStore, max_bytes: 
     Raises ``TooLarge`` past ``max_bytes`` of file data and ``InvalidRequest`` for a malformed
     body or more than one file; nothing stays stored when it raises.
     """
-    decoder = MultipartDecoder(boundary.encode(), MAX_FIELD_BYTES, max_parts=MAX_PARTS)
+    decoder = MultipartDecoder(boundary.encode(), max_parts=MAX_PARTS)
     events = _events(decoder, stream)
     upload = Upload()
     try:
         for event in events:
             if isinstance(event, Field):
-                upload.fields[event.name] = b"".join(_part_data(events)).decode(errors="replace")
+                value = b"".join(_limited(_part_data(events), MAX_FIELD_BYTES, event.name))
+                upload.fields[event.name] = value.decode(errors="replace")
             elif isinstance(event, File):
                 if upload.blob is not None:
                     raise InvalidRequest("send exactly one file per upload")
                 upload.blob = blobs.put(
-                    _limited(_part_data(events), max_bytes),
+                    _limited(_part_data(events), max_bytes, "the upload"),
                     filename=clean_filename(event.filename),
                     content_type=event.headers.get("Content-Type", "application/octet-stream"),
                 )
@@ -72,6 +74,8 @@ def _events(decoder: MultipartDecoder, stream: IO[bytes]) -> Iterator[object]:
             event = decoder.next_event()
         except ValueError as exc:
             raise InvalidRequest(f"malformed multipart body: {exc}") from None
+        except RequestEntityTooLarge:
+            raise InvalidRequest(f"a form may have at most {MAX_PARTS} parts") from None
         if isinstance(event, NeedData):
             if ended:
                 raise InvalidRequest("the multipart body ends too early")
@@ -93,10 +97,10 @@ def _part_data(events: Iterator[object]) -> Iterator[bytes]:
             return
 
 
-def _limited(chunks: Iterator[bytes], max_bytes: int) -> Iterator[bytes]:
+def _limited(chunks: Iterator[bytes], max_bytes: int, what: str) -> Iterator[bytes]:
     total = 0
     for chunk in chunks:
         total += len(chunk)
         if total > max_bytes:
-            raise TooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
+            raise TooLarge(f"{what} exceeds the limit of {max_bytes} bytes")
         yield chunk

@@ -28,35 +28,31 @@ from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, Handler
 
 log = logging.getLogger(__name__)
 
-EXCHANGE = "video2mp3"
-DEAD_LETTER_EXCHANGE = "video2mp3.dlx"
-DEAD_LETTER_QUEUE = "video2mp3.dead"
 QUORUM = {"x-queue-type": "quorum"}
 
 
-def queue_name(queue: str) -> str:
-    return f"video2mp3.{queue}"
-
-
-def declare_topology(channel: BlockingChannel) -> None:
-    """Declare exchanges, queues and bindings; safe to repeat."""
-    channel.exchange_declare(EXCHANGE, "topic", durable=True)
-    channel.exchange_declare(DEAD_LETTER_EXCHANGE, "fanout", durable=True)
-    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=QUORUM)
-    channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
+def declare_topology(channel: BlockingChannel, prefix: str) -> None:
+    """Declare exchanges, queues and bindings under ``prefix``; safe to repeat."""
+    channel.exchange_declare(prefix, "topic", durable=True)
+    channel.exchange_declare(f"{prefix}.dlx", "fanout", durable=True)
+    channel.queue_declare(f"{prefix}.dead", durable=True, arguments=QUORUM)
+    channel.queue_bind(f"{prefix}.dead", f"{prefix}.dlx")
     arguments = {
         **QUORUM,
         "x-delivery-limit": DELIVERY_LIMIT - 1,  # redeliveries after the first delivery
-        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-exchange": f"{prefix}.dlx",
     }
     for queue, bindings in QUEUES.items():
-        channel.queue_declare(queue_name(queue), durable=True, arguments=arguments)
+        channel.queue_declare(f"{prefix}.{queue}", durable=True, arguments=arguments)
         for key in bindings:
-            channel.queue_bind(queue_name(queue), EXCHANGE, routing_key=key)
+            channel.queue_bind(f"{prefix}.{queue}", prefix, routing_key=key)
 
 
 class RabbitMQBus:
-    def __init__(self, url: str, *, reconnect_delay: float = 1.0) -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "video2mp3", reconnect_delay: float = 1.0
+    ) -> None:
+        self.prefix = prefix  # names the exchange and prefixes every queue
         self._params = pika.URLParameters(url)
         self._params.blocked_connection_timeout = 60
         self._reconnect_delay = reconnect_delay
@@ -67,7 +63,7 @@ class RabbitMQBus:
         try:
             connection = pika.BlockingConnection(self._params)
             channel = connection.channel()
-            declare_topology(channel)
+            declare_topology(channel, self.prefix)
         except AMQPError as exc:
             raise Unavailable(f"broker: {exc!r}") from exc
         return connection, channel
@@ -89,7 +85,7 @@ class RabbitMQBus:
                     self._publisher = (connection, channel)
                 try:
                     self._publisher[1].basic_publish(
-                        EXCHANGE, event.type, event.to_json(), properties, mandatory=True
+                        self.prefix, event.type, event.to_json(), properties, mandatory=True
                     )
                     return
                 except UnroutableError:
@@ -107,7 +103,7 @@ class RabbitMQBus:
             try:
                 connection, channel = self._connect()
                 delay = self._reconnect_delay
-                self._consume_on(connection, channel, queue_name(queue), handler, stop)
+                self._consume_on(connection, channel, f"{self.prefix}.{queue}", handler, stop)
                 connection.close()
             except (Unavailable, AMQPError) as exc:
                 log.warning("broker connection lost, reconnecting", extra={"error": repr(exc)})

@@ -1,0 +1,75 @@
+"""compose.yaml: docker-compose accepts it, and the stack it describes starts in a sound order.
+
+docker-compose v1 (`config`) checks the file against the Compose schema without an engine; the
+resolved configuration it prints is then checked for healthchecks, start order and replicas.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+Validator = Callable[..., subprocess.CompletedProcess[str]]
+INFRASTRUCTURE = {"rabbitmq", "mongodb", "mysql", "mailpit"}
+
+
+@pytest.fixture(scope="module")
+def services(validator: Validator, staged: Path) -> dict[str, Any]:
+    result = validator("docker-compose", "config", cwd=staged)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)["services"]
+
+
+def test_compose_file_is_valid(validator: Validator, staged: Path) -> None:
+    result = validator("docker-compose", "config", "-q", cwd=staged)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_broken_compose_file_is_rejected(
+    validator: Validator, staged: Path, tmp_path: Path
+) -> None:
+    shutil.copy(staged / ".env", tmp_path)
+    text = (staged / "compose.yaml").read_text()
+    (tmp_path / "compose.yaml").write_text(
+        text.replace("\n  gateway:\n", "\n  gateway:\n    restart_policy: always\n")
+    )
+    result = validator("docker-compose", "config", "-q", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "restart_policy" in result.stderr
+
+
+def test_stack_starts_in_order_of_health(
+    services: dict[str, Any], service_ports: dict[str, int]
+) -> None:
+    assert set(services) >= INFRASTRUCTURE | set(service_ports)
+    for name in INFRASTRUCTURE | set(service_ports):
+        assert services[name]["healthcheck"]["test"], name
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}).values():
+            assert dependency["condition"] in {
+                "service_healthy",
+                "service_completed_successfully",
+            }, name
+    for name, port in service_ports.items():
+        assert services[name]["healthcheck"]["test"][-1] == str(port), name
+    assert services["converter"]["deploy"]["replicas"] == 2
+    assert services["mongodb"]["image"].startswith("mongo:7")
+    assert services["mysql"]["image"].startswith("mysql:8")
+    assert services["rabbitmq"]["image"].endswith("-management")
+
+
+def test_mounted_files_exist(services: dict[str, Any]) -> None:
+    mounts = [
+        volume.split(":")[0]
+        for service in services.values()
+        for volume in service.get("volumes", [])
+    ]
+    files = [Path(mount) for mount in mounts if mount.startswith("/")]
+    assert files
+    assert [file for file in files if not file.is_file()] == []
