@@ -14,7 +14,7 @@ from video2mp3.domain.events import Event
 # queue -> binding keys (topic patterns over event types)
 QUEUES: dict[str, tuple[str, ...]] = {
     "converter": ("conversion.requested",),
-    "gateway": ("conversion.*",),
+    "gateway": ("conversion.progress", "conversion.succeeded", "conversion.failed"),
     "notifier": ("conversion.succeeded", "conversion.failed"),
 }
 

@@ -1,0 +1,103 @@
+"""Fixtures for every test layer: generated media and the real services on this machine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pymongo
+import pytest
+import sqlalchemy as sa
+
+from tests.support import AMQP_URL, MYSQL_URL, SAMPLES, free_port, make_sample, need, wait_for
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def samples(media_dir: Path) -> dict[str, Path]:
+    """Every generated sample, by name."""
+    return {name: make_sample(sample, media_dir) for name, sample in SAMPLES.items()}
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    need(
+        "RabbitMQ",
+        lambda: pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close(),
+        "start it with 'rabbitmq-server -detached' or set TEST_AMQP_URL",
+    )
+    return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> str:
+    engine = sa.create_engine(MYSQL_URL)
+
+    def probe() -> None:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    need("MySQL", probe, "start MariaDB or set TEST_MYSQL_URL=mysql+pymysql://user:pass@host:port")
+    return MYSQL_URL
+
+
+@pytest.fixture
+def mysql_database(mysql_server: str) -> Iterator[str]:
+    """A fresh, empty MySQL database for one test, dropped afterwards."""
+    name = f"v2m_test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(mysql_server)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    yield f"{mysql_server}/{name}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE {name}"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real mongod when TEST_MONGODB_URL is set; else nx-27017 (MongoDB wire protocol)."""
+    if url := os.environ.get("TEST_MONGODB_URL"):
+        need("MongoDB", lambda: pymongo.MongoClient(url).admin.command("ping"), "check the URL")
+        yield url
+        return
+    binary = shutil.which("nx-27017") or shutil.which("nx-27017", path=Path(sys.executable).parent)
+    need("nx-27017", lambda: binary or _missing("nx-27017"), "pip install nx-27017")
+    folder = tmp_path_factory.mktemp("nx")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "--db",
+            str(folder / "db.sqlite"),
+            "-p",
+            str(port),
+            "--log-file",
+            str(folder / "log"),
+            "--pid-file",
+            str(folder / "pid"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"mongodb://127.0.0.1:{port}/video2mp3_test"
+    client: pymongo.MongoClient = pymongo.MongoClient(url, serverSelectionTimeoutMS=500)
+    wait_for(lambda: client.admin.command("ping"), 20, "nx-27017 to answer")
+    client.close()
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def _missing(what: str) -> None:
+    raise FileNotFoundError(f"{what} is not installed")

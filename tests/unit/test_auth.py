@@ -1,0 +1,119 @@
+"""Accounts and tokens: argon2 hashes, uniform login failures, EdDSA JWTs verified via JWKS."""
+
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from video2mp3.auth.accounts import Accounts
+from video2mp3.auth.keys import KeyRing, generate
+from video2mp3.auth.users import UserRepository
+from video2mp3.errors import Conflict, Forbidden, InvalidRequest, Unauthorized
+from video2mp3.gateway.tokens import TokenVerifier
+from video2mp3.sql import create_engine
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> Accounts:
+    generate(tmp_path / "keys")
+    users = UserRepository(create_engine(f"sqlite:///{tmp_path}/auth.db"))
+    users.create_schema()
+    return Accounts(users, KeyRing.load(tmp_path / "keys"), token_ttl=60, signup_enabled=True)
+
+
+class CountingIdentity:
+    """Serves an Accounts' JWKS and counts fetches."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self.accounts = accounts
+        self.fetches = 0
+
+    def jwks(self) -> dict[str, Any]:
+        self.fetches += 1
+        return self.accounts.keys.jwks()
+
+
+def test_passwords_are_stored_as_argon2_hashes(accounts: Accounts) -> None:
+    user = accounts.register("Ann@Example.com", "correct horse")
+    assert user.email == "ann@example.com"
+    stored = accounts.users.by_email("ann@example.com")
+    assert stored is not None
+    assert stored.password_hash.startswith("$argon2id$")
+    assert "correct horse" not in stored.password_hash
+
+
+def test_registration_rules(accounts: Accounts) -> None:
+    accounts.register("ann@example.com", "correct horse")
+    with pytest.raises(Conflict):
+        accounts.register("ANN@example.com", "another password")
+    with pytest.raises(InvalidRequest, match="email"):
+        accounts.register("not-an-email", "correct horse")
+    with pytest.raises(InvalidRequest, match="password"):
+        accounts.register("bob@example.com", "short")
+    accounts.signup_enabled = False
+    with pytest.raises(Forbidden):
+        accounts.register("carl@example.com", "correct horse")
+
+
+def test_login_fails_the_same_way_for_any_miss(accounts: Accounts) -> None:
+    accounts.register("ann@example.com", "correct horse")
+    messages = set()
+    for email, password in [
+        ("ann@example.com", "wrong"),
+        ("nobody@example.com", "x"),
+        ("bad", "x"),
+    ]:
+        with pytest.raises(Unauthorized) as caught:
+            accounts.login(email, password)
+        messages.add(caught.value.message)
+    assert len(messages) == 1
+
+
+def test_tokens_verify_against_the_published_keys(accounts: Accounts) -> None:
+    user = accounts.register("ann@example.com", "correct horse")
+    token = accounts.login("ann@example.com", "correct horse")
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "EdDSA"
+    assert header["kid"] == accounts.keys.signing.kid
+    principal = TokenVerifier(CountingIdentity(accounts)).verify(token)
+    assert (principal.user_id, principal.email) == (user.id, "ann@example.com")
+
+
+def test_expired_forged_and_foreign_tokens_are_refused(accounts: Accounts, tmp_path: Path) -> None:
+    user = accounts.register("ann@example.com", "correct horse")
+    verifier = TokenVerifier(CountingIdentity(accounts))
+    accounts.token_ttl = -10
+    with pytest.raises(Unauthorized, match="expired"):
+        verifier.verify(accounts.issue_token(user))
+    accounts.token_ttl = 60
+    good = accounts.issue_token(user)
+    forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    with pytest.raises(Unauthorized):
+        verifier.verify(forged)
+    other = KeyRing.load(generate(tmp_path / "other").parent)
+    stranger = Accounts(accounts.users, other, token_ttl=60, signup_enabled=True)
+    with pytest.raises(Unauthorized, match="unknown key"):
+        verifier.verify(stranger.issue_token(user))
+    with pytest.raises(Unauthorized):
+        verifier.verify("not.a.token")
+
+
+def test_key_rotation_keeps_old_tokens_valid_and_refetches_once(
+    accounts: Accounts, tmp_path: Path
+) -> None:
+    user = accounts.register("ann@example.com", "correct horse")
+    identity = CountingIdentity(accounts)
+    verifier = TokenVerifier(identity)
+    old_token = accounts.issue_token(user)
+    verifier.verify(old_token)
+    generate(tmp_path / "keys")  # a newer key: it signs from now on
+    accounts.keys = KeyRing.load(tmp_path / "keys")
+    new_token = accounts.issue_token(user)
+    assert (
+        jwt.get_unverified_header(new_token)["kid"] != jwt.get_unverified_header(old_token)["kid"]
+    )
+    verifier._fetched_at = float("-inf")  # as if the refresh interval had passed
+    assert verifier.verify(new_token).user_id == user.id
+    assert verifier.verify(old_token).user_id == user.id
+    assert identity.fetches == 2

@@ -1,0 +1,64 @@
+"""The message envelope: round trips, tolerance of unknown fields, rejection of garbage."""
+
+import json
+
+import pytest
+
+from video2mp3.domain.events import (
+    ConversionFailed,
+    ConversionRequested,
+    ConversionSucceeded,
+    Event,
+    Owner,
+)
+from video2mp3.errors import InvalidEvent
+
+OWNER = Owner(id=7, email="a@example.com")
+
+
+def test_round_trip_keeps_every_field() -> None:
+    event = Event("job-1", ConversionRequested("fid", OWNER, "clip.mp4", 192), correlation_id="c")
+    assert Event.from_json(event.to_json()) == event
+
+
+def test_envelope_has_the_documented_shape() -> None:
+    event = Event("job-1", ConversionSucceeded("mp3", 10, 1.5, OWNER, "a.mp4"))
+    body = json.loads(event.to_json())
+    assert set(body) == {
+        "type",
+        "version",
+        "event_id",
+        "job_id",
+        "occurred_at",
+        "correlation_id",
+        "data",
+    }
+    assert body["type"] == "conversion.succeeded"
+    assert body["version"] == 1
+    assert body["data"]["owner"] == {"id": 7, "email": "a@example.com"}
+
+
+def test_unknown_fields_are_ignored_at_every_level() -> None:
+    event = Event("j", ConversionFailed("no_audio", "none", False, OWNER, "a.mp4"))
+    body = json.loads(event.to_json())
+    body["added_later"] = 1
+    body["data"]["hint"] = "x"
+    body["data"]["owner"]["name"] = "Ann"
+    assert Event.from_json(json.dumps(body)) == event
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b"[]",
+        b'{"type": "conversion.exploded", "job_id": "j", "event_id": "e", "occurred_at": "t",'
+        b' "data": {}}',
+        b'{"type": "conversion.progress", "job_id": "j", "data": {"progress": 0.5}}',
+        b'{"type": "conversion.progress", "job_id": "j", "event_id": "e", "occurred_at": "t",'
+        b' "data": {}}',
+    ],
+)
+def test_garbage_is_an_invalid_event(raw: bytes) -> None:
+    with pytest.raises(InvalidEvent):
+        Event.from_json(raw)

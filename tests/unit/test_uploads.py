@@ -1,0 +1,83 @@
+"""Streaming multipart uploads: the file goes to the blob store, limits hold, nothing leaks."""
+
+import io
+from pathlib import Path
+
+import pytest
+
+from video2mp3.adapters.blobs.local import LocalBlobStore
+from video2mp3.errors import InvalidRequest, TooLarge
+from video2mp3.gateway.uploads import clean_filename, store_upload
+
+BOUNDARY = "xYzBoundary"
+
+
+def multipart(*parts: tuple[str, str | None, bytes]) -> io.BytesIO:
+    body = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n".encode()
+        if filename:
+            body += b"Content-Type: video/mp4\r\n"
+        body += b"\r\n" + data + b"\r\n"
+    return io.BytesIO(body + f"--{BOUNDARY}--\r\n".encode())
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "blobs")
+
+
+def stored(blobs: LocalBlobStore) -> list[Path]:
+    return [p for p in blobs.root.iterdir() if p.is_file()]
+
+
+def test_file_and_fields_are_read(blobs: LocalBlobStore) -> None:
+    video = bytes(range(256)) * 4000  # 1 MB, larger than one read
+    upload = store_upload(
+        multipart(("bitrate", None, b"128"), ("file", "clip.mp4", video)), BOUNDARY, blobs, 10**7
+    )
+    assert upload.fields == {"bitrate": "128"}
+    assert upload.blob is not None
+    assert (upload.blob.filename, upload.blob.size) == ("clip.mp4", len(video))
+    with blobs.open(upload.blob.id) as reader:
+        assert reader.read() == video
+
+
+def test_too_large_keeps_nothing(blobs: LocalBlobStore) -> None:
+    with pytest.raises(TooLarge):
+        store_upload(multipart(("file", "a.mp4", b"x" * 5000)), BOUNDARY, blobs, 4096)
+    assert stored(blobs) == []
+    assert list((blobs.root / ".partial").iterdir()) == []
+
+
+def test_two_files_are_refused_and_nothing_kept(blobs: LocalBlobStore) -> None:
+    body = multipart(("file", "a.mp4", b"a" * 10), ("other", "b.mp4", b"b" * 10))
+    with pytest.raises(InvalidRequest, match="one file"):
+        store_upload(body, BOUNDARY, blobs, 10**6)
+    assert stored(blobs) == []
+
+
+def test_truncated_body_is_refused_and_nothing_kept(blobs: LocalBlobStore) -> None:
+    body = multipart(("file", "a.mp4", b"a" * 100_000)).getvalue()[:50_000]
+    with pytest.raises(InvalidRequest):
+        store_upload(io.BytesIO(body), BOUNDARY, blobs, 10**6)
+    assert stored(blobs) == []
+
+
+def test_huge_form_field_is_refused(blobs: LocalBlobStore) -> None:
+    with pytest.raises(TooLarge):
+        store_upload(multipart(("bitrate", None, b"1" * 10_000)), BOUNDARY, blobs, 10**6)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("../../x.mp4", "x.mp4"),
+        ("C:\\a\\b.mov", "b.mov"),
+        ("a\x00\nb.mp4", "ab.mp4"),
+        (None, "upload"),
+    ],
+)
+def test_clean_filename(raw: str | None, clean: str) -> None:
+    assert clean_filename(raw) == clean
