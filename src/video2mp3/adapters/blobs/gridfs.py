@@ -68,11 +68,10 @@ class GridFSBlobStore:
             oid = _object_id(blob_id)
         except BlobNotFound:
             return
-        try:
-            with _translated():
+        with _translated():
+            # Look first: deleting a missing file is an error for GridFS, and we are idempotent.
+            if next(iter(self._bucket.find({"_id": oid}).limit(1)), None) is not None:
                 self._bucket.delete(oid)
-        except BlobNotFound:
-            pass
 
     def ping(self) -> None:
         with _translated():

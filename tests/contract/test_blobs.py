@@ -1,0 +1,118 @@
+"""One contract for every blob store: LocalBlobStore and GridFSBlobStore pass the same tests.
+
+GridFS runs against nx-27017 here (small files: it answers a large download in one reply), and
+against a real mongod whenever TEST_MONGODB_URL is set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
+from video2mp3.adapters.blobs.local import LocalBlobStore
+from video2mp3.errors import BlobNotFound
+from video2mp3.ports.blobs import BlobStore
+
+DATA = os.urandom(700_000)  # several GridFS chunks
+
+
+def chunks(data: bytes, size: int = 100_000) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+class Boom(Exception):
+    pass
+
+
+def failing_after(data: bytes) -> Iterator[bytes]:
+    yield data
+    raise Boom
+
+
+class BlobStoreContract:
+    @pytest.fixture
+    def store(self) -> BlobStore:
+        raise NotImplementedError
+
+    def test_put_then_read_back(self, store: BlobStore) -> None:
+        info = store.put(chunks(DATA), filename="clip.mp4", content_type="video/mp4")
+        assert (info.size, info.filename, info.content_type) == (len(DATA), "clip.mp4", "video/mp4")
+        with store.open(info.id) as reader:
+            assert reader.info == info
+            assert reader.read() == DATA
+
+    def test_seek_and_partial_reads(self, store: BlobStore) -> None:
+        info = store.put(chunks(DATA), filename="a", content_type="audio/mpeg")
+        with store.open(info.id) as reader:
+            reader.seek(300_001)
+            assert reader.read(1000) == DATA[300_001:301_001]
+            reader.seek(0)
+            assert reader.read(10) == DATA[:10]
+
+    def test_empty_blob(self, store: BlobStore) -> None:
+        info = store.put(iter([]), filename="empty", content_type="x/y")
+        with store.open(info.id) as reader:
+            assert (reader.info.size, reader.read()) == (0, b"")
+
+    def test_ids_are_unique(self, store: BlobStore) -> None:
+        ids = {store.put(iter([b"same"]), filename="a", content_type="x").id for _ in range(3)}
+        assert len(ids) == 3
+
+    def test_a_failed_upload_leaves_nothing_visible(self, store: BlobStore) -> None:
+        before = self.count(store)
+        with pytest.raises(Boom):
+            store.put(failing_after(DATA[:300_000]), filename="a", content_type="x")
+        assert self.count(store) == before
+
+    def test_delete_is_idempotent(self, store: BlobStore) -> None:
+        info = store.put(iter([b"abc"]), filename="a", content_type="x")
+        store.delete(info.id)
+        store.delete(info.id)
+        with pytest.raises(BlobNotFound):
+            store.open(info.id)
+
+    @pytest.mark.parametrize("bad_id", ["0" * 24, "f" * 32, "../../etc/passwd", "", "zz"])
+    def test_unknown_or_malformed_ids_are_not_found(self, store: BlobStore, bad_id: str) -> None:
+        with pytest.raises(BlobNotFound):
+            store.open(bad_id)
+        store.delete(bad_id)  # no error
+
+    def test_ping(self, store: BlobStore) -> None:
+        store.ping()
+
+    def count(self, store: BlobStore) -> int:
+        raise NotImplementedError
+
+
+class TestLocalBlobStore(BlobStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> BlobStore:
+        return LocalBlobStore(tmp_path)
+
+    def count(self, store: BlobStore) -> int:
+        assert isinstance(store, LocalBlobStore)
+        return sum(1 for p in store.root.rglob("*") if p.is_file())
+
+
+class TestGridFSBlobStore(BlobStoreContract):
+    @pytest.fixture
+    def store(self, mongodb_url: str) -> Iterator[BlobStore]:
+        store = GridFSBlobStore(mongodb_url)
+        yield store
+        store.close()
+
+    def count(self, store: BlobStore) -> int:
+        assert isinstance(store, GridFSBlobStore)
+        return len(list(store._bucket.find({})))
+
+    def test_unreachable_server_is_unavailable(self) -> None:
+        from video2mp3.errors import Unavailable
+
+        store = GridFSBlobStore("mongodb://127.0.0.1:1/x?serverSelectionTimeoutMS=200")
+        with pytest.raises(Unavailable):
+            store.ping()

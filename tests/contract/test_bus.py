@@ -1,0 +1,181 @@
+"""One contract for both buses: routing, ack after the handler, redelivery, dead letters.
+
+The RabbitMQ suite runs on the real broker, each test under its own exchange/queue prefix.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pika
+import pytest
+
+from tests.support import wait_for
+from video2mp3.adapters.bus.inprocess import InProcessBus
+from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
+from video2mp3.domain.events import ConversionProgress, ConversionRequested, Event, Owner
+from video2mp3.errors import Unavailable
+from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, Bus
+
+
+def requested(job: str = "job") -> Event:
+    return Event(job, ConversionRequested("fid", Owner(1, "a@x"), "a.mp4"))
+
+
+class Consumer:
+    """Runs ``bus.consume`` in a thread and records what the handler saw."""
+
+    def __init__(self, bus: Bus, queue: str, handler: Callable[[Event], None] | None = None):
+        self.seen: list[Event] = []
+        self.stop = threading.Event()
+
+        def handle(event: Event) -> None:
+            self.seen.append(event)
+            if handler:
+                handler(event)
+
+        self.thread = threading.Thread(target=bus.consume, args=(queue, handle, self.stop))
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+class BusContract:
+    @pytest.fixture
+    def bus(self) -> Bus:
+        raise NotImplementedError
+
+    def dead_letters(self, bus: Bus) -> list[bytes]:
+        raise NotImplementedError
+
+    def publish_raw(self, bus: Bus, queue: str, body: bytes) -> None:
+        raise NotImplementedError
+
+    def test_events_reach_the_bound_queues_only(self, bus: Bus) -> None:
+        converter, gateway = Consumer(bus, "converter"), Consumer(bus, "gateway")
+        try:
+            bus.publish(requested("one"))
+            bus.publish(Event("one", ConversionProgress(0.5)), transient=True)
+            wait_for(lambda: converter.seen and gateway.seen, 10, "deliveries")
+            time.sleep(0.3)
+        finally:
+            converter.close()
+            gateway.close()
+        assert [e.type for e in converter.seen] == ["conversion.requested"]
+        assert [e.type for e in gateway.seen] == ["conversion.progress"]
+        assert converter.seen[0].data == requested("one").data
+
+    def test_a_failing_handler_gets_the_event_again_then_it_is_dead_lettered(
+        self, bus: Bus
+    ) -> None:
+        def fail(event: Event) -> None:
+            raise RuntimeError("boom")
+
+        consumer = Consumer(bus, "converter", fail)
+        try:
+            bus.publish(requested("poison"))
+            wait_for(lambda: len(consumer.seen) >= DELIVERY_LIMIT, 30, "redeliveries")
+            wait_for(lambda: self.dead_letters(bus), 10, "the dead letter")
+            time.sleep(0.5)
+        finally:
+            consumer.close()
+        assert len(consumer.seen) == DELIVERY_LIMIT
+        assert {e.job_id for e in consumer.seen} == {"poison"}
+
+    def test_handler_success_acks_once(self, bus: Bus) -> None:
+        consumer = Consumer(bus, "converter")
+        try:
+            bus.publish(requested("a"))
+            bus.publish(requested("b"))
+            wait_for(lambda: len(consumer.seen) == 2, 10, "two deliveries")
+            time.sleep(0.5)
+        finally:
+            consumer.close()
+        assert sorted(e.job_id for e in consumer.seen) == ["a", "b"]
+        again = Consumer(bus, "converter")  # nothing left to redeliver
+        time.sleep(1)
+        again.close()
+        assert again.seen == []
+
+    def test_an_invalid_body_is_dead_lettered_and_the_consumer_goes_on(self, bus: Bus) -> None:
+        consumer = Consumer(bus, "converter")
+        try:
+            self.publish_raw(bus, "converter", b"\x00garbage")
+            bus.publish(requested("after"))
+            wait_for(lambda: consumer.seen, 10, "the valid event")
+            wait_for(lambda: self.dead_letters(bus), 10, "the dead letter")
+        finally:
+            consumer.close()
+        assert [e.job_id for e in consumer.seen] == ["after"]
+        assert b"\x00garbage" in self.dead_letters(bus)
+
+
+class TestInProcessBus(BusContract):
+    @pytest.fixture
+    def bus(self) -> Bus:
+        return InProcessBus()
+
+    def dead_letters(self, bus: Bus) -> list[bytes]:
+        assert isinstance(bus, InProcessBus)
+        return bus.dead_letters
+
+    def publish_raw(self, bus: Bus, queue: str, body: bytes) -> None:
+        assert isinstance(bus, InProcessBus)
+        bus.put_raw(queue, body)
+
+
+class TestRabbitMQBus(BusContract):
+    @pytest.fixture
+    def bus(self, amqp_url: str) -> Iterator[Bus]:
+        bus = RabbitMQBus(amqp_url, prefix=f"v2m-test-{uuid.uuid4().hex[:8]}")
+        bus.ping()  # declares the topology
+        yield bus
+        bus.close()
+        with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+            channel = connection.channel()
+            for queue in [*QUEUES, "dead"]:
+                channel.queue_delete(f"{bus.prefix}.{queue}")
+            channel.exchange_delete(bus.prefix)
+            channel.exchange_delete(f"{bus.prefix}.dlx")
+
+    def dead_letters(self, bus: Bus) -> list[bytes]:
+        assert isinstance(bus, RabbitMQBus)
+        with pika.BlockingConnection(bus._params) as connection:
+            channel = connection.channel()
+            bodies = []
+            while True:
+                method, _, body = channel.basic_get(f"{bus.prefix}.dead", auto_ack=False)
+                if method is None:
+                    return bodies
+                bodies.append(body)
+
+    def publish_raw(self, bus: Bus, queue: str, body: bytes) -> None:
+        assert isinstance(bus, RabbitMQBus)
+        with pika.BlockingConnection(bus._params) as connection:
+            connection.channel().basic_publish("", f"{bus.prefix}.{queue}", body)
+
+    def test_unreachable_broker_is_unavailable(self) -> None:
+        bus = RabbitMQBus("amqp://guest:guest@127.0.0.1:1/%2F")
+        with pytest.raises(Unavailable):
+            bus.publish(requested())
+        with pytest.raises(Unavailable):
+            bus.ping()
+
+    def test_heartbeats_flow_while_a_long_handler_runs(self, bus: Bus, amqp_url: str) -> None:
+        """A handler busy for 4 heartbeat intervals is not redelivered: the connection lives."""
+        assert isinstance(bus, RabbitMQBus)
+        slow_bus = RabbitMQBus(amqp_url + "?heartbeat=1", prefix=bus.prefix)
+        consumer = Consumer(slow_bus, "converter", lambda e: time.sleep(4))
+        try:
+            bus.publish(requested("slow"))
+            wait_for(lambda: consumer.seen, 10, "the delivery")
+            time.sleep(5)
+        finally:
+            consumer.close()
+        assert [e.job_id for e in consumer.seen] == ["slow"]

@@ -1,0 +1,160 @@
+"""The SQL repositories behave the same on SQLite (dev) and MySQL (production)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from video2mp3.auth.users import UserRepository
+from video2mp3.domain.events import (
+    ConversionProgress,
+    ConversionSucceeded,
+    Event,
+    Owner,
+)
+from video2mp3.domain.jobs import Job, Status
+from video2mp3.errors import Conflict, Unavailable
+from video2mp3.gateway.jobs import JobRepository
+from video2mp3.sql import create_engine, ping
+
+
+def new_job(owner: int = 1, name: str = "a.mp4") -> tuple[Job, Event]:
+    job = Job(owner_id=owner, filename=name, video_fid="v" + name)
+    return job, job.requested_event("a@example.com", "corr")
+
+
+class SQLContract:
+    @pytest.fixture
+    def engine(self) -> sa.Engine:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def jobs(self, engine: sa.Engine) -> JobRepository:
+        repo = JobRepository(engine)
+        repo.create_schema()
+        return repo
+
+    @pytest.fixture
+    def users(self, engine: sa.Engine) -> UserRepository:
+        repo = UserRepository(engine)
+        repo.create_schema()
+        return repo
+
+    def test_users(self, users: UserRepository) -> None:
+        ann = users.add("ann@example.com", "hash")
+        assert users.by_email("ann@example.com") == ann
+        assert users.by_email("bob@example.com") is None
+        with pytest.raises(Conflict):
+            users.add("ann@example.com", "other")
+        users.set_password_hash(ann.id, "rehashed")
+        found = users.by_email("ann@example.com")
+        assert found is not None
+        assert found.password_hash == "rehashed"
+
+    def test_job_round_trip(self, jobs: JobRepository) -> None:
+        job, event = new_job()
+        jobs.add(job, event)
+        got = jobs.get(job.id, 1)
+        assert got is not None
+        assert (got.status, got.filename, got.video_fid) == (Status.QUEUED, "a.mp4", "va.mp4")
+        assert jobs.get(job.id, 2) is None  # not the owner
+
+    def test_add_writes_the_outbox_in_the_same_transaction(self, jobs: JobRepository) -> None:
+        job, event = new_job()
+        jobs.add(job, event)
+        published: list[str] = []
+        assert jobs.relay_outbox(published.append) == 1
+        assert [Event.from_json(b) for b in published] == [event]
+        assert jobs.relay_outbox(published.append) == 0
+
+    def test_a_failed_publish_keeps_the_rest_for_later(self, jobs: JobRepository) -> None:
+        for name in ("a", "b", "c"):
+            jobs.add(*new_job(name=name))
+        sent: list[str] = []
+
+        def flaky(body: str) -> None:
+            if len(sent) == 1:
+                raise Unavailable("broker down")
+            sent.append(body)
+
+        with pytest.raises(Unavailable):
+            jobs.relay_outbox(flaky)
+        assert jobs.outbox_depth() == 2  # the published one is gone, the others wait
+        assert jobs.relay_outbox(sent.append) == 2
+        assert [Event.from_json(b).data.filename for b in sent] == ["a", "b", "c"]  # type: ignore[union-attr]
+
+    def test_list_is_newest_first_and_paginated(self, jobs: JobRepository) -> None:
+        made = []
+        for i in range(5):
+            job, event = new_job(name=f"{i}.mp4")
+            job.created_at += timedelta(seconds=i)
+            jobs.add(job, event)
+            made.append(job.id)
+        jobs.add(*new_job(owner=2))
+        page, total = jobs.list(1, limit=2, offset=1)
+        assert total == 5
+        assert [j.id for j in page] == [made[3], made[2]]
+
+    def test_apply_is_monotonic(self, jobs: JobRepository) -> None:
+        job, event = new_job()
+        jobs.add(job, event)
+        done = Event(job.id, ConversionSucceeded("mp3", 5, 1.0, Owner(1, "a@x"), "a.mp4"))
+        assert jobs.apply(Event(job.id, ConversionProgress(0.5)))[1]
+        assert jobs.apply(done)[1]
+        late, changed = jobs.apply(Event(job.id, ConversionProgress(0.7)))
+        assert not changed
+        assert late is not None
+        assert late.status is Status.SUCCEEDED
+        assert jobs.by_mp3("mp3", 1) is not None
+        assert jobs.by_mp3("mp3", 2) is None
+        assert jobs.apply(Event("no-such-job", ConversionProgress(0.1))) == (None, False)
+
+    def test_concurrent_progress_never_goes_backwards(self, jobs: JobRepository) -> None:
+        job, event = new_job()
+        jobs.add(job, event)
+        threads = [
+            threading.Thread(target=jobs.apply, args=(Event(job.id, ConversionProgress(p / 20)),))
+            for p in range(1, 20)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        got = jobs.get(job.id, 1)
+        assert got is not None
+        assert got.progress == pytest.approx(19 / 20)
+
+    def test_delete(self, jobs: JobRepository) -> None:
+        job, event = new_job()
+        jobs.add(job, event)
+        assert jobs.delete(job.id, 2) is None
+        deleted = jobs.delete(job.id, 1)
+        assert deleted is not None
+        assert deleted.id == job.id
+        assert jobs.get(job.id, 1) is None
+
+    def test_ping(self, engine: sa.Engine) -> None:
+        ping(engine)
+
+
+class TestSQLite(SQLContract):
+    @pytest.fixture
+    def engine(self, tmp_path: Path) -> sa.Engine:
+        return create_engine(f"sqlite:///{tmp_path}/test.db")
+
+
+class TestMySQL(SQLContract):
+    @pytest.fixture
+    def engine(self, mysql_database: str) -> Iterator[sa.Engine]:
+        engine = create_engine(mysql_database)
+        yield engine
+        engine.dispose()
+
+    def test_unreachable_database_is_unavailable(self) -> None:
+        with pytest.raises(Unavailable):
+            ping(create_engine("mysql+pymysql://root@127.0.0.1:1/x?connect_timeout=1"))
