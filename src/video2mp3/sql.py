@@ -23,11 +23,15 @@ def create_engine(url: str) -> sa.Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a transaction begins
+        # gives read-modify-write the same isolation the row locks give on MySQL.
+        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_recycle=1800)
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]  # we emit BEGIN
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cursor.execute("PRAGMA busy_timeout=30000")
