@@ -179,7 +179,7 @@ def inspect_audio(path: Path) -> AudioFacts:
         stream = container.streams.audio[0]
         return AudioFacts(
             format=container.format.name,
-            codec=stream.codec_context.name,
+            codec=stream.codec_context.codec.canonical_name,
             channels=stream.codec_context.channels,
             duration=container.duration / 1_000_000,
         )

@@ -37,7 +37,7 @@ def probe(path: str) -> dict[str, Any]:
                 duration = container.duration / 1_000_000
             return {
                 "format": container.format.name,
-                "codec": ctx.name,
+                "codec": ctx.codec.canonical_name,
                 "channels": ctx.channels,
                 "sample_rate": ctx.sample_rate,
                 "duration": duration,

@@ -26,7 +26,7 @@ from video2mp3.domain.events import (
     Event,
 )
 from video2mp3.domain.jobs import mp3_filename
-from video2mp3.errors import BlobNotFound, Unavailable, Video2mp3Error
+from video2mp3.errors import BlobNotFound, MediaError, Unavailable, Video2mp3Error
 from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import Bus
 
@@ -79,6 +79,7 @@ class Converter:
                 extra={"seconds": round(time.monotonic() - started, 2), "codec": info.codec},
             )
             duration = probe(dst).duration or 0.0
+            _check_complete(info.duration, duration)
             with dst.open("rb") as mp3:
                 stored = self.blobs.put(
                     iter(lambda: mp3.read(CHUNK_SIZE), b""),
@@ -101,6 +102,15 @@ class Converter:
             )
         except Unavailable as exc:  # progress is a courtesy; the conversion goes on
             log.warning("could not publish progress: %s", exc.message)
+
+
+def _check_complete(announced: float | None, converted: float) -> None:
+    """A cut-off upload still decodes; compare with what its header announced to notice."""
+    if announced and converted < announced - max(0.5, 0.02 * announced):
+        raise MediaError(
+            f"the file is truncated: {converted:.1f} s of {announced:.1f} s of audio could be read",
+            code="truncated",
+        )
 
 
 def _throttled(report: Callable[[float], None]) -> Callable[[float], None]:

@@ -1,0 +1,170 @@
+"""The converter on real ffmpeg: every container and layout we promise, and hostile inputs.
+
+Each MP3 is checked with libavformat (the library behind ffprobe): codec, channels, and a
+duration within 0.1 s of the source audio.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support import SAMPLES, inspect_audio
+from video2mp3.adapters.blobs.local import LocalBlobStore
+from video2mp3.adapters.bus.inprocess import InProcessBus
+from video2mp3.converter.media import Transcoder, find_ffmpeg
+from video2mp3.converter.worker import Converter
+from video2mp3.domain.events import (
+    ConversionFailed,
+    ConversionProgress,
+    ConversionRequested,
+    ConversionSucceeded,
+    Event,
+    Owner,
+)
+
+CONVERTIBLE = [name for name, s in SAMPLES.items() if s.audio_seconds]
+
+
+class Harness:
+    """A converter wired to a local blob store and a bus whose published events we read."""
+
+    def __init__(self, root: Path, **transcoder: int) -> None:
+        self.blobs = LocalBlobStore(root / "blobs")
+        self.bus = RecordingBus()
+        options = {"timeout": 60, "max_seconds": 3600, **transcoder}
+        self.converter = Converter(self.blobs, self.bus, Transcoder(find_ffmpeg(), **options))
+
+    def convert(self, data: bytes, filename: str, bitrate: int | None = None) -> Event:
+        video = self.blobs.put(iter([data]), filename=filename, content_type="video/x")
+        request = ConversionRequested(video.id, Owner(1, "a@example.com"), filename, bitrate)
+        self.converter.handle(Event("job-1", request, correlation_id="c-1"))
+        final = self.bus.published[-1]
+        assert all(e.correlation_id == "c-1" for e in self.bus.published)
+        assert isinstance(self.bus.published[0].data, ConversionProgress)
+        return final
+
+    def mp3(self, event: Event, folder: Path) -> Path:
+        assert isinstance(event.data, ConversionSucceeded), event.data
+        path = folder / "out.mp3"
+        with self.blobs.open(event.data.mp3_fid) as reader:
+            path.write_bytes(reader.read())
+        assert path.stat().st_size == event.data.size
+        return path
+
+
+class RecordingBus(InProcessBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[Event] = []
+
+    def publish(self, event: Event, *, transient: bool = False) -> None:
+        self.published.append(event)
+
+
+@pytest.mark.parametrize("name", CONVERTIBLE)
+def test_converts_to_mp3_of_the_same_duration(
+    name: str, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    harness = Harness(tmp_path)
+    event = harness.convert(samples[name].read_bytes(), name)
+    facts = inspect_audio(harness.mp3(event, tmp_path))
+    expected = SAMPLES[name].audio_seconds
+    assert expected is not None
+    assert (facts.format, facts.codec) == ("mp3", "mp3")
+    assert facts.channels in (1, 2)
+    assert abs(facts.duration - expected) <= 0.1, facts
+    assert isinstance(event.data, ConversionSucceeded)
+    assert abs(event.data.duration - expected) <= 0.1
+
+
+def test_surround_is_downmixed_to_stereo(samples: dict[str, Path], tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    event = harness.convert(samples["surround_5_1.mkv"].read_bytes(), "s.mkv")
+    assert inspect_audio(harness.mp3(event, tmp_path)).channels == 2
+
+
+def test_requested_bitrate_is_used(samples: dict[str, Path], tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    event = harness.convert(samples["h264_aac.mp4"].read_bytes(), "a.mp4", bitrate=64)
+    assert isinstance(event.data, ConversionSucceeded)
+    # 3 s at 64 kbps is about 24 kB; the default VBR V2 on a stereo tone is larger.
+    assert event.data.size < 3 * 64_000 / 8 * 1.2
+
+
+def fail(harness: Harness, data: bytes, name: str = "x.mp4") -> ConversionFailed:
+    event = harness.convert(data, name)
+    assert isinstance(event.data, ConversionFailed), event.data
+    assert not event.data.retryable
+    assert event.data.message
+    return event.data
+
+
+def test_no_audio_fails_with_a_stable_code(samples: dict[str, Path], tmp_path: Path) -> None:
+    assert fail(Harness(tmp_path), samples["no_audio.mp4"].read_bytes()).code == "no_audio"
+
+
+def test_random_bytes_are_invalid_media(tmp_path: Path) -> None:
+    assert fail(Harness(tmp_path), os.urandom(200_000)).code == "invalid_media"
+
+
+@pytest.mark.parametrize(
+    ("name", "code"), [("h264_aac.mp4", "truncated"), ("moov_at_end.mp4", "invalid_media")]
+)
+def test_truncated_video_fails(
+    samples: dict[str, Path], tmp_path: Path, name: str, code: str
+) -> None:
+    data = samples[name].read_bytes()
+    assert fail(Harness(tmp_path), data[: len(data) // 3]).code == code
+
+
+def test_a_playlist_posing_as_a_video_reads_no_local_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET " * 100)
+    playlists = [
+        f"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\nfile://{secret}\n#EXT-X-ENDLIST\n",
+        f"ffconcat version 1.0\nfile '{secret}'\n",
+    ]
+    for playlist in playlists:
+        harness = Harness(tmp_path)
+        assert fail(harness, playlist.encode(), "evil.mp4").code == "invalid_media"
+        assert not list((tmp_path / "blobs").glob("*.mp3"))
+
+
+def test_a_missing_video_fails_without_retrying(tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    request = ConversionRequested("f" * 32, Owner(1, "a@example.com"), "gone.mp4")
+    harness.converter.handle(Event("job-1", request))
+    final = harness.bus.published[-1].data
+    assert isinstance(final, ConversionFailed)
+    assert final.code == "video_missing"
+
+
+def test_too_long_audio_is_refused(samples: dict[str, Path], tmp_path: Path) -> None:
+    harness = Harness(tmp_path, max_seconds=2)
+    assert fail(harness, samples["h264_aac.mp4"].read_bytes()).code == "too_long"
+
+
+def test_a_conversion_past_the_timeout_is_killed(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, timeout=1)
+    long_tone = tmp_path / "long.wav"
+    import subprocess
+
+    subprocess.run(
+        [
+            find_ffmpeg(),
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "anoisesrc=d=1200:r=48000",
+            "-ac",
+            "2",
+            str(long_tone),
+        ],
+        check=True,
+    )
+    assert fail(harness, long_tone.read_bytes(), "long.wav").code == "timeout"
