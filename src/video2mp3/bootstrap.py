@@ -85,7 +85,10 @@ def accounts(settings: Settings) -> Accounts:
 
 
 def gateway_app(settings: Settings, identity: Identity, bus: Bus, blobs: BlobStore) -> Flask:
-    """The gateway app, with its outbox relay and event tracker running in the background."""
+    """The gateway app, with its outbox relay and event tracker running in the background.
+
+    Setting ``app.extensions["video2mp3.background"]`` (an Event) stops both.
+    """
     settings.require("the gateway", "jobs_db_url")
     assert settings.jobs_db_url is not None
     jobs = JobRepository(create_engine(settings.jobs_db_url))
@@ -93,7 +96,7 @@ def gateway_app(settings: Settings, identity: Identity, bus: Bus, blobs: BlobSto
     relay = background.OutboxRelay(jobs, bus)
     service = Gateway(jobs, blobs, settings.max_upload_bytes, on_queued=relay.wake)
     app = create_gateway_app(service, identity, {"bus": bus.ping})
-    background.start(jobs, blobs, bus, relay)
+    app.extensions["video2mp3.background"] = background.start(jobs, blobs, bus, relay)
     return app
 
 

@@ -46,8 +46,11 @@ bp.add_url_rule("/jobs", "create_job", upload_job, methods=["POST"])
 @bp.get("/jobs")
 def list_jobs() -> Response:
     """The caller's jobs, newest first: ``?limit=`` (1..100, default 20) and ``?offset=``."""
-    limit = request.args.get("limit", 20, type=int) or 20
-    offset = request.args.get("offset", 0, type=int) or 0
+    try:
+        limit = int(request.args.get("limit", 20))
+        offset = int(request.args.get("offset", 0))
+    except ValueError:
+        limit = offset = -1
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise InvalidRequest(f"limit must be 1..{MAX_PAGE} and offset at least 0")
     jobs, total = gateway().jobs.list(principal().user_id, limit=limit, offset=offset)

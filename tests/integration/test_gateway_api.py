@@ -1,0 +1,291 @@
+"""The gateway's HTTP API end to end in one process: auth, uploads, jobs, downloads, errors.
+
+Embedded adapters (SQLite, local blobs, in-process bus and identity) behind the real Flask app;
+converter events are published on the bus as a converter would.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.support import wait_for
+from video2mp3 import bootstrap
+from video2mp3.adapters.bus.inprocess import InProcessBus
+from video2mp3.adapters.identity.inprocess import InProcessIdentity
+from video2mp3.auth.keys import generate
+from video2mp3.domain.events import ConversionFailed, ConversionSucceeded, Event, Owner
+from video2mp3.settings import load
+
+MP3 = bytes(range(256)) * 40  # stands in for an MP3: the gateway only streams bytes
+
+
+class Stack:
+    def __init__(self, root: Path, **overrides: Any) -> None:
+        generate(root / "keys")
+        self.settings = load(
+            auth_db_url=f"sqlite:///{root}/auth.db",
+            jobs_db_url=f"sqlite:///{root}/jobs.db",
+            blob_dir=root / "blobs",
+            jwt_key_dir=root / "keys",
+            mongodb_url=None,
+            **overrides,
+        )
+        self.bus = InProcessBus()
+        self.blobs = bootstrap.blob_store(self.settings, "test")
+        self.accounts = bootstrap.accounts(self.settings)
+        self.app: Flask = bootstrap.gateway_app(
+            self.settings, InProcessIdentity(self.accounts), self.bus, self.blobs
+        )
+        self.client: FlaskClient = self.app.test_client()
+
+    def user(self, email: str = "ann@example.com") -> dict[str, str]:
+        """Sign up and log in; the Authorization header for that user."""
+        assert (
+            self.client.post(
+                "/api/v1/users", json={"email": email, "password": "pw-123456"}
+            ).status_code
+            == 201
+        )
+        response = self.client.post("/login", auth=(email, "pw-123456"))
+        assert response.status_code == 200
+        assert response.mimetype == "text/plain"
+        return {"Authorization": f"Bearer {response.text}"}
+
+    def upload(
+        self,
+        headers: dict[str, str],
+        data: bytes = b"video" * 100,
+        path: str = "/api/v1/jobs",
+        **form: Any,
+    ) -> Any:
+        return self.client.post(
+            path, headers=headers, data={"file": (io.BytesIO(data), "My Clip.mp4"), **form}
+        )
+
+    def finish(self, job_id: str, owner: int = 1) -> str:
+        """Store an MP3 and report success as a converter would; return its file id."""
+        mp3 = self.blobs.put(iter([MP3]), filename="x.mp3", content_type="audio/mpeg")
+        self.bus.publish(
+            Event(job_id, ConversionSucceeded(mp3.id, mp3.size, 3.0, Owner(owner, "a@x"), "a.mp4"))
+        )
+        wait_for(lambda: self.job(job_id)["status"] == "succeeded", 5, "the job to succeed")
+        return mp3.id
+
+    def job(self, job_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        headers = headers or self.headers
+        return self.client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    stack = Stack(tmp_path)
+    stack.headers = stack.user()  # type: ignore[attr-defined]
+    yield stack
+    stack.app.extensions["video2mp3.background"].set()
+
+
+def error_code(response: Any) -> str:
+    body = response.get_json()
+    assert set(body["error"]) == {"code", "message"}
+    return str(body["error"]["code"])
+
+
+def test_signup_rules(stack: Stack) -> None:
+    post = stack.client.post
+    assert (
+        error_code(
+            post("/api/v1/users", json={"email": "ann@example.com", "password": "pw-123456"})
+        )
+        == "conflict"
+    )
+    assert post("/api/v1/users", json={"email": "nope", "password": "pw-123456"}).status_code == 422
+    assert post("/api/v1/users", data="x").status_code == 422
+
+
+def test_signup_can_be_turned_off(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, signup_enabled=False)
+    response = stack.client.post(
+        "/api/v1/users", json={"email": "a@example.com", "password": "pw-123456"}
+    )
+    assert response.status_code == 403
+    stack.app.extensions["video2mp3.background"].set()
+
+
+def test_login_failures(stack: Stack) -> None:
+    assert stack.client.post("/login", auth=("ann@example.com", "wrong")).status_code == 401
+    assert error_code(stack.client.post("/login")) == "unauthorized"
+
+
+def test_upload_queues_a_job_and_publishes_the_request(stack: Stack) -> None:
+    response = stack.upload(stack.headers, bitrate="128")
+    assert response.status_code == 202
+    job = response.get_json()
+    assert (job["status"], job["progress"], job["error"], job["mp3_fid"]) == (
+        "queued",
+        0.0,
+        None,
+        None,
+    )
+    assert job["filename"] == "My Clip.mp4"
+    assert job["bitrate_kbps"] == 128
+    assert response.headers["Location"] == f"/api/v1/jobs/{job['id']}"
+    wait_for(lambda: stack.bus.depth("converter") == 1, 5, "the relayed request")
+    assert stack.app.extensions["video2mp3.gateway"].jobs.outbox_depth() == 0
+
+
+def test_seed_compatible_upload(stack: Stack) -> None:
+    response = stack.upload(stack.headers, path="/upload")
+    assert response.status_code == 202
+    assert response.get_json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"bitrate": "1000"}, 422, "invalid_request"),
+        ({"data": b""}, 422, "invalid_request"),
+    ],
+)
+def test_bad_uploads(stack: Stack, kwargs: dict[str, Any], status: int, code: str) -> None:
+    data = kwargs.pop("data", b"video")
+    response = stack.upload(stack.headers, data=data, **kwargs)
+    assert (response.status_code, error_code(response)) == (status, code)
+    assert [p for p in stack.blobs.root.iterdir() if p.is_file()] == []  # type: ignore[attr-defined]
+
+
+def test_upload_without_a_file_or_multipart(stack: Stack) -> None:
+    assert (
+        stack.client.post("/api/v1/jobs", headers=stack.headers, data={"x": "1"}).status_code == 422
+    )
+    assert stack.client.post("/api/v1/jobs", headers=stack.headers, json={}).status_code == 422
+
+
+def test_upload_over_the_limit_is_413_and_stores_nothing(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, max_upload_bytes=1000)
+    headers = stack.user()
+    response = stack.upload(headers, data=b"v" * 5000)
+    assert (response.status_code, error_code(response)) == (413, "too_large")
+    assert [p for p in stack.blobs.root.iterdir() if p.is_file()] == []  # type: ignore[attr-defined]
+    assert stack.client.get("/api/v1/jobs", headers=headers).get_json()["total"] == 0
+    stack.app.extensions["video2mp3.background"].set()
+
+
+def test_tokens_are_required(stack: Stack) -> None:
+    assert stack.client.get("/api/v1/jobs").status_code == 401
+    assert (
+        stack.client.get("/api/v1/jobs", headers={"Authorization": "Bearer x.y.z"}).status_code
+        == 401
+    )
+    assert stack.upload({}).status_code == 401
+
+
+def test_list_is_paginated_newest_first(stack: Stack) -> None:
+    ids = [stack.upload(stack.headers).get_json()["id"] for _ in range(3)]
+    page = stack.client.get("/api/v1/jobs?limit=2", headers=stack.headers).get_json()
+    assert page["total"] == 3
+    assert [j["id"] for j in page["items"]] == ids[::-1][:2]
+    rest = stack.client.get("/api/v1/jobs?limit=2&offset=2", headers=stack.headers).get_json()
+    assert [j["id"] for j in rest["items"]] == [ids[0]]
+    for query in ("limit=0", "limit=101", "offset=-1", "limit=many"):
+        assert stack.client.get(f"/api/v1/jobs?{query}", headers=stack.headers).status_code == 422
+
+
+def test_download_streams_with_length_etag_and_range(stack: Stack) -> None:
+    job_id = stack.upload(stack.headers).get_json()["id"]
+    fid = stack.finish(job_id)
+    job = stack.job(job_id)
+    assert (job["status"], job["progress"], job["mp3_fid"]) == ("succeeded", 1.0, fid)
+    for url in (f"/api/v1/jobs/{job_id}/mp3", f"/download?fid={fid}"):
+        response = stack.client.get(url, headers=stack.headers)
+        assert response.status_code == 200
+        assert response.data == MP3
+        assert response.mimetype == "audio/mpeg"
+        assert response.content_length == len(MP3)
+        assert 'filename="My Clip.mp3"' in response.headers["Content-Disposition"]
+        etag = response.headers["ETag"]
+        partial = stack.client.get(url, headers={**stack.headers, "Range": "bytes=100-199"})
+        assert partial.status_code == 206
+        assert partial.data == MP3[100:200]
+        assert partial.headers["Content-Range"] == f"bytes 100-199/{len(MP3)}"
+        cached = stack.client.get(url, headers={**stack.headers, "If-None-Match": etag})
+        assert cached.status_code == 304
+
+
+def test_failed_jobs_carry_the_reason(stack: Stack) -> None:
+    job_id = stack.upload(stack.headers).get_json()["id"]
+    stack.bus.publish(
+        Event(job_id, ConversionFailed("no_audio", "no audio", False, Owner(1, "a@x"), "a"))
+    )
+    wait_for(lambda: stack.job(job_id)["status"] == "failed", 5, "the failure")
+    assert stack.job(job_id)["error"] == {"code": "no_audio", "message": "no audio"}
+    assert stack.client.get(f"/api/v1/jobs/{job_id}/mp3", headers=stack.headers).status_code == 404
+
+
+def test_only_the_owner_sees_a_job_and_its_mp3(stack: Stack) -> None:
+    job_id = stack.upload(stack.headers).get_json()["id"]
+    fid = stack.finish(job_id)
+    mallory = stack.user("mallory@example.com")
+    for url in (f"/api/v1/jobs/{job_id}", f"/api/v1/jobs/{job_id}/mp3", f"/download?fid={fid}"):
+        assert stack.client.get(url, headers=mallory).status_code == 404
+    assert stack.client.delete(f"/api/v1/jobs/{job_id}", headers=mallory).status_code == 404
+    assert stack.client.get("/api/v1/jobs", headers=mallory).get_json()["total"] == 0
+
+
+def test_delete_removes_the_job_and_both_blobs(stack: Stack) -> None:
+    job_id = stack.upload(stack.headers).get_json()["id"]
+    stack.finish(job_id)
+    assert len([p for p in stack.blobs.root.iterdir() if p.is_file()]) == 4  # type: ignore[attr-defined]
+    assert stack.client.delete(f"/api/v1/jobs/{job_id}", headers=stack.headers).status_code == 204
+    assert stack.client.get(f"/api/v1/jobs/{job_id}", headers=stack.headers).status_code == 404
+    assert [p for p in stack.blobs.root.iterdir() if p.is_file()] == []  # type: ignore[attr-defined]
+
+
+def test_an_mp3_for_a_deleted_job_is_not_kept(stack: Stack) -> None:
+    job_id = stack.upload(stack.headers).get_json()["id"]
+    stack.client.delete(f"/api/v1/jobs/{job_id}", headers=stack.headers)
+    mp3 = stack.blobs.put(iter([MP3]), filename="x.mp3", content_type="audio/mpeg")
+    stack.bus.publish(Event(job_id, ConversionSucceeded(mp3.id, 1, 1.0, Owner(1, "a@x"), "a")))
+    wait_for(lambda: not (stack.blobs.root / mp3.id).exists(), 5, "the orphan MP3 to go")  # type: ignore[attr-defined]
+
+
+def test_health_and_readiness(stack: Stack) -> None:
+    assert stack.client.get("/healthz").get_json() == {"status": "ok"}
+    ready = stack.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["failures"] == {}
+    assert b"http_requests_total" in stack.client.get("/metrics").data
+
+
+def test_readiness_fails_when_a_dependency_does(stack: Stack) -> None:
+    shutil.rmtree(stack.blobs.root)  # type: ignore[attr-defined]
+    ready = stack.client.get("/readyz")
+    assert ready.status_code == 503
+    assert set(ready.get_json()["failures"]) == {"blobs"}
+
+
+def test_errors_are_json_everywhere(stack: Stack) -> None:
+    response = stack.client.get("/no/such/page")
+    assert (response.status_code, error_code(response)) == (404, "not_found")
+    response = stack.client.put("/api/v1/jobs", headers=stack.headers)
+    assert response.status_code == 405
+    assert error_code(response) == "method_not_allowed"
+
+
+def test_openapi_describes_every_route(stack: Stack) -> None:
+    spec = stack.client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    for rule in stack.app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = rule.rule.replace("<", "{").replace(">", "}")
+        assert path in spec["paths"], path
+        methods = rule.methods - {"HEAD", "OPTIONS"}  # type: ignore[operator]
+        assert {m.lower() for m in methods} <= set(spec["paths"][path]), path
