@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pika
@@ -52,16 +52,27 @@ def mysql_server() -> str:
 
 
 @pytest.fixture
-def mysql_database(mysql_server: str) -> Iterator[str]:
-    """A fresh, empty MySQL database for one test, dropped afterwards."""
-    name = f"v2m_test_{uuid.uuid4().hex[:12]}"
+def new_mysql_database(mysql_server: str) -> Iterator[Callable[[], str]]:
+    """Creates fresh, empty MySQL databases (dropped after the test); returns their URLs."""
     engine = sa.create_engine(mysql_server)
+    names: list[str] = []
+
+    def create() -> str:
+        names.append(f"v2m_test_{uuid.uuid4().hex[:12]}")
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {names[-1]}"))
+        return f"{mysql_server}/{names[-1]}"
+
+    yield create
     with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield f"{mysql_server}/{name}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP DATABASE {name}"))
+        for name in names:
+            conn.execute(sa.text(f"DROP DATABASE {name}"))
     engine.dispose()
+
+
+@pytest.fixture
+def mysql_database(new_mysql_database: Callable[[], str]) -> str:
+    return new_mysql_database()
 
 
 @pytest.fixture(scope="session")

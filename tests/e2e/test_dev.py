@@ -1,0 +1,47 @@
+"""`video2mp3 dev`: the same journey against the one-process embedded stack."""
+
+from __future__ import annotations
+
+import email
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.e2e.flow import run_journey
+from tests.support import free_port, wait_for
+
+
+def test_the_embedded_stack(samples: dict[str, Path], tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "var"
+    log = (tmp_path / "dev.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "video2mp3.cli",
+            "dev",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{base}/readyz", timeout=2).ok, 60, "the dev stack")
+
+        def inbox() -> list[email.message.Message]:
+            return [
+                email.message_from_bytes(p.read_bytes()) for p in (data / "outbox").glob("*.eml")
+            ]
+
+        run_journey(base, samples, inbox, tmp_path)
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0, (tmp_path / "dev.log").read_text()[-3000:]
+    assert "curl" in (tmp_path / "dev.log").read_text()  # it told the user how to use it

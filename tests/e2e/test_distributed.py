@@ -1,0 +1,120 @@
+"""The distributed system: auth, gateway, notifier and two converters as separate OS processes,
+on the real RabbitMQ, MariaDB, a MongoDB wire-protocol server and an SMTP server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pika
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+from tests.contract.test_mail import Inbox
+from tests.e2e.flow import run_journey
+from tests.support import free_port, wait_for
+from video2mp3.auth.keys import generate
+from video2mp3.ports.bus import QUEUES
+
+
+def reset_broker(amqp_url: str) -> None:
+    """Start from an empty topology: leftovers of an earlier run would skew the counts."""
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        channel = connection.channel()
+        for queue in [*QUEUES, "dead"]:
+            channel.queue_delete(f"video2mp3.{queue}")
+
+
+class Services:
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.ports: dict[str, int] = {}
+
+    def start(self, name: str, service: str) -> None:
+        port = self.ports[name] = free_port()
+        log = (self.tmp / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "video2mp3.cli", "serve", service, "--port", str(port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self) -> None:
+        for name, port in self.ports.items():
+
+            def ready(name: str = name, port: int = port) -> bool:
+                assert self.procs[name].poll() is None, self.log(name)
+                return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+
+            wait_for(ready, 60, f"{name} to be ready")
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                pytest.fail(f"{name} ignored SIGTERM")
+
+
+@pytest.fixture
+def system(
+    tmp_path: Path, amqp_url: str, mongodb_url: str, new_mysql_database: Callable[[], str]
+) -> Iterator[tuple[Services, Inbox]]:
+    reset_broker(amqp_url)
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    generate(tmp_path / "keys")
+    services = Services(
+        tmp_path,
+        {
+            "VIDEO2MP3_AUTH_DB_URL": new_mysql_database(),
+            "VIDEO2MP3_JOBS_DB_URL": new_mysql_database(),
+            "VIDEO2MP3_BROKER_URL": amqp_url,
+            "VIDEO2MP3_MONGODB_URL": mongodb_url,
+            "VIDEO2MP3_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
+            "VIDEO2MP3_MAIL_FROM": "video2mp3 <noreply@example.com>",
+            "VIDEO2MP3_JWT_KEY_DIR": str(tmp_path / "keys"),
+            "VIDEO2MP3_WEB_WORKERS": "2",
+        },
+    )
+    services.start("auth", "auth")
+    services.env["VIDEO2MP3_AUTH_URL"] = f"http://127.0.0.1:{services.ports['auth']}"
+    for name, service in [
+        ("gateway", "gateway"),
+        ("notifier", "notifier"),
+        ("converter-1", "converter"),
+        ("converter-2", "converter"),
+    ]:
+        services.start(name, service)
+    try:
+        services.wait_ready()
+        yield services, lambda: list(inbox.messages)
+    finally:
+        services.stop()
+        smtp.stop()
+
+
+def test_the_whole_pipeline(
+    system: tuple[Services, Inbox], samples: dict[str, Path], tmp_path: Path
+) -> None:
+    services, inbox = system
+    base = f"http://127.0.0.1:{services.ports['gateway']}"
+    run_journey(base, samples, inbox, tmp_path)
+    converted = [
+        services.log(n).count('"msg": "converted"') for n in ("converter-1", "converter-2")
+    ]
+    assert all(converted), f"both converters should have worked: {converted}"
