@@ -26,6 +26,16 @@ from video2mp3.settings import Settings
 from video2mp3.sql import create_engine
 
 
+def create_schemas(settings: Settings, *services: str) -> None:
+    """Create the tables ``services`` own, once, before any worker starts."""
+    if "auth" in services:
+        settings.require("auth", "auth_db_url")
+        UserRepository(create_engine(str(settings.auth_db_url))).create_schema()
+    if "gateway" in services:
+        settings.require("the gateway", "jobs_db_url")
+        JobRepository(create_engine(str(settings.jobs_db_url))).create_schema()
+
+
 def blob_store(settings: Settings, service: str) -> BlobStore:
     settings.require_one(service, "mongodb_url", "blob_dir")
     if settings.mongodb_url:
@@ -75,7 +85,6 @@ def accounts(settings: Settings) -> Accounts:
     assert settings.auth_db_url is not None
     assert settings.jwt_key_dir is not None
     users = UserRepository(create_engine(settings.auth_db_url))
-    users.create_schema()
     return Accounts(
         users,
         KeyRing.load(settings.jwt_key_dir),
@@ -92,7 +101,6 @@ def gateway_app(settings: Settings, identity: Identity, bus: Bus, blobs: BlobSto
     settings.require("the gateway", "jobs_db_url")
     assert settings.jobs_db_url is not None
     jobs = JobRepository(create_engine(settings.jobs_db_url))
-    jobs.create_schema()
     relay = background.OutboxRelay(jobs, bus)
     service = Gateway(jobs, blobs, settings.max_upload_bytes, on_queued=relay.wake)
     app = create_gateway_app(service, identity, {"bus": bus.ping})

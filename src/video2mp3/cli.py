@@ -15,8 +15,10 @@ PORTS = {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083}
 
 def serve(service: str, port: int, settings: Settings) -> None:
     """Run one service in the foreground; HTTP services on gunicorn."""
+    if service in ("auth", "gateway"):
+        bootstrap.create_schemas(settings, service)  # in the master: workers would race
     if service == "auth":
-        bootstrap.accounts(settings)  # fail fast in the master: settings, keys, schema
+        bootstrap.accounts(settings)  # fail fast in the master: settings and keys
 
         def auth_app():  # type: ignore[no-untyped-def]
             from video2mp3.auth.app import create_app

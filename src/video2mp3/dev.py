@@ -51,6 +51,7 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # we log requests ourselves
     if not any((data / "keys").glob("*.pem")):
         generate(data / "keys")
+    bootstrap.create_schemas(settings, "auth", "gateway")
     bus = bootstrap.bus(settings, "dev")
     blobs = bootstrap.blob_store(settings, "dev")
     identity = InProcessIdentity(bootstrap.accounts(settings))

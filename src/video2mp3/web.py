@@ -140,5 +140,7 @@ def serve(factory: Callable[[], Flask], *, port: int, workers: int, timeout: int
             "graceful_timeout": 30,
             "accesslog": None,
             "errorlog": "-",
+            # No control socket: it lives in $HOME, which is shared or read-only in containers.
+            "control_socket_disable": True,
         },
     ).run()

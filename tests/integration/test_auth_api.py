@@ -18,6 +18,7 @@ from video2mp3.settings import load
 def client(tmp_path: Path, mysql_database: str) -> FlaskClient:
     generate(tmp_path / "keys")
     settings = load(auth_db_url=mysql_database, jwt_key_dir=tmp_path / "keys")
+    bootstrap.create_schemas(settings, "auth")
     return create_app(bootstrap.accounts(settings)).test_client()
 
 

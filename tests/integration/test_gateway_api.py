@@ -38,6 +38,7 @@ class Stack:
             mongodb_url=None,
             **overrides,
         )
+        bootstrap.create_schemas(self.settings, "auth", "gateway")
         self.bus = InProcessBus()
         self.blobs = bootstrap.blob_store(self.settings, "test")
         self.accounts = bootstrap.accounts(self.settings)
