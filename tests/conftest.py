@@ -15,7 +15,16 @@ import pymongo
 import pytest
 import sqlalchemy as sa
 
-from tests.support import AMQP_URL, MYSQL_URL, SAMPLES, free_port, make_sample, need, wait_for
+from tests.support import (
+    AMQP_URL,
+    MYSQL_URL,
+    SAMPLES,
+    free_port,
+    make_sample,
+    missing,
+    need,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +92,7 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
         return
     binary = shutil.which("nx-27017") or shutil.which("nx-27017", path=Path(sys.executable).parent)
-    need("nx-27017", lambda: binary or _missing("nx-27017"), "pip install nx-27017")
+    need("nx-27017", lambda: binary or missing("nx-27017"), "pip install nx-27017")
     folder = tmp_path_factory.mktemp("nx")
     port = free_port()
     proc = subprocess.Popen(
@@ -108,7 +117,3 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(10)
-
-
-def _missing(what: str) -> None:
-    raise FileNotFoundError(f"{what} is not installed")

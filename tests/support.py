@@ -30,6 +30,11 @@ def need(service: str, probe: Callable[[], object], hint: str) -> None:
         pytest.skip(message)
 
 
+def missing(what: str) -> None:
+    """A ``need`` probe for a tool that is not installed."""
+    raise FileNotFoundError(f"{what} is not installed")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,6 +5,8 @@ The RabbitMQ suite runs on the real broker, each test under its own exchange/que
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -13,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pika
 import pytest
 
-from tests.support import wait_for
+from tests.support import missing, need, wait_for
 from video2mp3.adapters.bus.inprocess import InProcessBus
 from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
 from video2mp3.domain.events import ConversionProgress, ConversionRequested, Event, Owner
@@ -179,3 +181,25 @@ class TestRabbitMQBus(BusContract):
         finally:
             consumer.close()
         assert [e.job_id for e in consumer.seen] == ["slow"]
+
+    def test_consumer_and_publisher_reconnect_after_the_broker_drops_them(self, bus: Bus) -> None:
+        """What a broker restart does to clients: every connection closed under them."""
+        rabbitmqctl = shutil.which("rabbitmqctl")
+        need(
+            "rabbitmqctl", lambda: rabbitmqctl or missing("rabbitmqctl"), "install rabbitmq-server"
+        )
+        consumer = Consumer(bus, "converter")
+        try:
+            bus.publish(requested("before"))
+            wait_for(lambda: consumer.seen, 10, "the first delivery")
+            subprocess.run(
+                [str(rabbitmqctl), "close_all_connections", "video2mp3 test: broker restart"],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            bus.publish(requested("after"))  # the publisher's connection was closed too
+            wait_for(lambda: len(consumer.seen) == 2, 30, "a delivery after reconnecting")
+        finally:
+            consumer.close()
+        assert [e.job_id for e in consumer.seen] == ["before", "after"]
