@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from prometheus_client import Counter, Histogram
+
 from video2mp3.adapters.blobs import CHUNK_SIZE
 from video2mp3.converter.media import Transcoder, probe
 from video2mp3.domain.events import (
@@ -32,6 +34,10 @@ from video2mp3.ports.bus import Bus
 
 log = logging.getLogger(__name__)
 
+CONVERSIONS = Counter("video2mp3_conversions_total", "Finished jobs by outcome", ["outcome"])
+FFMPEG_SECONDS = Histogram(
+    "video2mp3_ffmpeg_seconds", "Wall time of ffmpeg per job", buckets=(1, 5, 15, 60, 300, 1200)
+)
 PROGRESS_INTERVAL = 1.0  # seconds between progress events
 
 
@@ -60,6 +66,7 @@ class Converter:
                 filename=request.filename,
             )
         self.bus.publish(Event(event.job_id, outcome, correlation_id=event.correlation_id))
+        CONVERSIONS.labels(getattr(outcome, "code", "succeeded")).inc()
 
     def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded:
         with tempfile.TemporaryDirectory(prefix="video2mp3-") as tmp:
@@ -74,10 +81,9 @@ class Converter:
             self.transcoder.convert(
                 src, dst, info, request.bitrate_kbps, _throttled(lambda p: self._progress(event, p))
             )
-            log.info(
-                "converted",
-                extra={"seconds": round(time.monotonic() - started, 2), "codec": info.codec},
-            )
+            elapsed = time.monotonic() - started
+            FFMPEG_SECONDS.observe(elapsed)
+            log.info("converted", extra={"seconds": round(elapsed, 2), "codec": info.codec})
             duration = probe(dst).duration or 0.0
             _check_complete(info.duration, duration)
             with dst.open("rb") as mp3:

@@ -6,11 +6,15 @@ import logging
 from email.message import EmailMessage
 from email.utils import make_msgid
 
+from prometheus_client import Counter
+
 from video2mp3.domain.events import ConversionFailed, ConversionSucceeded, Event
 from video2mp3.domain.jobs import mp3_filename
 from video2mp3.ports.mail import Mailer
 
 log = logging.getLogger(__name__)
+
+EMAILS = Counter("video2mp3_emails_total", "Emails sent, by event type", ["event_type"])
 
 
 class Notifier:
@@ -23,6 +27,7 @@ class Notifier:
         message = self.compose(event)
         if message is not None:
             self.mailer.send(message)
+            EMAILS.labels(event.type).inc()
             log.info("emailed the owner", extra={"event_type": event.type})
 
     def compose(self, event: Event) -> EmailMessage | None:

@@ -1,0 +1,55 @@
+"""Starting a service with a missing or malformed setting stops it at once, naming the setting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("VIDEO2MP3_")}
+
+
+def serve(service: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "video2mp3.cli", "serve", service, "--port", "0"],
+        env={**CLEAN_ENV, **settings},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("service", "settings", "named"),
+    [
+        ("converter", {}, "VIDEO2MP3_BROKER_URL is required by converter"),
+        (
+            "notifier",
+            {"VIDEO2MP3_BROKER_URL": "amqp://x"},
+            "VIDEO2MP3_SMTP_URL or VIDEO2MP3_MAIL_OUTBOX_DIR",
+        ),
+        ("gateway", {"VIDEO2MP3_JOBS_DB_URL": "sqlite:///x.db"}, "VIDEO2MP3_AUTH_URL is required"),
+        (
+            "auth",
+            {"VIDEO2MP3_AUTH_DB_URL": "sqlite:////tmp/v2m-cli-test.db"},
+            "VIDEO2MP3_JWT_KEY_DIR is required",
+        ),
+        (
+            "converter",
+            {"VIDEO2MP3_BROKER_URL": "redis://x"},
+            "VIDEO2MP3_BROKER_URL: Value error, must start",
+        ),
+        ("gateway", {"VIDEO2MP3_MAX_UPLOAD_BYTES": "big"}, "VIDEO2MP3_MAX_UPLOAD_BYTES"),
+    ],
+)
+def test_bad_settings_stop_the_service_with_one_line(
+    service: str, settings: dict[str, str], named: str
+) -> None:
+    done = serve(service, **settings)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("video2mp3: ")
+    assert named in lines[0]
