@@ -18,7 +18,6 @@ from pathlib import Path
 
 from prometheus_client import Counter, Histogram
 
-from video2mp3.adapters.blobs import CHUNK_SIZE
 from video2mp3.converter.media import Transcoder, probe
 from video2mp3.domain.events import (
     ConversionFailed,
@@ -29,7 +28,7 @@ from video2mp3.domain.events import (
 )
 from video2mp3.domain.jobs import mp3_filename
 from video2mp3.errors import BlobNotFound, MediaError, Unavailable, Video2mp3Error
-from video2mp3.ports.blobs import BlobStore
+from video2mp3.ports.blobs import CHUNK_SIZE, BlobStore
 from video2mp3.ports.bus import Bus
 
 log = logging.getLogger(__name__)

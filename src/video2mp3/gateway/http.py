@@ -9,12 +9,11 @@ from urllib.parse import quote
 from flask import Response, current_app, request, url_for
 from werkzeug.wsgi import wrap_file
 
-from video2mp3.adapters.blobs import CHUNK_SIZE
 from video2mp3.domain.jobs import Job
 from video2mp3.errors import Unauthorized
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import Principal, TokenVerifier
-from video2mp3.ports.blobs import BlobReader
+from video2mp3.ports.blobs import CHUNK_SIZE, BlobReader
 from video2mp3.ports.identity import Identity
 
 

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, Self
 
+CHUNK_SIZE = 255 * 1024  # GridFS's default chunk size; also the read size when streaming blobs
+
 
 @dataclass(frozen=True)
 class BlobInfo:

@@ -6,8 +6,6 @@ from typing import IO, Self
 
 from video2mp3.ports.blobs import BlobInfo
 
-CHUNK_SIZE = 255 * 1024  # GridFS's default chunk size; also our read size when streaming
-
 
 class Reader:
     """A seekable binary stream plus the blob's info; satisfies ``BlobReader``."""

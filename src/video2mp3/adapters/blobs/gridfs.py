@@ -16,9 +16,9 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.errors import PyMongoError
 
-from video2mp3.adapters.blobs import CHUNK_SIZE, Reader
+from video2mp3.adapters.blobs import Reader
 from video2mp3.errors import BlobNotFound, Unavailable
-from video2mp3.ports.blobs import BlobInfo
+from video2mp3.ports.blobs import CHUNK_SIZE, BlobInfo
 
 log = logging.getLogger(__name__)
 
