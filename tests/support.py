@@ -14,7 +14,6 @@ import pytest
 
 from video2mp3.converter.media import find_ffmpeg
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 
@@ -25,7 +24,7 @@ def need(service: str, probe: Callable[[], object], hint: str) -> None:
         probe()
     except Exception as exc:
         message = f"{service} is not reachable ({exc!r}); {hint}"
-        if IN_CI:
+        if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
 
