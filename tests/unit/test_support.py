@@ -1,4 +1,4 @@
-"""The rule for tests that need a service: fail under CI=true, skip elsewhere, saying what to start."""
+"""Tests that need a service fail under CI=true and skip elsewhere, saying what to start."""
 
 import pytest
 
@@ -11,7 +11,7 @@ def unreachable() -> None:
 
 def test_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="RabbitMQ is not reachable.*start it"):
+    with pytest.raises(pytest.fail.Exception, match=r"RabbitMQ is not reachable.*start it"):
         need("RabbitMQ", unreachable, "start it")
 
 
