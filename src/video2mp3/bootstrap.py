@@ -6,6 +6,8 @@ never imports a backend directly. ``video2mp3 serve`` and ``video2mp3 dev`` shar
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Flask
 
 from video2mp3.auth.accounts import Accounts
@@ -57,7 +59,7 @@ def bus(settings: Settings, service: str) -> Bus:
         return InProcessBus()
     from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
 
-    return RabbitMQBus(settings.broker_url)
+    return RabbitMQBus(settings.broker_url, prefix=settings.broker_prefix)
 
 
 def mailer(settings: Settings, service: str) -> Mailer:
@@ -94,17 +96,18 @@ def accounts(settings: Settings) -> Accounts:
 
 
 def gateway_app(settings: Settings, identity: Identity, bus: Bus, blobs: BlobStore) -> Flask:
-    """The gateway app, with its outbox relay and event tracker running in the background.
+    """The gateway app, with its relay, tracker and sweeper running in the background.
 
-    Setting ``app.extensions["video2mp3.background"]`` (an Event) stops both.
+    ``app.extensions["video2mp3.background"].stop()`` stops them.
     """
     settings.require("the gateway", "jobs_db_url")
-    assert settings.jobs_db_url is not None
-    jobs = JobRepository(create_engine(settings.jobs_db_url))
-    relay = background.OutboxRelay(jobs, bus)
-    service = Gateway(jobs, blobs, settings.max_upload_bytes, on_queued=relay.wake)
-    app = create_gateway_app(service, identity, {"bus": bus.ping})
-    app.extensions["video2mp3.background"] = background.start(jobs, blobs, bus, relay)
+    jobs = JobRepository(create_engine(str(settings.jobs_db_url)))
+    # Progress arrives every second while a converter works: this much silence means it is gone.
+    stalled_after = timedelta(seconds=2 * settings.conversion_timeout_seconds + 300)
+    work = background.Background(jobs, blobs, bus, stalled_after=stalled_after)
+    service = Gateway(jobs, blobs, settings.max_upload_bytes, on_queued=work.wake_relay)
+    app = create_gateway_app(service, identity, {"bus": bus.ping, "background": work.check})
+    app.extensions["video2mp3.background"] = work
     return app
 
 

@@ -46,13 +46,17 @@ def serve(service: str, port: int, settings: Settings) -> None:
         bus = bootstrap.bus(settings, service)
         if service == "converter":
             blobs = bootstrap.blob_store(settings, service)
-            handler = bootstrap.converter(settings, blobs, bus).handle
+            converter = bootstrap.converter(settings, blobs, bus)
             checks = {"bus": bus.ping, "blobs": blobs.ping}
+            run_consumer(
+                bus, service, converter.handle, port=port, checks=checks, give_up=converter.give_up
+            )
         else:
             mailer = bootstrap.mailer(settings, service)
             handler = bootstrap.notifier(settings, mailer).handle
-            checks = {"bus": bus.ping, "mail": mailer.ping}
-        run_consumer(bus, service, handler, port=port, checks=checks)
+            run_consumer(
+                bus, service, handler, port=port, checks={"bus": bus.ping, "mail": mailer.ping}
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,14 +56,15 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
     blobs = bootstrap.blob_store(settings, "dev")
     identity = InProcessIdentity(bootstrap.accounts(settings))
     app = bootstrap.gateway_app(settings, identity, bus, blobs)
-    workers = {
-        "converter": bootstrap.converter(settings, blobs, bus).handle,
-        "notifier": bootstrap.notifier(settings, bootstrap.mailer(settings, "dev")).handle,
-    }
+    converter = bootstrap.converter(settings, blobs, bus)
+    notifier = bootstrap.notifier(settings, bootstrap.mailer(settings, "dev"))
     stop = threading.Event()
-    for queue, handler in workers.items():
+    for queue, handler, give_up in [
+        ("converter", converter.handle, converter.give_up),
+        ("notifier", notifier.handle, None),
+    ]:
         threading.Thread(
-            target=bus.consume, args=(queue, handler, stop), name=queue, daemon=True
+            target=bus.consume, args=(queue, handler, stop, give_up), name=queue, daemon=True
         ).start()
     server = make_server(host, port, app, threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     auth_db_url: str | None = None
     jobs_db_url: str | None = None
     broker_url: str | None = None
+    broker_prefix: str = Field("video2mp3", pattern=r"^[a-z0-9][a-z0-9._-]{0,60}$")
     mongodb_url: str | None = None
     mongodb_database: str = "video2mp3"
     blob_dir: Path | None = None

@@ -16,20 +16,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from video2mp3.ports.bus import Bus, Handler
+from video2mp3.ports.bus import Bus, GiveUp, Handler
 from video2mp3.web import Check, run_checks
 
 log = logging.getLogger(__name__)
 
 
 def run_consumer(
-    bus: Bus, queue: str, handler: Handler, *, port: int, checks: Mapping[str, Check]
+    bus: Bus,
+    queue: str,
+    handler: Handler,
+    *,
+    port: int,
+    checks: Mapping[str, Check],
+    give_up: GiveUp | None = None,
 ) -> None:
     """Consume ``queue`` with ``handler`` until SIGTERM or SIGINT."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    consumer = threading.Thread(target=bus.consume, args=(queue, handler, stop), name=queue)
+    consumer = threading.Thread(
+        target=bus.consume, args=(queue, handler, stop, give_up), name=queue
+    )
     consumer.start()
     server = ThreadingHTTPServer(("0.0.0.0", port), _health_handler(consumer, checks))  # noqa: S104
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()

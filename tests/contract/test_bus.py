@@ -32,6 +32,7 @@ class Consumer:
 
     def __init__(self, bus: Bus, queue: str, handler: Callable[[Event], None] | None = None):
         self.seen: list[Event] = []
+        self.given_up: list[tuple[Event, Exception]] = []
         self.stop = threading.Event()
 
         def handle(event: Event) -> None:
@@ -39,7 +40,10 @@ class Consumer:
             if handler:
                 handler(event)
 
-        self.thread = threading.Thread(target=bus.consume, args=(queue, handle, self.stop))
+        def give_up(event: Event, error: Exception) -> None:
+            self.given_up.append((event, error))
+
+        self.thread = threading.Thread(target=bus.consume, args=(queue, handle, self.stop, give_up))
         self.thread.start()
 
     def close(self) -> None:
@@ -89,6 +93,8 @@ class BusContract:
             consumer.close()
         assert len(consumer.seen) == DELIVERY_LIMIT
         assert {e.job_id for e in consumer.seen} == {"poison"}
+        [(event, error)] = consumer.given_up
+        assert (event.job_id, str(error)) == ("poison", "boom")
 
     def test_handler_success_acks_once(self, bus: Bus) -> None:
         consumer = Consumer(bus, "converter")
@@ -121,7 +127,7 @@ class BusContract:
 class TestInProcessBus(BusContract):
     @pytest.fixture
     def bus(self) -> Bus:
-        return InProcessBus()
+        return InProcessBus(retry_base=0.01)
 
     def dead_letters(self, bus: Bus) -> list[bytes]:
         assert isinstance(bus, InProcessBus)
@@ -135,7 +141,7 @@ class TestInProcessBus(BusContract):
 class TestRabbitMQBus(BusContract):
     @pytest.fixture
     def bus(self, amqp_url: str) -> Iterator[Bus]:
-        bus = RabbitMQBus(amqp_url, prefix=f"v2m-test-{uuid.uuid4().hex[:8]}")
+        bus = RabbitMQBus(amqp_url, prefix=f"v2m-test-{uuid.uuid4().hex[:8]}", retry_base=0.01)
         bus.ping()  # declares the topology
         yield bus
         bus.close()
@@ -183,23 +189,54 @@ class TestRabbitMQBus(BusContract):
         assert [e.job_id for e in consumer.seen] == ["slow"]
 
     def test_consumer_and_publisher_reconnect_after_the_broker_drops_them(self, bus: Bus) -> None:
-        """What a broker restart does to clients: every connection closed under them."""
-        rabbitmqctl = shutil.which("rabbitmqctl")
-        need(
-            "rabbitmqctl", lambda: rabbitmqctl or missing("rabbitmqctl"), "install rabbitmq-server"
-        )
+        """What a broker restart does to clients: their connections closed under them."""
+        assert isinstance(bus, RabbitMQBus)
         consumer = Consumer(bus, "converter")
         try:
             bus.publish(requested("before"))
             wait_for(lambda: consumer.seen, 10, "the first delivery")
-            subprocess.run(
-                [str(rabbitmqctl), "close_all_connections", "video2mp3 test: broker restart"],
-                check=True,
-                capture_output=True,
-                timeout=60,
-            )
-            bus.publish(requested("after"))  # the publisher's connection was closed too
+            assert drop_connections(bus.prefix) == 2  # the consumer's and the publisher's
+            bus.publish(requested("after"))
             wait_for(lambda: len(consumer.seen) == 2, 30, "a delivery after reconnecting")
         finally:
             consumer.close()
         assert [e.job_id for e in consumer.seen] == ["before", "after"]
+
+    def test_consumer_comes_back_when_its_queue_is_recreated(self, bus: Bus, amqp_url: str) -> None:
+        assert isinstance(bus, RabbitMQBus)
+        consumer = Consumer(bus, "converter")
+        try:
+            wait_for(lambda: _consumers(amqp_url, f"{bus.prefix}.converter") == 1, 10, "a consumer")
+            with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+                connection.channel().queue_delete(f"{bus.prefix}.converter")
+            time.sleep(1)  # the consumer learns of the cancel; then an operator re-creates it
+            bus.ping()
+            wait_for(
+                lambda: _consumers(amqp_url, f"{bus.prefix}.converter") == 1, 30, "re-consuming"
+            )
+            bus.publish(requested("after"))
+            wait_for(lambda: consumer.seen, 10, "a delivery from the new queue")
+        finally:
+            consumer.close()
+
+
+def _consumers(amqp_url: str, queue: str) -> int:
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        return int(connection.channel().queue_declare(queue, passive=True).method.consumer_count)
+
+
+def drop_connections(prefix: str) -> int:
+    """Close every broker connection of the bus with ``prefix``; return how many."""
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    need("rabbitmqctl", lambda: rabbitmqctl or missing("rabbitmqctl"), "install rabbitmq-server")
+
+    def ctl(*args: str) -> str:
+        run = [str(rabbitmqctl), *args]
+        return subprocess.run(run, check=True, capture_output=True, text=True, timeout=60).stdout
+
+    listed = ctl("list_connections", "pid", "client_properties", "-q", "--no-table-headers")
+    marker = f'{{"connection_name","{prefix} '
+    pids = [line.split("\t")[0] for line in listed.splitlines() if marker in line]
+    for pid in pids:
+        ctl("close_connection", pid, "video2mp3 test: broker restart")
+    return len(pids)

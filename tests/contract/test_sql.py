@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,15 +18,15 @@ from video2mp3.domain.events import (
     Event,
     Owner,
 )
-from video2mp3.domain.jobs import Job, Status
+from video2mp3.domain.jobs import Job, Status, utcnow
 from video2mp3.errors import Conflict, Unavailable
 from video2mp3.gateway.jobs import JobRepository
 from video2mp3.sql import create_engine, ping
 
 
 def new_job(owner: int = 1, name: str = "a.mp4") -> tuple[Job, Event]:
-    job = Job(owner_id=owner, filename=name, video_fid="v" + name)
-    return job, job.requested_event("a@example.com", "corr")
+    job = Job(owner_id=owner, owner_email="a@example.com", filename=name, video_fid="v" + name)
+    return job, job.requested_event("corr")
 
 
 class SQLContract:
@@ -137,6 +138,36 @@ class SQLContract:
         assert deleted is not None
         assert deleted.id == job.id
         assert jobs.get(job.id, 1) is None
+
+    def test_stalled_jobs_fail_and_tell_their_owner(self, jobs: JobRepository) -> None:
+        quiet, busy, queued = new_job(name="quiet"), new_job(name="busy"), new_job(name="queued")
+        for job, event in (quiet, busy, queued):
+            jobs.add(job, event)
+        jobs.relay_outbox(lambda body: None)
+        jobs.apply(Event(quiet[0].id, ConversionProgress(0.3)))
+        cutoff = utcnow() + timedelta(seconds=1)
+        time.sleep(1.2)
+        jobs.apply(Event(busy[0].id, ConversionProgress(0.3)))  # news after the cutoff
+        assert jobs.fail_stalled(cutoff) == [quiet[0].id]
+        stalled = jobs.get(quiet[0].id, 1)
+        assert stalled is not None
+        assert (stalled.status, stalled.error_code) == (Status.FAILED, "stalled")
+        published: list[Event] = []
+        jobs.relay_outbox(lambda body: published.append(Event.from_json(body)))
+        [told] = published
+        assert (told.job_id, told.type) == (quiet[0].id, "conversion.failed")
+        assert told.data.owner.email == "a@example.com"  # type: ignore[union-attr]
+        assert jobs.fail_stalled(cutoff) == []
+        for job in (busy, queued):
+            still = jobs.get(job[0].id, 1)
+            assert still is not None
+            assert not still.finished
+
+    def test_deleting_a_job_drops_its_unsent_request(self, jobs: JobRepository) -> None:
+        job, event = new_job()
+        jobs.add(job, event)
+        jobs.delete(job.id, 1)
+        assert jobs.outbox_depth() == 0
 
     def test_ping(self, engine: sa.Engine) -> None:
         ping(engine)

@@ -90,7 +90,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     stack = Stack(tmp_path)
     stack.headers = stack.user()  # type: ignore[attr-defined]
     yield stack
-    stack.app.extensions["video2mp3.background"].set()
+    stack.app.extensions["video2mp3.background"].stop()
 
 
 def error_code(response: Any) -> str:
@@ -117,7 +117,7 @@ def test_signup_can_be_turned_off(tmp_path: Path) -> None:
         "/api/v1/users", json={"email": "a@example.com", "password": "pw-123456"}
     )
     assert response.status_code == 403
-    stack.app.extensions["video2mp3.background"].set()
+    stack.app.extensions["video2mp3.background"].stop()
 
 
 def test_login_failures(stack: Stack) -> None:
@@ -176,7 +176,7 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(tmp_path: Path) -> None
     assert (response.status_code, error_code(response)) == (413, "too_large")
     assert [p for p in stack.blobs.root.iterdir() if p.is_file()] == []  # type: ignore[attr-defined]
     assert stack.client.get("/api/v1/jobs", headers=headers).get_json()["total"] == 0
-    stack.app.extensions["video2mp3.background"].set()
+    stack.app.extensions["video2mp3.background"].stop()
 
 
 def test_tokens_are_required(stack: Stack) -> None:

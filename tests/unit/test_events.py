@@ -57,6 +57,13 @@ def test_unknown_fields_are_ignored_at_every_level() -> None:
         b'{"type": "conversion.progress", "job_id": "j", "data": {"progress": 0.5}}',
         b'{"type": "conversion.progress", "job_id": "j", "event_id": "e", "occurred_at": "t",'
         b' "data": {}}',
+        b'{"type": "conversion.progress", "job_id": "j", "event_id": "e", "occurred_at": "t",'
+        b' "data": null}',
+        b'{"type": "conversion.failed", "job_id": "j", "event_id": "e", "occurred_at": "t",'
+        b' "data": {"code": "c", "message": "m", "retryable": false, "owner": "bob",'
+        b' "filename": "f"}}',
+        b'{"type": "conversion.progress", "job_id": "j", "event_id": "e", "occurred_at": "t",'
+        b' "data": [1]}',
     ],
 )
 def test_garbage_is_an_invalid_event(raw: bytes) -> None:

@@ -23,20 +23,20 @@ FAILED = Event("j", ConversionFailed("no_audio", "no audio", False, OWNER, "a.mp
 
 
 def test_progress_moves_a_queued_job_to_processing() -> None:
-    job = Job(owner_id=1, filename="a.mp4")
+    job = Job(owner_id=1, owner_email="a@example.com", filename="a.mp4")
     assert job.apply(progress(0.0))
     assert job.status is Status.PROCESSING
 
 
 def test_progress_only_moves_forward() -> None:
-    job = Job(owner_id=1, filename="a.mp4")
+    job = Job(owner_id=1, owner_email="a@example.com", filename="a.mp4")
     job.apply(progress(0.5))
     assert not job.apply(progress(0.2))
     assert job.progress == 0.5
 
 
 def test_success_is_final_and_late_events_are_ignored() -> None:
-    job = Job(owner_id=1, filename="a.mp4")
+    job = Job(owner_id=1, owner_email="a@example.com", filename="a.mp4")
     assert job.apply(SUCCEEDED)
     assert (job.status, job.progress, job.mp3_fid, job.mp3_size) == (
         Status.SUCCEEDED,
@@ -51,7 +51,7 @@ def test_success_is_final_and_late_events_are_ignored() -> None:
 
 
 def test_failure_records_the_code_and_message() -> None:
-    job = Job(owner_id=1, filename="a.mp4")
+    job = Job(owner_id=1, owner_email="a@example.com", filename="a.mp4")
     assert job.apply(FAILED)
     assert (job.status, job.error_code, job.error_message) == (
         Status.FAILED,
@@ -62,7 +62,7 @@ def test_failure_records_the_code_and_message() -> None:
 
 
 def test_progress_never_reports_done_before_success() -> None:
-    job = Job(owner_id=1, filename="a.mp4")
+    job = Job(owner_id=1, owner_email="a@example.com", filename="a.mp4")
     job.apply(progress(1.0))
     assert job.progress < 1.0
 

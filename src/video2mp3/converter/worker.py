@@ -29,7 +29,7 @@ from video2mp3.domain.events import (
 from video2mp3.domain.jobs import mp3_filename
 from video2mp3.errors import BlobNotFound, MediaError, Unavailable, Video2mp3Error
 from video2mp3.ports.blobs import CHUNK_SIZE, BlobStore
-from video2mp3.ports.bus import Bus
+from video2mp3.ports.bus import DELIVERY_LIMIT, Bus
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,30 @@ class Converter:
                 owner=request.owner,
                 filename=request.filename,
             )
-        self.bus.publish(Event(event.job_id, outcome, correlation_id=event.correlation_id))
+        try:
+            self.bus.publish(Event(event.job_id, outcome, correlation_id=event.correlation_id))
+        except Unavailable:
+            if isinstance(outcome, ConversionSucceeded):  # the retry will store a new one
+                self.blobs.delete(outcome.mp3_fid)
+            raise
         CONVERSIONS.labels(getattr(outcome, "code", "succeeded")).inc()
+
+    def give_up(self, event: Event, error: Exception) -> None:
+        """After the last failed try, report the job failed so that it does not stay pending."""
+        request = event.data
+        if not isinstance(request, ConversionRequested):
+            return
+        known = error if isinstance(error, Video2mp3Error) else None
+        failed = ConversionFailed(
+            code=known.code if known else "internal_error",
+            message=f"the conversion failed {DELIVERY_LIMIT} times; last: "
+            + (known.message if known else "an internal error"),
+            retryable=True,
+            owner=request.owner,
+            filename=request.filename,
+        )
+        self.bus.publish(Event(event.job_id, failed, correlation_id=event.correlation_id))
+        CONVERSIONS.labels(failed.code).inc()
 
     def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded:
         with tempfile.TemporaryDirectory(prefix="video2mp3-") as tmp:

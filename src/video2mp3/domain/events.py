@@ -106,6 +106,8 @@ class Event:
         """Decode an envelope; raise ``InvalidEvent`` if it is not one we understand."""
         try:
             body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise TypeError("the envelope must be a JSON object")
             data_cls = DATA_TYPES[body["type"]]
             return cls(
                 job_id=str(body["job_id"]),
@@ -119,8 +121,10 @@ class Event:
             raise InvalidEvent(f"not a video2mp3 event: {exc!r}") from None
 
 
-def _build(cls: type[Any], values: dict[str, Any]) -> Any:
+def _build(cls: type[Any], values: object) -> Any:
     """Instantiate a data class from a dict, dropping unknown keys and building nested owners."""
+    if not isinstance(values, dict):
+        raise TypeError(f"{cls.__name__} must be a JSON object")
     known = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {k: v for k, v in values.items() if k in known}
     if "owner" in kwargs:

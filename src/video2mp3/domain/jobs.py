@@ -41,6 +41,7 @@ class Job:
     """One upload and what became of it. Owned by the gateway."""
 
     owner_id: int
+    owner_email: str  # a snapshot for notifications, taken from the upload's token
     filename: str
     video_fid: str | None = None
     bitrate_kbps: int | None = None
@@ -80,16 +81,32 @@ class Job:
         self.updated_at = utcnow()
         return True
 
-    def requested_event(self, owner_email: str, correlation_id: str | None) -> Event:
+    @property
+    def owner(self) -> Owner:
+        return Owner(id=self.owner_id, email=self.owner_email)
+
+    def requested_event(self, correlation_id: str | None) -> Event:
         """The ``conversion.requested`` event that asks a converter to do this job."""
         assert self.video_fid is not None
         data = ConversionRequested(
             video_fid=self.video_fid,
-            owner=Owner(id=self.owner_id, email=owner_email),
+            owner=self.owner,
             filename=self.filename,
             bitrate_kbps=self.bitrate_kbps,
         )
         return Event(job_id=self.id, data=data, correlation_id=correlation_id)
+
+
+def stalled_event(job: Job) -> Event:
+    """The ``conversion.failed`` the gateway reports for a job no converter finished."""
+    failed = ConversionFailed(
+        code="stalled",
+        message="the conversion stopped making progress; please upload the video again",
+        retryable=True,
+        owner=job.owner,
+        filename=job.filename,
+    )
+    return Event(job.id, failed)
 
 
 def mp3_filename(upload_name: str) -> str:

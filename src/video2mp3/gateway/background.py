@@ -1,11 +1,20 @@
-"""The gateway's two background loops: the outbox relay and the tracker of converter events."""
+"""The gateway's background work: the outbox relay, the event tracker and the stalled-job sweep.
+
+Each runs in a daemon thread of every gateway process and survives errors: an outage or a bug in
+one step is logged and retried with backoff, never the end of the loop. ``/readyz`` reports a
+thread that died anyway.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from datetime import timedelta
 
+from video2mp3.backoff import Backoff
 from video2mp3.domain.events import ConversionSucceeded, Event
+from video2mp3.domain.jobs import utcnow
 from video2mp3.errors import Unavailable
 from video2mp3.gateway.jobs import JobRepository
 from video2mp3.ports.blobs import BlobStore
@@ -13,33 +22,8 @@ from video2mp3.ports.bus import Bus
 
 log = logging.getLogger(__name__)
 
-
-class OutboxRelay:
-    """Moves events from the outbox table to the bus; ``wake()`` after a write skips the wait."""
-
-    def __init__(self, jobs: JobRepository, bus: Bus, interval: float = 1.0) -> None:
-        self.jobs = jobs
-        self.bus = bus
-        self.interval = interval
-        self._wake = threading.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def run(self, stop: threading.Event) -> None:
-        delay = self.interval
-        while not stop.is_set():
-            try:
-                relayed = self.jobs.relay_outbox(
-                    lambda body: self.bus.publish(Event.from_json(body))
-                )
-                delay = self.interval
-            except Unavailable as exc:
-                log.warning("outbox relay paused: %s", exc.message)
-                relayed, delay = 0, min(delay * 2, 30.0)
-            if not relayed:
-                self._wake.wait(delay)
-                self._wake.clear()
+RELAY_INTERVAL = 1.0
+SWEEP_INTERVAL = 60.0
 
 
 def track(jobs: JobRepository, blobs: BlobStore, event: Event) -> None:
@@ -57,14 +41,72 @@ def track(jobs: JobRepository, blobs: BlobStore, event: Event) -> None:
         blobs.delete(data.mp3_fid)
 
 
-def start(jobs: JobRepository, blobs: BlobStore, bus: Bus, relay: OutboxRelay) -> threading.Event:
-    """Start the relay and the tracker in daemon threads; set the returned event to stop them."""
-    stop = threading.Event()
-    threading.Thread(target=relay.run, args=(stop,), name="outbox-relay", daemon=True).start()
-    threading.Thread(
-        target=bus.consume,
-        args=("gateway", lambda event: track(jobs, blobs, event), stop),
-        name="tracker",
-        daemon=True,
-    ).start()
-    return stop
+def repeat(
+    step: Callable[[], bool], stop: threading.Event, idle: float, wake: threading.Event
+) -> None:
+    """Call ``step`` until ``stop``: again at once while it has work, after ``idle`` seconds (or a
+    ``wake``) when it has none, with growing delays while it fails."""
+    backoff = Backoff(first=idle)
+    while not stop.is_set():
+        try:
+            busy = step()
+            backoff.reset()
+        except Unavailable as exc:
+            log.warning("paused: %s", exc.message)
+            busy, idle_for = False, backoff.next()
+        except Exception:
+            log.exception("background step failed")
+            busy, idle_for = False, backoff.next()
+        else:
+            idle_for = idle
+        if not busy:
+            wake.wait(idle_for)
+            wake.clear()
+
+
+class Background:
+    """The running threads; ``wake_relay`` after an upload, ``check`` for readiness."""
+
+    def __init__(
+        self, jobs: JobRepository, blobs: BlobStore, bus: Bus, *, stalled_after: timedelta
+    ) -> None:
+        self.jobs, self.blobs, self.bus = jobs, blobs, bus
+        self.stalled_after = stalled_after
+        self._stop = threading.Event()
+        self._relay_wake = threading.Event()
+        loops: dict[str, tuple[Callable[..., None], tuple[object, ...]]] = {
+            "outbox-relay": (repeat, (self._relay, self._stop, RELAY_INTERVAL, self._relay_wake)),
+            "sweeper": (repeat, (self._sweep, self._stop, SWEEP_INTERVAL, threading.Event())),
+            "tracker": (bus.consume, ("gateway", self._track, self._stop)),
+        }
+        self._threads = [
+            threading.Thread(target=target, args=args, name=name, daemon=True)
+            for name, (target, args) in loops.items()
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _relay(self) -> bool:
+        return self.jobs.relay_outbox(lambda body: self.bus.publish(Event.from_json(body))) > 0
+
+    def _sweep(self) -> bool:
+        stalled = self.jobs.fail_stalled(utcnow() - self.stalled_after)
+        if stalled:
+            log.warning("failed %d stalled jobs", len(stalled), extra={"job_ids": stalled})
+            self.wake_relay()
+        return False
+
+    def _track(self, event: Event) -> None:
+        track(self.jobs, self.blobs, event)
+
+    def wake_relay(self) -> None:
+        self._relay_wake.set()
+
+    def check(self) -> None:
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if dead:
+            raise Unavailable(f"background threads stopped: {', '.join(dead)}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._relay_wake.set()

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Session, registry, sessionmaker
 
 from video2mp3.domain.events import Event
-from video2mp3.domain.jobs import Job, Status, utcnow
-from video2mp3.errors import Unavailable
+from video2mp3.domain.jobs import Job, Status, stalled_event, utcnow
+from video2mp3.errors import InvalidEvent, Unavailable
 from video2mp3.sql import translated
+
+log = logging.getLogger(__name__)
+
+# Microseconds on MySQL too: the newest-first order and the stalled-job cutoff depend on them.
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
 
 metadata = sa.MetaData()
 
@@ -19,6 +27,7 @@ jobs = sa.Table(
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("owner_id", sa.Integer, nullable=False),
+    sa.Column("owner_email", sa.String(254), nullable=False),
     sa.Column("filename", sa.String(255), nullable=False),
     sa.Column("video_fid", sa.String(64)),
     sa.Column("bitrate_kbps", sa.Integer),
@@ -35,9 +44,10 @@ jobs = sa.Table(
     sa.Column("mp3_fid", sa.String(64), index=True),
     sa.Column("mp3_size", sa.BigInteger),
     sa.Column("duration", sa.Float),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
     sa.Index("ix_jobs_owner_created", "owner_id", "created_at"),
+    sa.Index("ix_jobs_status_updated", "status", "updated_at"),
 )
 
 # Events waiting to be published: written in the same transaction as the job they belong to.
@@ -45,8 +55,9 @@ outbox = sa.Table(
     "outbox",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(36), nullable=False, index=True),
     sa.Column("body", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
 )
 
 _mapper = registry()
@@ -57,6 +68,13 @@ class JobRepository:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._session: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+        # Under MySQL's default REPEATABLE READ, the relay's locking read takes gap locks that
+        # would hold every upload's insert for as long as a publish takes.
+        self._relay_engine = (
+            engine.execution_options(isolation_level="READ COMMITTED")
+            if engine.dialect.name == "mysql"
+            else engine
+        )
 
     def create_schema(self) -> None:
         with translated():
@@ -66,9 +84,7 @@ class JobRepository:
         """Insert ``job`` and queue ``event`` for publishing, atomically."""
         with translated(), self._session.begin() as session:
             session.add(job)
-            session.execute(
-                outbox.insert().values(body=event.to_json().decode(), created_at=utcnow())
-            )
+            _enqueue(session, event)
 
     def get(self, job_id: str, owner_id: int) -> Job | None:
         """The job if it exists and belongs to ``owner_id``."""
@@ -102,6 +118,8 @@ class JobRepository:
             )
             if job is not None:
                 session.delete(job)
+                # A request not relayed yet would convert a video that is gone.
+                session.execute(outbox.delete().where(outbox.c.job_id == job_id))
         return job
 
     def apply(self, event: Event) -> tuple[Job | None, bool]:
@@ -119,7 +137,7 @@ class JobRepository:
         """
         published: list[int] = []
         failure: Unavailable | None = None
-        with translated(), self.engine.begin() as conn:
+        with translated(), self._relay_engine.begin() as conn:
             rows = conn.execute(
                 sa.select(outbox.c.id, outbox.c.body)
                 .order_by(outbox.c.id)
@@ -129,6 +147,9 @@ class JobRepository:
             for row_id, body in rows:
                 try:
                     publish(body)
+                except InvalidEvent as exc:  # written by a newer gateway: leave it to that one
+                    log.warning("outbox row %s left for a newer gateway: %s", row_id, exc.message)
+                    continue
                 except Unavailable as exc:
                     failure = exc
                     break
@@ -139,6 +160,30 @@ class JobRepository:
             raise failure
         return len(published)
 
+    def fail_stalled(self, before: datetime) -> list[str]:
+        """Fail the jobs still ``processing`` with no news since ``before``; return their ids.
+
+        Each gets a ``conversion.failed`` (code ``stalled``) in the outbox, so the owner is told.
+        This catches what retries cannot: a request dead-lettered after its converter died
+        repeatedly, or an event lost while the jobs database was down.
+        """
+        with translated(), self._session.begin() as session:
+            stalled = session.scalars(
+                sa.select(Job)
+                .where(jobs.c.status == Status.PROCESSING, jobs.c.updated_at < before)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for job in stalled:
+                event = stalled_event(job)
+                job.apply(event)
+                _enqueue(session, event)
+        return [job.id for job in stalled]
+
     def outbox_depth(self) -> int:
         with translated(), self.engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
+
+
+def _enqueue(session: Session, event: Event) -> None:
+    body = event.to_json().decode()
+    session.execute(outbox.insert().values(job_id=event.job_id, body=body, created_at=utcnow()))

@@ -63,11 +63,12 @@ class Gateway:
                 raise InvalidRequest("the uploaded file is empty")
             job = Job(
                 owner_id=owner.user_id,
+                owner_email=owner.email,
                 filename=upload.blob.filename,
                 video_fid=upload.blob.id,
                 bitrate_kbps=kbps,
             )
-            self.jobs.add(job, job.requested_event(owner.email, correlation_id.get()))
+            self.jobs.add(job, job.requested_event(correlation_id.get()))
         except BaseException:
             self.blobs.delete(upload.blob.id)
             raise

@@ -22,6 +22,8 @@ QUEUES: dict[str, tuple[str, ...]] = {
 DELIVERY_LIMIT = 5
 
 Handler = Callable[[Event], None]
+# Called once when an event has failed its last delivery, before it is dead-lettered.
+GiveUp = Callable[[Event, Exception], None]
 
 
 class Bus(Protocol):
@@ -33,12 +35,15 @@ class Bus(Protocol):
         """
         ...
 
-    def consume(self, queue: str, handler: Handler, stop: threading.Event) -> None:
+    def consume(
+        self, queue: str, handler: Handler, stop: threading.Event, give_up: GiveUp | None = None
+    ) -> None:
         """Deliver each event of ``queue`` to ``handler`` until ``stop`` is set.
 
         An event is acknowledged only after ``handler`` returns. If ``handler`` raises, the event
-        is redelivered, at most ``DELIVERY_LIMIT`` times in all, then dead-lettered; a body that
-        is not a valid event is dead-lettered at once. Reconnects after a broker outage.
+        is redelivered after a growing delay, at most ``DELIVERY_LIMIT`` times in all; after the
+        last failure ``give_up`` is called and the event is dead-lettered. A body that is not a
+        valid event is dead-lettered at once. Reconnects after a broker outage.
         """
         ...
 

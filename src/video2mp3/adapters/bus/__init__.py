@@ -4,12 +4,50 @@ from __future__ import annotations
 
 import logging
 import re
+from enum import Enum
 
 from video2mp3 import logs
 from video2mp3.domain.events import Event
-from video2mp3.ports.bus import QUEUES, Handler
+from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, GiveUp, Handler
 
 log = logging.getLogger(__name__)
+
+
+class Outcome(Enum):
+    ACK = "ack"  # done
+    RETRY = "retry"  # hand it back, after retry_delay()
+    DEAD = "dead"  # dead-letter it
+
+
+def retry_delay(delivery: int, base: float) -> float:
+    """How long to wait before handing back an event that failed its ``delivery``-th delivery.
+
+    Growing delays let a short outage of a dependency pass before the retries run out.
+    """
+    return min(base * 2 ** (delivery - 1), 30.0)
+
+
+def process(event: Event, delivery: int, handler: Handler, give_up: GiveUp | None) -> Outcome:
+    """Run ``handler`` for one delivery and decide what becomes of the event."""
+    try:
+        run_handler(handler, event)
+        return Outcome.ACK
+    except Exception as exc:
+        extra = {"event_type": event.type, "job_id": event.job_id, "delivery": delivery}
+        if delivery < DELIVERY_LIMIT:
+            log.warning("handler failed; the event will be retried", exc_info=True, extra=extra)
+            return Outcome.RETRY
+        log.error("handler failed for the last time; dead-lettering", exc_info=True, extra=extra)
+        if give_up is not None:
+            _give_up(give_up, event, exc)
+        return Outcome.DEAD
+
+
+def _give_up(give_up: GiveUp, event: Event, error: Exception) -> None:
+    try:
+        run_handler(lambda e: give_up(e, error), event)
+    except Exception:
+        log.exception("giving up failed too", extra={"job_id": event.job_id})
 
 
 def run_handler(handler: Handler, event: Event) -> None:

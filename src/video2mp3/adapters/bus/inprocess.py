@@ -10,16 +10,17 @@ import logging
 import threading
 from queue import Empty, Queue
 
-from video2mp3.adapters.bus import queues_for, run_handler
+from video2mp3.adapters.bus import Outcome, process, queues_for, retry_delay
 from video2mp3.domain.events import Event
 from video2mp3.errors import InvalidEvent, Unavailable
-from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, Handler
+from video2mp3.ports.bus import QUEUES, GiveUp, Handler
 
 log = logging.getLogger(__name__)
 
 
 class InProcessBus:
-    def __init__(self) -> None:
+    def __init__(self, *, retry_base: float = 1.0) -> None:
+        self.retry_base = retry_base
         self._queues: dict[str, Queue[tuple[bytes, int]]] = {name: Queue() for name in QUEUES}
         self.dead_letters: list[bytes] = []
 
@@ -35,7 +36,9 @@ class InProcessBus:
         """Enqueue an arbitrary body, as a misbehaving publisher could."""
         self._queues[queue_name].put((body, 1))
 
-    def consume(self, queue: str, handler: Handler, stop: threading.Event) -> None:
+    def consume(
+        self, queue: str, handler: Handler, stop: threading.Event, give_up: GiveUp | None = None
+    ) -> None:
         pending = self._queues[queue]
         while not stop.is_set():
             try:
@@ -48,14 +51,12 @@ class InProcessBus:
                 log.error("dead-lettering an invalid message: %s", exc.message)
                 self.dead_letters.append(body)
                 continue
-            try:
-                run_handler(handler, event)
-            except Exception:
-                log.exception("handler failed", extra={"event_type": event.type})
-                if delivery < DELIVERY_LIMIT:
-                    pending.put((body, delivery + 1))
-                else:
-                    self.dead_letters.append(body)
+            outcome = process(event, delivery, handler, give_up)
+            if outcome is Outcome.RETRY:
+                stop.wait(retry_delay(delivery, self.retry_base))
+                pending.put((body, delivery + 1))
+            elif outcome is Outcome.DEAD:
+                self.dead_letters.append(body)
 
     def depth(self, queue: str) -> int:
         return self._queues[queue].qsize()

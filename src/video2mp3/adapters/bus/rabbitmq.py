@@ -7,24 +7,30 @@
 - Consuming: prefetch 1 and a manual ack after the handler returns. The handler runs in a worker
   thread while this thread keeps servicing the connection, so heartbeats flow during a long
   conversion and the broker does not redeliver a message that is still being worked on.
-- A lost connection is re-opened with backoff; an unacked message returns to its queue.
+- A failed event goes back to its queue after a growing delay (``x-delivery-count`` says how
+  often it was delivered); after the last try, ``give_up`` runs and it is dead-lettered.
+- A lost connection or a cancelled consumer is re-opened with backoff; an unacked message returns
+  to its queue.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, NackError, UnroutableError
 
-from video2mp3.adapters.bus import run_handler
+from video2mp3.adapters.bus import Outcome, process, retry_delay
 from video2mp3.domain.events import Event
 from video2mp3.errors import InvalidEvent, Unavailable
-from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, Handler
+from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, GiveUp, Handler
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +54,34 @@ def declare_topology(channel: BlockingChannel, prefix: str) -> None:
             channel.queue_bind(f"{prefix}.{queue}", prefix, routing_key=key)
 
 
+@dataclass
+class _Delivery:
+    tag: int
+    count: int  # 1 on the first delivery
+    body: bytes
+
+
+class _Cancelled(Exception):
+    """The broker cancelled our consumer (its queue was deleted, or it failed over)."""
+
+
 class RabbitMQBus:
     def __init__(
-        self, url: str, *, prefix: str = "video2mp3", reconnect_delay: float = 1.0
+        self,
+        url: str,
+        *,
+        prefix: str = "video2mp3",
+        reconnect_delay: float = 1.0,
+        retry_base: float = 1.0,
     ) -> None:
         self.prefix = prefix  # names the exchange and prefixes every queue
+        self.retry_base = retry_base
         self._params = pika.URLParameters(url)
         self._params.blocked_connection_timeout = 60
+        # Named connections let an operator (or a test) tell ours apart in rabbitmqctl.
+        self._params.client_properties = {
+            "connection_name": f"{prefix} {socket.gethostname()} {os.getpid()}"
+        }
         self._reconnect_delay = reconnect_delay
         self._publisher: tuple[pika.BlockingConnection, BlockingChannel] | None = None
         self._publish_lock = threading.Lock()
@@ -97,16 +124,28 @@ class RabbitMQBus:
                     if attempt == 2:
                         raise Unavailable(f"broker: {exc!r}") from exc
 
-    def consume(self, queue: str, handler: Handler, stop: threading.Event) -> None:
+    def consume(
+        self, queue: str, handler: Handler, stop: threading.Event, give_up: GiveUp | None = None
+    ) -> None:
         delay = self._reconnect_delay
         while not stop.is_set():
+            connection = None
             try:
                 connection, channel = self._connect()
                 delay = self._reconnect_delay
-                self._consume_on(connection, channel, f"{self.prefix}.{queue}", handler, stop)
-                connection.close()
-            except (Unavailable, AMQPError) as exc:
+                self._consume_on(
+                    connection, channel, f"{self.prefix}.{queue}", handler, give_up, stop
+                )
+            except (Unavailable, AMQPError, _Cancelled) as exc:
                 log.warning("broker connection lost, reconnecting", extra={"error": repr(exc)})
+            except Exception:  # a bug of ours must not end consumption for good
+                log.exception("consumer failed, reconnecting")
+            finally:
+                # Closing hands any unacked message back to the queue.
+                if connection is not None and connection.is_open:
+                    with contextlib.suppress(AMQPError):
+                        connection.close()
+            if not stop.is_set():
                 stop.wait(delay)
                 delay = min(delay * 2, 30)
 
@@ -116,45 +155,53 @@ class RabbitMQBus:
         channel: BlockingChannel,
         queue: str,
         handler: Handler,
+        give_up: GiveUp | None,
         stop: threading.Event,
     ) -> None:
         # Prefetch 1: a worker holds one message at a time, so the others go to idle workers.
         channel.basic_qos(prefetch_count=1)
-        deliveries: list[tuple[int, bytes]] = []
+        deliveries: list[_Delivery] = []
+        cancelled = threading.Event()
+        channel.add_on_cancel_callback(lambda _frame: cancelled.set())
         channel.basic_consume(
-            queue, lambda _ch, method, _props, body: deliveries.append((method.delivery_tag, body))
+            queue,
+            lambda _ch, method, props, body: deliveries.append(
+                _Delivery(
+                    method.delivery_tag, (props.headers or {}).get("x-delivery-count", 0) + 1, body
+                )
+            ),
         )
         log.info("consuming", extra={"queue": queue})
         while not stop.is_set():
             connection.process_data_events(time_limit=0.5)
+            if cancelled.is_set():
+                raise _Cancelled(queue)
             while deliveries:
-                tag, body = deliveries.pop(0)
-                self._deliver(connection, channel, tag, body, handler)
+                self._deliver(connection, channel, deliveries.pop(0), handler, give_up)
 
     def _deliver(
         self,
         connection: pika.BlockingConnection,
         channel: BlockingChannel,
-        tag: int,
-        body: bytes,
+        delivery: _Delivery,
         handler: Handler,
+        give_up: GiveUp | None,
     ) -> None:
         try:
-            event = Event.from_json(body)
+            event = Event.from_json(delivery.body)
         except InvalidEvent as exc:
             log.error("dead-lettering an invalid message: %s", exc.message)
-            channel.basic_reject(tag, requeue=False)
+            channel.basic_reject(delivery.tag, requeue=False)
             return
-        failure = _run_in_thread(lambda: run_handler(handler, event), connection)
-        if failure is None:
-            channel.basic_ack(tag)
+        count = min(delivery.count, DELIVERY_LIMIT)
+        outcome = _run_in_thread(lambda: process(event, count, handler, give_up), connection)
+        if outcome is Outcome.ACK:
+            channel.basic_ack(delivery.tag)
+        elif outcome is Outcome.RETRY:
+            connection.sleep(retry_delay(count, self.retry_base))  # services heartbeats meanwhile
+            channel.basic_nack(delivery.tag, requeue=True)
         else:
-            log.error(
-                "handler failed; the message goes back to the queue",
-                exc_info=failure,
-                extra={"event_type": event.type, "job_id": event.job_id},
-            )
-            channel.basic_nack(tag, requeue=True)
+            channel.basic_reject(delivery.tag, requeue=False)
 
     def ping(self) -> None:
         connection, _ = self._connect()
@@ -171,17 +218,15 @@ class RabbitMQBus:
                 connection.close()
 
 
-def _run_in_thread(
-    work: Callable[[], None], connection: pika.BlockingConnection
-) -> BaseException | None:
-    """Run ``work`` in a thread while servicing ``connection``; return what it raised, if any."""
-    failure: list[BaseException] = []
+def _run_in_thread(work: Callable[[], Outcome], connection: pika.BlockingConnection) -> Outcome:
+    """Run ``work`` in a thread while servicing ``connection``, so heartbeats keep flowing."""
+    result: list[Outcome] = []
 
     def target() -> None:
         try:
-            work()
-        except Exception as exc:
-            failure.append(exc)
+            result.append(work())
+        except BaseException:  # process() catches Exception; anything else is a retry
+            log.exception("delivery failed")
 
     thread = threading.Thread(target=target, name="handler", daemon=True)
     thread.start()
@@ -192,4 +237,4 @@ def _run_in_thread(
         # If the connection broke, let the work finish before reconnecting: the message will be
         # redelivered, but never worked on twice at once by this worker.
         thread.join()
-    return failure[0] if failure else None
+    return result[0] if result else Outcome.RETRY
