@@ -13,7 +13,7 @@ from flask import Flask
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing
 from video2mp3.auth.users import UserRepository
-from video2mp3.converter.media import Transcoder, find_ffmpeg
+from video2mp3.converter.media import Transcoder, check_probe, find_ffmpeg
 from video2mp3.converter.worker import Converter
 from video2mp3.gateway import background
 from video2mp3.gateway.app import create_app as create_gateway_app
@@ -112,6 +112,7 @@ def gateway_app(settings: Settings, identity: Identity, bus: Bus, blobs: BlobSto
 
 
 def converter(settings: Settings, blobs: BlobStore, bus: Bus) -> Converter:
+    check_probe()
     transcoder = Transcoder(
         find_ffmpeg(settings.ffmpeg),
         timeout=settings.conversion_timeout_seconds,

@@ -7,28 +7,27 @@ import sys
 from pathlib import Path
 
 from video2mp3 import bootstrap, logs, web
+from video2mp3.auth.app import create_app as auth_app
 from video2mp3.errors import SettingsError, Unavailable
 from video2mp3.settings import Settings, load
+from video2mp3.worker import run_consumer
 
 PORTS = {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083}
 
 
 def serve(service: str, port: int, settings: Settings) -> None:
     """Run one service in the foreground; HTTP services on gunicorn."""
-    if service in ("auth", "gateway"):
-        bootstrap.create_schemas(settings, service)  # in the master: workers would race
     if service == "auth":
-        bootstrap.accounts(settings)  # fail fast in the master: settings and keys
-
-        def auth_app():  # type: ignore[no-untyped-def]
-            from video2mp3.auth.app import create_app
-
-            return create_app(bootstrap.accounts(settings))
-
-        web.serve(auth_app, port=port, workers=settings.web_workers)
+        settings.require("auth", "auth_db_url", "jwt_key_dir")
+        bootstrap.accounts(settings)  # fail fast, in the master: keys
+        bootstrap.create_schemas(settings, service)  # once, in the master: workers would race
+        web.serve(
+            lambda: auth_app(bootstrap.accounts(settings)), port=port, workers=settings.web_workers
+        )
     elif service == "gateway":
         settings.require("the gateway", "jobs_db_url", "auth_url", "broker_url")
         settings.require_one("the gateway", "mongodb_url", "blob_dir")
+        bootstrap.create_schemas(settings, service)
         web.serve(
             lambda: bootstrap.gateway_app(
                 settings,
@@ -40,23 +39,20 @@ def serve(service: str, port: int, settings: Settings) -> None:
             workers=settings.web_workers,
             timeout=600,
         )
-    else:
-        from video2mp3.worker import run_consumer
-
+    elif service == "converter":
         bus = bootstrap.bus(settings, service)
-        if service == "converter":
-            blobs = bootstrap.blob_store(settings, service)
-            converter = bootstrap.converter(settings, blobs, bus)
-            checks = {"bus": bus.ping, "blobs": blobs.ping}
-            run_consumer(
-                bus, service, converter.handle, port=port, checks=checks, give_up=converter.give_up
-            )
-        else:
-            mailer = bootstrap.mailer(settings, service)
-            handler = bootstrap.notifier(settings, mailer).handle
-            run_consumer(
-                bus, service, handler, port=port, checks={"bus": bus.ping, "mail": mailer.ping}
-            )
+        blobs = bootstrap.blob_store(settings, service)
+        converter = bootstrap.converter(settings, blobs, bus)
+        checks = {"bus": bus.ping, "blobs": blobs.ping}
+        run_consumer(
+            bus, service, converter.handle, port=port, checks=checks, give_up=converter.give_up
+        )
+    else:
+        bus = bootstrap.bus(settings, service)
+        mailer = bootstrap.mailer(settings, service)
+        notifier = bootstrap.notifier(settings, mailer)
+        checks = {"bus": bus.ping, "mail": mailer.ping}
+        run_consumer(bus, service, notifier.handle, port=port, checks=checks)
 
 
 def main(argv: list[str] | None = None) -> int:

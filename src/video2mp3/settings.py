@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,8 +60,14 @@ class Settings(BaseSettings):
     @classmethod
     def _known_scheme(cls, value: str | None, info: object) -> str | None:
         name = info.field_name  # type: ignore[attr-defined]
-        if value is not None and not value.startswith(_SCHEMES[name]):
+        if value is None:
+            return value
+        if not value.startswith(_SCHEMES[name]):
             raise ValueError(f"must start with one of {', '.join(_SCHEMES[name])}")
+        try:
+            urlsplit(value).port  # noqa: B018 - parsing is the check
+        except ValueError:
+            raise ValueError("the port is not a number") from None
         return value
 
     def require(self, service: str, *names: str) -> None:

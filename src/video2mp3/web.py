@@ -19,7 +19,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from werkzeug.exceptions import HTTPException
 
 from video2mp3 import logs
-from video2mp3.errors import Unavailable, Video2mp3Error, http_status
+from video2mp3.errors import (
+    InvalidRequest,
+    Unauthorized,
+    Unavailable,
+    Video2mp3Error,
+    http_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +33,24 @@ Check = Callable[[], None]
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["endpoint", "method", "status"])
 LATENCY = Histogram("http_request_seconds", "HTTP request latency", ["endpoint"])
+
+
+def basic_credentials() -> tuple[str, str]:
+    """Email and password from HTTP Basic authentication; ``Unauthorized`` without them."""
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or not auth.username:
+        raise Unauthorized("send your email and password with HTTP Basic authentication")
+    return auth.username, auth.password or ""
+
+
+def credentials_body() -> tuple[str, str]:
+    """Email and password from a JSON body; ``InvalidRequest`` if it is not that."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not all(
+        isinstance(body.get(k), str) for k in ("email", "password")
+    ):
+        raise InvalidRequest('send a JSON object {"email": "...", "password": "..."}')
+    return body["email"], body["password"]
 
 
 def json_error(status: int, code: str, message: str) -> Response:

@@ -15,7 +15,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 from tests.support import free_port
 from video2mp3.adapters.mail.outbox import OutboxMailer
 from video2mp3.adapters.mail.smtp import SMTPMailer
-from video2mp3.errors import Unavailable
+from video2mp3.errors import SettingsError, Unavailable
 from video2mp3.ports.mail import Mailer
 
 
@@ -80,10 +80,14 @@ class TestSMTPMailer(MailerContract):
     def test_login(self) -> None:
         controller, inbox = smtp_server(authenticator=authenticator, auth_require_tls=False)
         try:
-            SMTPMailer(f"smtp://bot:s3cret@127.0.0.1:{controller.port}").send(message())
+            SMTPMailer(f"smtp://bot:s3cret@127.0.0.1:{controller.port}?insecure_login=true").send(
+                message()
+            )
             assert len(inbox.messages) == 1
             with pytest.raises(Unavailable):
-                SMTPMailer(f"smtp://bot:wrong@127.0.0.1:{controller.port}").send(message())
+                SMTPMailer(f"smtp://bot:wrong@127.0.0.1:{controller.port}?insecure_login=1").send(
+                    message()
+                )
             assert len(inbox.messages) == 1
         finally:
             controller.stop()
@@ -95,6 +99,14 @@ class TestSMTPMailer(MailerContract):
                 SMTPMailer(f"smtp://127.0.0.1:{controller.port}?starttls=true").send(message())
         finally:
             controller.stop()
+
+    def test_credentials_are_never_sent_in_clear_by_default(self) -> None:
+        with pytest.raises(SettingsError, match="starttls") as caught:
+            SMTPMailer("smtp://bot:s3cret@mail.example.com:587")
+        assert "s3cret" not in str(caught.value)
+        with pytest.raises(SettingsError) as caught:
+            SMTPMailer("smtps://bot:s3cret@mail.example.com:nope")
+        assert "s3cret" not in str(caught.value)
 
     def test_unreachable_server(self) -> None:
         with pytest.raises(Unavailable):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,12 +22,13 @@ from video2mp3.auth.keys import generate
 from video2mp3.ports.bus import QUEUES
 
 
-def reset_broker(amqp_url: str) -> None:
-    """Start from an empty topology: leftovers of an earlier run would skew the counts."""
+def delete_topology(amqp_url: str, prefix: str) -> None:
     with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
         channel = connection.channel()
         for queue in [*QUEUES, "dead"]:
-            channel.queue_delete(f"video2mp3.{queue}")
+            channel.queue_delete(f"{prefix}.{queue}")
+        channel.exchange_delete(prefix)
+        channel.exchange_delete(f"{prefix}.dlx")
 
 
 class Services:
@@ -73,7 +75,7 @@ class Services:
 def system(
     tmp_path: Path, amqp_url: str, mongodb_url: str, new_mysql_database: Callable[[], str]
 ) -> Iterator[tuple[Services, Inbox]]:
-    reset_broker(amqp_url)
+    prefix = f"v2m-e2e-{uuid.uuid4().hex[:8]}"  # its own queues: nothing shared, nothing left
     inbox = Inbox()
     smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
@@ -84,6 +86,7 @@ def system(
             "VIDEO2MP3_AUTH_DB_URL": new_mysql_database(),
             "VIDEO2MP3_JOBS_DB_URL": new_mysql_database(),
             "VIDEO2MP3_BROKER_URL": amqp_url,
+            "VIDEO2MP3_BROKER_PREFIX": prefix,
             "VIDEO2MP3_MONGODB_URL": mongodb_url,
             "VIDEO2MP3_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
             "VIDEO2MP3_MAIL_FROM": "video2mp3 <noreply@example.com>",
@@ -106,6 +109,7 @@ def system(
     finally:
         services.stop()
         smtp.stop()
+        delete_topology(amqp_url, prefix)
 
 
 def test_the_whole_pipeline(

@@ -30,10 +30,10 @@ def serve(service: str, **settings: str) -> subprocess.CompletedProcess[str]:
             {"VIDEO2MP3_BROKER_URL": "amqp://x"},
             "VIDEO2MP3_SMTP_URL or VIDEO2MP3_MAIL_OUTBOX_DIR",
         ),
-        ("gateway", {"VIDEO2MP3_JOBS_DB_URL": "sqlite:///x.db"}, "VIDEO2MP3_AUTH_URL is required"),
+        ("gateway", {"VIDEO2MP3_JOBS_DB_URL": "sqlite://"}, "VIDEO2MP3_AUTH_URL is required"),
         (
             "auth",
-            {"VIDEO2MP3_AUTH_DB_URL": "sqlite:////tmp/v2m-cli-test.db"},
+            {"VIDEO2MP3_AUTH_DB_URL": "sqlite://"},
             "VIDEO2MP3_JWT_KEY_DIR is required",
         ),
         (

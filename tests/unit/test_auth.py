@@ -9,7 +9,7 @@ import pytest
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing, generate
 from video2mp3.auth.users import UserRepository
-from video2mp3.errors import Conflict, Forbidden, InvalidRequest, Unauthorized
+from video2mp3.errors import Conflict, Forbidden, InvalidRequest, Unauthorized, Unavailable
 from video2mp3.gateway.tokens import TokenVerifier
 from video2mp3.sql import create_engine
 
@@ -23,14 +23,17 @@ def accounts(tmp_path: Path) -> Accounts:
 
 
 class CountingIdentity:
-    """Serves an Accounts' JWKS and counts fetches."""
+    """Serves an Accounts' JWKS and counts fetches; ``down`` makes it unreachable."""
 
     def __init__(self, accounts: Accounts) -> None:
         self.accounts = accounts
         self.fetches = 0
+        self.down = False
 
     def jwks(self) -> dict[str, Any]:
         self.fetches += 1
+        if self.down:
+            raise Unavailable("auth is down")
         return self.accounts.keys.jwks()
 
 
@@ -117,3 +120,32 @@ def test_key_rotation_keeps_old_tokens_valid_and_refetches_once(
     assert verifier.verify(new_token).user_id == user.id
     assert verifier.verify(old_token).user_id == user.id
     assert identity.fetches == 2
+
+
+def test_a_key_auth_stops_publishing_stops_being_trusted(
+    accounts: Accounts, tmp_path: Path
+) -> None:
+    user = accounts.register("ann@example.com", "correct horse")
+    verifier = TokenVerifier(CountingIdentity(accounts))
+    old_token = accounts.issue_token(user)
+    verifier.verify(old_token)
+    for pem in (tmp_path / "keys").glob("*.pem"):
+        pem.unlink()  # the old key is retired (say, leaked) ...
+    generate(tmp_path / "keys")
+    accounts.keys = KeyRing.load(tmp_path / "keys")
+    verifier._fetched_at -= 301  # ... and the cached key set has expired
+    with pytest.raises(Unauthorized, match="unknown key"):
+        verifier.verify(old_token)
+
+
+def test_cached_keys_serve_while_auth_is_down(accounts: Accounts) -> None:
+    user = accounts.register("ann@example.com", "correct horse")
+    identity = CountingIdentity(accounts)
+    verifier = TokenVerifier(identity)
+    token = accounts.issue_token(user)
+    verifier.verify(token)
+    identity.down = True
+    verifier._fetched_at -= 301
+    assert verifier.verify(token).user_id == user.id
+    with pytest.raises(Unavailable):
+        TokenVerifier(identity).verify(token)  # no cache to fall back on

@@ -22,6 +22,9 @@ def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("VIDEO2MP3_MAX_UPLOAD_BYTES", "lots"),
         ("VIDEO2MP3_SMTP_URL", "mail.example.com"),
         ("VIDEO2MP3_LOG_LEVEL", "LOUD"),
+        ("VIDEO2MP3_BROKER_URL", "amqp://u:p@rabbit:notaport/"),
+        ("VIDEO2MP3_SMTP_URL", "smtp://u:p@mail:abc"),
+        ("VIDEO2MP3_BROKER_PREFIX", "Bad Prefix"),
     ],
 )
 def test_a_malformed_setting_is_named(

@@ -65,6 +65,24 @@ def test_truncated_body_is_refused_and_nothing_kept(blobs: LocalBlobStore) -> No
     assert stored(blobs) == []
 
 
+def test_a_body_without_boundaries_is_refused_without_buffering_it(blobs: LocalBlobStore) -> None:
+    class Endless(io.RawIOBase):
+        served = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+            self.served += len(buffer)
+            buffer[:] = b"x" * len(buffer)
+            return len(buffer)
+
+    body = Endless()
+    with pytest.raises(InvalidRequest, match="no boundary"):
+        store_upload(io.BufferedReader(body), BOUNDARY, blobs, 10**9)
+    assert body.served < 4 * 1024 * 1024  # refused after about a megabyte, not a gigabyte
+
+
 def test_huge_form_field_is_refused(blobs: LocalBlobStore) -> None:
     with pytest.raises(TooLarge):
         store_upload(multipart(("bitrate", None, b"1" * 10_000)), BOUNDARY, blobs, 10**6)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from video2mp3 import web
 from video2mp3.auth.accounts import Accounts
-from video2mp3.errors import InvalidRequest, Unauthorized
 from video2mp3.sql import ping
 
 bp = Blueprint("auth", __name__)
@@ -20,22 +19,13 @@ def _accounts() -> Accounts:
 @bp.post("/login")
 def login() -> Response:
     """Exchange HTTP Basic credentials for a JWT (text/plain)."""
-    auth = request.authorization
-    if auth is None or auth.type != "basic" or not auth.username:
-        raise Unauthorized("send your email and password with HTTP Basic authentication")
-    token = _accounts().login(auth.username, auth.password or "")
-    return Response(token, mimetype="text/plain")
+    return Response(_accounts().login(*web.basic_credentials()), mimetype="text/plain")
 
 
 @bp.post("/users")
 def register() -> tuple[Response, int]:
     """Create an account from ``{"email", "password"}``."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not all(
-        isinstance(body.get(k), str) for k in ("email", "password")
-    ):
-        raise InvalidRequest('send a JSON object {"email": "...", "password": "..."}')
-    user = _accounts().register(body["email"], body["password"])
+    user = _accounts().register(*web.credentials_body())
     return jsonify(id=user.id, email=user.email), 201
 
 

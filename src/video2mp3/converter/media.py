@@ -8,7 +8,7 @@ wall-clock timeout; CPU, memory and file-size limits on the child.
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 import json
 import logging
 import resource
@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from video2mp3.converter.probe import PROBE_OPTIONS
-from video2mp3.errors import ConversionTimeout, MediaError, SettingsError
+from video2mp3.errors import ConversionTimeout, MediaError, SettingsError, Video2mp3Error
 
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 60
+PROBE_FILE_BYTES = 1024 * 1024  # the probe writes nothing; room for Python's bytecode cache
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 MAX_BITRATE_BPS = 320_000
 MEMORY_LIMIT = 2 * 1024**3
@@ -40,6 +41,12 @@ class MediaInfo:
     channels: int
     sample_rate: int
     duration: float | None
+
+
+def check_probe() -> None:
+    """Fail at start-up, not on every job, when PyAV (the probe) is not installed."""
+    if importlib.util.find_spec("av") is None:
+        raise SettingsError("the converter needs PyAV: install video2mp3[converter]")
 
 
 def find_ffmpeg(configured: str | None = None) -> str:
@@ -65,9 +72,16 @@ def probe(path: Path) -> MediaInfo:
             capture_output=True,
             timeout=PROBE_TIMEOUT,
             check=False,
+            preexec_fn=limits(cpu_seconds=PROBE_TIMEOUT, file_bytes=PROBE_FILE_BYTES),
         )
+    except subprocess.TimeoutExpired:
+        raise MediaError("the file took too long to analyse", code="invalid_media") from None
+    if done.returncode > 0 and not done.stdout:  # our failure (say, PyAV missing), not the file's
+        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        raise Video2mp3Error(f"the probe failed: {last[0]}", code="probe_failed")
+    try:
         facts = json.loads(done.stdout)
-    except (subprocess.TimeoutExpired, ValueError):
+    except ValueError:  # killed by a signal or a limit: a crafted or broken file
         raise MediaError("the file could not be analysed", code="invalid_media") from None
     if "error" in facts:
         raise MediaError(facts["error"]["message"], code=facts["error"]["code"])
@@ -91,8 +105,7 @@ def command(
             args += ["-ac", "2"]  # MP3 is at most stereo: downmix 5.1 and the like
         if info.sample_rate not in MP3_SAMPLE_RATES:
             args += ["-ar", "48000" if info.sample_rate > 48000 else "44100"]
-    max_bytes = max_seconds * MAX_BITRATE_BPS // 8 + 1024 * 1024
-    args += ["-t", str(max_seconds), "-fs", str(max_bytes)]
+    args += ["-t", str(max_seconds), "-fs", str(max_output_bytes(max_seconds))]
     return [*args, "-progress", "pipe:1", "-f", "mp3", str(dst)]
 
 
@@ -119,8 +132,15 @@ class Transcoder:
         args = command(self.ffmpeg, src, dst, info, bitrate_kbps, self.max_seconds)
         timed_out = threading.Event()
         with tempfile.TemporaryFile() as stderr:
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True)
-            self._limit(proc.pid)
+            proc = subprocess.Popen(
+                args,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                preexec_fn=limits(
+                    cpu_seconds=self.timeout * 2, file_bytes=max_output_bytes(self.max_seconds)
+                ),
+            )
 
             def kill() -> None:
                 timed_out.set()
@@ -143,15 +163,24 @@ class Transcoder:
                 last = stderr.read().decode(errors="replace").strip().splitlines()[-1:] or ["?"]
                 raise MediaError(f"ffmpeg could not convert the file: {last[0]}")
 
-    def _limit(self, pid: int) -> None:
-        limits = {
-            resource.RLIMIT_CPU: self.timeout * 2,
-            resource.RLIMIT_AS: MEMORY_LIMIT,
-        }
-        for which, value in limits.items():
-            # The child may have exited already, or the platform refuses: the timeout still holds.
-            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
-                resource.prlimit(pid, which, (value, value))
+
+def limits(*, cpu_seconds: int, file_bytes: int) -> Callable[[], None]:
+    """A ``preexec_fn`` capping CPU time, memory and written file size before the child runs.
+
+    It only calls setrlimit, which takes no lock, so it is safe in the forked child.
+    """
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+
+    return apply
+
+
+def max_output_bytes(max_seconds: int) -> int:
+    """The largest MP3 ``max_seconds`` of audio can make, with room for headers."""
+    return max_seconds * MAX_BITRATE_BPS // 8 + 1024 * 1024
 
 
 def _follow(

@@ -106,7 +106,7 @@ class Converter:
             FFMPEG_SECONDS.observe(elapsed)
             log.info("converted", extra={"seconds": round(elapsed, 2), "codec": info.codec})
             duration = probe(dst).duration or 0.0
-            _check_complete(info.duration, duration)
+            _check_complete(info.duration, duration, self.transcoder.max_seconds)
             with dst.open("rb") as mp3:
                 stored = self.blobs.put(
                     iter(lambda: mp3.read(CHUNK_SIZE), b""),
@@ -131,8 +131,13 @@ class Converter:
             log.warning("could not publish progress: %s", exc.message)
 
 
-def _check_complete(announced: float | None, converted: float) -> None:
-    """A cut-off upload still decodes; compare with what its header announced to notice."""
+def _check_complete(announced: float | None, converted: float, max_seconds: int) -> None:
+    """Notice what ffmpeg does not call an error: a cut-off upload still decodes (shorter than
+    its header announced), and audio of unknown length is cut at the limit."""
+    if announced is None and converted >= max_seconds - 0.5:
+        raise MediaError(
+            f"the audio lasts longer than the limit of {max_seconds} s", code="too_long"
+        )
     if announced and converted < announced - max(0.5, 0.02 * announced):
         raise MediaError(
             f"the file is truncated: {converted:.1f} s of {announced:.1f} s of audio could be read",

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from video2mp3.errors import InvalidRequest
 from video2mp3.gateway.http import gateway, identity, job_json, mp3_response, principal
+from video2mp3.web import credentials_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -15,12 +16,7 @@ MAX_PAGE = 100
 @bp.post("/users")
 def create_user() -> tuple[Response, int]:
     """Sign up with ``{"email", "password"}``: 201, 409 if taken, 422 if invalid."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not all(
-        isinstance(body.get(k), str) for k in ("email", "password")
-    ):
-        raise InvalidRequest('send a JSON object {"email": "...", "password": "..."}')
-    return jsonify(identity().register(body["email"], body["password"])), 201
+    return jsonify(identity().register(*credentials_body())), 201
 
 
 def upload_job() -> Response:

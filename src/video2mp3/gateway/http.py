@@ -7,9 +7,9 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Response, current_app, request, url_for
-from werkzeug.wsgi import wrap_file
+from werkzeug.wsgi import FileWrapper
 
-from video2mp3.domain.jobs import Job
+from video2mp3.domain.jobs import Job, mp3_filename
 from video2mp3.errors import Unauthorized
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import Principal, TokenVerifier
@@ -64,8 +64,10 @@ def job_json(job: Job) -> dict[str, Any]:
 
 def mp3_response(job: Job, mp3: BlobReader) -> Response:
     """Stream the MP3 with Content-Length, a strong ETag (blobs are immutable) and Range."""
+    # werkzeug's own FileWrapper, not the server's: gunicorn's cannot seek, so a Range request
+    # would read the MP3 from its first byte.
     response = Response(
-        wrap_file(request.environ, mp3, CHUNK_SIZE),  # type: ignore[arg-type]
+        FileWrapper(mp3, CHUNK_SIZE),  # type: ignore[arg-type]
         mimetype="audio/mpeg",
         direct_passthrough=True,
     )
@@ -79,7 +81,7 @@ def mp3_response(job: Job, mp3: BlobReader) -> Response:
 
 def _filename_params(job: Job) -> dict[str, str]:
     """``filename`` (ASCII fallback) and, when needed, RFC 5987 ``filename*``."""
-    name = Gateway.download_name(job)
+    name = mp3_filename(job.filename)
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     params = {"filename": ascii_name.replace('"', "") or "audio.mp3"}
     if ascii_name != name:

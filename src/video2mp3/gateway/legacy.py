@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from video2mp3.errors import InvalidRequest, Unauthorized
+from video2mp3.errors import InvalidRequest
 from video2mp3.gateway.api import upload_job
 from video2mp3.gateway.http import gateway, identity, mp3_response, principal
+from video2mp3.web import basic_credentials
 
 bp = Blueprint("legacy", __name__)
 
@@ -14,10 +15,7 @@ bp = Blueprint("legacy", __name__)
 @bp.post("/login")
 def login() -> Response:
     """HTTP Basic credentials in, a JWT out (text/plain)."""
-    auth = request.authorization
-    if auth is None or auth.type != "basic" or not auth.username:
-        raise Unauthorized("send your email and password with HTTP Basic authentication")
-    return Response(identity().login(auth.username, auth.password or ""), mimetype="text/plain")
+    return Response(identity().login(*basic_credentials()), mimetype="text/plain")
 
 
 bp.add_url_rule("/upload", "upload", upload_job, methods=["POST"])

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-from video2mp3.domain.jobs import Job, mp3_filename
+from video2mp3.domain.jobs import Job
 from video2mp3.errors import InvalidRequest, NotFound, TooLarge
 from video2mp3.gateway.jobs import JobRepository
 from video2mp3.gateway.tokens import Principal
@@ -98,7 +98,3 @@ class Gateway:
         for fid in (job.video_fid, job.mp3_fid):
             if fid:
                 self.blobs.delete(fid)
-
-    @staticmethod
-    def download_name(job: Job) -> str:
-        return mp3_filename(job.filename)

@@ -1,12 +1,14 @@
 """Local JWT verification against the auth service's JWKS, cached.
 
-The key set is fetched once and kept; a token with an unknown ``kid`` triggers one refetch (at
-most every ``REFRESH_INTERVAL`` seconds, so forged kids cannot hammer auth). That is what lets
-auth rotate its signing key without logging anyone out.
+The key set is kept for ``KEYSET_TTL`` seconds, so a key that auth stops publishing stops being
+trusted; a token with an unknown ``kid`` triggers a refetch sooner (at most every
+``REFRESH_INTERVAL`` seconds, so forged kids cannot hammer auth). That is what lets auth rotate
+its signing key without logging anyone out. While auth is unreachable the cached set is used.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -15,10 +17,13 @@ import jwt
 
 from video2mp3.auth.accounts import AUDIENCE, ISSUER
 from video2mp3.auth.keys import ALGORITHM
-from video2mp3.errors import Unauthorized
+from video2mp3.errors import Unauthorized, Unavailable
 from video2mp3.ports.identity import Identity
 
+log = logging.getLogger(__name__)
+
 REFRESH_INTERVAL = 30.0
+KEYSET_TTL = 300.0  # auth's JWKS says max-age=300
 
 
 @dataclass(frozen=True)
@@ -55,10 +60,23 @@ class TokenVerifier:
 
     def _key(self, kid: str) -> jwt.PyJWK:
         with self._lock:
-            if kid not in self._keys and time.monotonic() - self._fetched_at > REFRESH_INTERVAL:
-                key_set = jwt.PyJWKSet.from_dict(self._identity.jwks())
-                self._keys = {k.key_id: k for k in key_set.keys if k.key_id}
-                self._fetched_at = time.monotonic()
+            age = time.monotonic() - self._fetched_at
+            if age > KEYSET_TTL or (kid not in self._keys and age > REFRESH_INTERVAL):
+                self._refresh()
             if kid not in self._keys:
                 raise Unauthorized("token signed by an unknown key")
             return self._keys[kid]
+
+    def _refresh(self) -> None:
+        try:
+            key_set = jwt.PyJWKSet.from_dict(self._identity.jwks())
+        except Unavailable:
+            if not self._keys:
+                raise
+            log.warning("auth is unreachable: verifying with the cached keys")
+            return
+        except jwt.PyJWKSetError as exc:
+            raise Unavailable(f"auth publishes no usable key: {exc}") from None
+        finally:
+            self._fetched_at = time.monotonic()
+        self._keys = {k.key_id: k for k in key_set.keys if k.key_id}

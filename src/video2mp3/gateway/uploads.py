@@ -20,6 +20,9 @@ from video2mp3.ports.blobs import BlobInfo, BlobStore
 
 READ_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 4096
+# What the decoder may buffer while it looks for the next boundary or the end of part headers.
+# File data streams through; only a malformed body would hit this.
+MAX_BUFFER = 1024 * 1024
 MAX_PARTS = 16
 
 
@@ -44,7 +47,7 @@ def store_upload(stream: IO[bytes], boundary: str, blobs: BlobStore, max_bytes: 
     Raises ``TooLarge`` past ``max_bytes`` of file data and ``InvalidRequest`` for a malformed
     body or more than one file; nothing stays stored when it raises.
     """
-    decoder = MultipartDecoder(boundary.encode(), max_parts=MAX_PARTS)
+    decoder = MultipartDecoder(boundary.encode(), MAX_BUFFER, max_parts=MAX_PARTS)
     events = _events(decoder, stream)
     upload = Upload()
     try:
@@ -72,25 +75,29 @@ def _events(decoder: MultipartDecoder, stream: IO[bytes]) -> Iterator[object]:
     while True:
         try:
             event = decoder.next_event()
+            if isinstance(event, NeedData):
+                if ended:
+                    raise InvalidRequest("the multipart body ends too early")
+                chunk = stream.read(READ_SIZE)
+                ended = not chunk
+                decoder.receive_data(chunk or None)
+                continue
         except ValueError as exc:
             raise InvalidRequest(f"malformed multipart body: {exc}") from None
         except RequestEntityTooLarge:
-            raise InvalidRequest(f"a form may have at most {MAX_PARTS} parts") from None
-        if isinstance(event, NeedData):
-            if ended:
-                raise InvalidRequest("the multipart body ends too early")
-            chunk = stream.read(READ_SIZE)
-            ended = not chunk
-            decoder.receive_data(chunk or None)
-        elif isinstance(event, Epilogue):
+            raise InvalidRequest(
+                f"malformed multipart body: no boundary within {MAX_BUFFER} bytes,"
+                f" or more than {MAX_PARTS} parts"
+            ) from None
+        if isinstance(event, Epilogue):
             return
-        else:
-            yield event
+        yield event
 
 
 def _part_data(events: Iterator[object]) -> Iterator[bytes]:
     for event in events:
-        assert isinstance(event, Data)
+        if not isinstance(event, Data):
+            raise InvalidRequest("malformed multipart body")
         if event.data:
             yield event.data
         if not event.more_data:

@@ -50,11 +50,11 @@ class LocalBlobStore:
     def open(self, blob_id: str) -> Reader:
         if not _ID.fullmatch(blob_id):
             raise BlobNotFound(f"no blob {blob_id!r}")
-        try:
+        try:  # metadata first: a blob being deleted loses its data file first
+            info = BlobInfo(**json.loads(self._meta(blob_id).read_text()))
             stream = self._path(blob_id).open("rb")
         except FileNotFoundError:
             raise BlobNotFound(f"no blob {blob_id!r}") from None
-        info = BlobInfo(**json.loads(self._meta(blob_id).read_text()))
         return Reader(stream, info)
 
     def delete(self, blob_id: str) -> None:

@@ -28,6 +28,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, NackError, UnroutableError
 
 from video2mp3.adapters.bus import Outcome, process, retry_delay
+from video2mp3.backoff import Backoff
 from video2mp3.domain.events import Event
 from video2mp3.errors import InvalidEvent, Unavailable
 from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, GiveUp, Handler
@@ -127,12 +128,12 @@ class RabbitMQBus:
     def consume(
         self, queue: str, handler: Handler, stop: threading.Event, give_up: GiveUp | None = None
     ) -> None:
-        delay = self._reconnect_delay
+        backoff = Backoff(first=self._reconnect_delay)
         while not stop.is_set():
             connection = None
             try:
                 connection, channel = self._connect()
-                delay = self._reconnect_delay
+                backoff.reset()
                 self._consume_on(
                     connection, channel, f"{self.prefix}.{queue}", handler, give_up, stop
                 )
@@ -145,9 +146,7 @@ class RabbitMQBus:
                 if connection is not None and connection.is_open:
                     with contextlib.suppress(AMQPError):
                         connection.close()
-            if not stop.is_set():
-                stop.wait(delay)
-                delay = min(delay * 2, 30)
+            stop.wait(backoff.next())
 
     def _consume_on(
         self,

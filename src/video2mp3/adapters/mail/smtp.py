@@ -1,8 +1,9 @@
 """``SMTPMailer``: send through an SMTP server, plain, STARTTLS or SMTPS, with optional login.
 
 Configured by one URL: ``smtp://host:port``, ``smtp://user:pass@host:587?starttls=true`` or
-``smtps://user:pass@host:465``. A connection per message keeps the notifier simple and is cheap
-at notification rates.
+``smtps://user:pass@host:465``. Credentials are only ever sent over TLS, unless the URL says
+``insecure_login=true`` (a mail catcher on a private network). A connection per message keeps
+the notifier simple and is cheap at notification rates.
 """
 
 from __future__ import annotations
@@ -19,16 +20,26 @@ TIMEOUT = 30
 
 class SMTPMailer:
     def __init__(self, url: str) -> None:
+        # Never echo the URL in an error: it carries the password.
         parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            raise SettingsError("VIDEO2MP3_SMTP_URL: the port is not a number") from None
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise SettingsError(f"VIDEO2MP3_SMTP_URL: not an smtp:// or smtps:// URL: {url!r}")
+            raise SettingsError("VIDEO2MP3_SMTP_URL: expected smtp://host:port or smtps://...")
         self._ssl = parts.scheme == "smtps"
         self._host = parts.hostname
-        self._port = parts.port or (465 if self._ssl else 25)
+        self._port = port or (465 if self._ssl else 25)
         self._user = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password or "")
-        query = parse_qs(parts.query)
-        self._starttls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
+        query = {k: v[0].lower() in ("1", "true", "yes") for k, v in parse_qs(parts.query).items()}
+        self._starttls = query.get("starttls", False)
+        if self._user and not (self._ssl or self._starttls or query.get("insecure_login")):
+            raise SettingsError(
+                "VIDEO2MP3_SMTP_URL: credentials need smtps:// or ?starttls=true"
+                " (or ?insecure_login=true on a trusted network)"
+            )
 
     def _connect(self) -> smtplib.SMTP:
         context = ssl.create_default_context()
