@@ -111,17 +111,27 @@ class BusContract:
         again.close()
         assert again.seen == []
 
-    def test_an_invalid_body_is_dead_lettered_and_the_consumer_goes_on(self, bus: Bus) -> None:
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"\x00garbage",
+            b'{"type": "conversion.progress", "job_id": "j", "event_id": "e",'
+            b' "occurred_at": "t", "data": null}',
+        ],
+    )
+    def test_an_invalid_body_is_dead_lettered_and_the_consumer_goes_on(
+        self, bus: Bus, body: bytes
+    ) -> None:
         consumer = Consumer(bus, "converter")
         try:
-            self.publish_raw(bus, "converter", b"\x00garbage")
+            self.publish_raw(bus, "converter", body)
             bus.publish(requested("after"))
             wait_for(lambda: consumer.seen, 10, "the valid event")
             wait_for(lambda: self.dead_letters(bus), 10, "the dead letter")
         finally:
             consumer.close()
         assert [e.job_id for e in consumer.seen] == ["after"]
-        assert b"\x00garbage" in self.dead_letters(bus)
+        assert body in self.dead_letters(bus)
 
 
 class TestInProcessBus(BusContract):

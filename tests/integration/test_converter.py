@@ -24,6 +24,7 @@ from video2mp3.domain.events import (
     Event,
     Owner,
 )
+from video2mp3.errors import Unavailable
 
 CONVERTIBLE = [name for name, s in SAMPLES.items() if s.audio_seconds]
 
@@ -168,3 +169,29 @@ def test_a_conversion_past_the_timeout_is_killed(tmp_path: Path) -> None:
         check=True,
     )
     assert fail(harness, long_tone.read_bytes(), "long.wav").code == "timeout"
+
+
+def test_giving_up_reports_the_job_failed(tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    request = ConversionRequested("f" * 32, Owner(1, "a@example.com"), "a.mp4")
+    harness.converter.give_up(Event("job-1", request), Unavailable("blob store: timed out"))
+    failed = harness.bus.published[-1].data
+    assert isinstance(failed, ConversionFailed)
+    assert (failed.code, failed.retryable) == ("unavailable", True)
+    assert "blob store: timed out" in failed.message
+
+
+def test_an_mp3_whose_success_cannot_be_told_is_not_kept(
+    samples: dict[str, Path], tmp_path: Path
+) -> None:
+    harness = Harness(tmp_path)
+
+    def refuse_success(event: Event, *, transient: bool = False) -> None:
+        if isinstance(event.data, ConversionSucceeded):
+            raise Unavailable("broker down")
+
+    harness.bus.publish = refuse_success  # type: ignore[method-assign]
+    with pytest.raises(Unavailable):
+        harness.convert(samples["h264_aac.mp4"].read_bytes(), "a.mp4")
+    kept = [p for p in (tmp_path / "blobs").iterdir() if p.is_file()]
+    assert len(kept) == 2  # the video and its metadata: no MP3 left behind for the retry
