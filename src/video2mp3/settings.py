@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from video2mp3.errors import SettingsError
@@ -58,8 +58,8 @@ class Settings(BaseSettings):
 
     @field_validator(*_SCHEMES)
     @classmethod
-    def _known_scheme(cls, value: str | None, info: object) -> str | None:
-        name = info.field_name  # type: ignore[attr-defined]
+    def _known_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        name = str(info.field_name)
         if value is None:
             return value
         if not value.startswith(_SCHEMES[name]):

@@ -97,7 +97,7 @@ class SQLContract:
             jobs.add(job, event)
             made.append(job.id)
         jobs.add(*new_job(owner=2))
-        page, total = jobs.list(1, limit=2, offset=1)
+        page, total = jobs.page(1, limit=2, offset=1)
         assert total == 5
         assert [j.id for j in page] == [made[3], made[2]]
 

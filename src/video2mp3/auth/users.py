@@ -47,7 +47,9 @@ class UserRepository:
                 result = conn.execute(users.insert().values(**row, created_at=created))
         except IntegrityError:
             raise Conflict("an account with this email already exists") from None
-        return User(id=result.inserted_primary_key[0], **row)
+        key = result.inserted_primary_key
+        assert key is not None  # always set by a single-row INSERT
+        return User(id=int(key[0]), **row)
 
     def by_email(self, email: str) -> User | None:
         with translated(), self.engine.connect() as conn:

@@ -49,7 +49,7 @@ def list_jobs() -> Response:
         limit = offset = -1
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise InvalidRequest(f"limit must be 1..{MAX_PAGE} and offset at least 0")
-    jobs, total = gateway().jobs.list(principal().user_id, limit=limit, offset=offset)
+    jobs, total = gateway().jobs.page(principal().user_id, limit=limit, offset=offset)
     return jsonify(items=[job_json(j) for j in jobs], total=total, limit=limit, offset=offset)
 
 

@@ -76,7 +76,8 @@ def mp3_response(job: Job, mp3: BlobReader) -> Response:
     response.last_modified = job.updated_at
     response.cache_control.private = True
     response.headers.set("Content-Disposition", "attachment", **_filename_params(job))
-    return response.make_conditional(request, accept_ranges=True, complete_length=mp3.info.size)
+    response.make_conditional(request, accept_ranges=True, complete_length=mp3.info.size)
+    return response
 
 
 def _filename_params(job: Job) -> dict[str, str]:

@@ -95,7 +95,7 @@ class JobRepository:
         with translated(), self._session() as session:
             return session.scalar(sa.select(Job).filter_by(mp3_fid=mp3_fid, owner_id=owner_id))
 
-    def list(self, owner_id: int, *, limit: int, offset: int) -> tuple[list[Job], int]:
+    def page(self, owner_id: int, *, limit: int, offset: int) -> tuple[list[Job], int]:
         """One page of the owner's jobs, newest first, and the owner's total."""
         with translated(), self._session() as session:
             page = session.scalars(

@@ -19,7 +19,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 _ERROR = _json(_ref("Error"), "An error: a stable code and a human message")
 _ERRORS = {str(s): _ERROR for s in (401, 404, 422)}
-_BEARER = [{"bearer": []}]
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 _UPLOAD = {
     "security": _BEARER,

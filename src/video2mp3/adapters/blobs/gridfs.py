@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import gridfs
 import pymongo
@@ -35,7 +36,7 @@ def _translated() -> Iterator[None]:
 
 class GridFSBlobStore:
     def __init__(self, url: str, database: str = "video2mp3") -> None:
-        self._client: pymongo.MongoClient = pymongo.MongoClient(
+        self._client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
             url, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000
         )
         db = self._client.get_default_database(database)
@@ -61,7 +62,7 @@ class GridFSBlobStore:
             out = self._bucket.open_download_stream(oid)
         meta = out.metadata or {}
         info = BlobInfo(blob_id, out.length, out.filename or "", meta.get("contentType", ""))
-        return Reader(out, info)  # type: ignore[arg-type]
+        return Reader(out, info)
 
     def delete(self, blob_id: str) -> None:
         try:

@@ -24,7 +24,7 @@ def retry_delay(delivery: int, base: float) -> float:
 
     Growing delays let a short outage of a dependency pass before the retries run out.
     """
-    return min(base * 2 ** (delivery - 1), 30.0)
+    return min(base * 2.0 ** (delivery - 1), 30.0)
 
 
 def process(event: Event, delivery: int, handler: Handler, give_up: GiveUp | None) -> Outcome:
