@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from flask import Flask
 
+from video2mp3 import migrations
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing
 from video2mp3.auth.users import UserRepository
@@ -29,13 +30,13 @@ from video2mp3.sql import create_engine
 
 
 def create_schemas(settings: Settings, *services: str) -> None:
-    """Create the tables ``services`` own, once, before any worker starts."""
+    """Migrate the databases ``services`` own to the newest schema, before any worker starts."""
     if "auth" in services:
         settings.require("auth", "auth_db_url")
-        UserRepository(create_engine(str(settings.auth_db_url))).create_schema()
+        migrations.upgrade(create_engine(str(settings.auth_db_url)), "auth")
     if "gateway" in services:
         settings.require("the gateway", "jobs_db_url")
-        JobRepository(create_engine(str(settings.jobs_db_url))).create_schema()
+        migrations.upgrade(create_engine(str(settings.jobs_db_url)), "gateway")
 
 
 def blob_store(settings: Settings, service: str) -> BlobStore:

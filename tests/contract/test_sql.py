@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
+from video2mp3 import migrations
 from video2mp3.auth.users import UserRepository
+from video2mp3.auth.users import metadata as users_metadata
 from video2mp3.domain.events import (
     ConversionProgress,
     ConversionSucceeded,
@@ -21,6 +25,7 @@ from video2mp3.domain.events import (
 from video2mp3.domain.jobs import Job, Status, utcnow
 from video2mp3.errors import Conflict, Unavailable
 from video2mp3.gateway.jobs import JobRepository
+from video2mp3.gateway.jobs import metadata as jobs_metadata
 from video2mp3.sql import create_engine, ping
 
 
@@ -36,15 +41,25 @@ class SQLContract:
 
     @pytest.fixture
     def jobs(self, engine: sa.Engine) -> JobRepository:
-        repo = JobRepository(engine)
-        repo.create_schema()
-        return repo
+        migrations.upgrade(engine, "gateway")
+        return JobRepository(engine)
 
     @pytest.fixture
     def users(self, engine: sa.Engine) -> UserRepository:
-        repo = UserRepository(engine)
-        repo.create_schema()
-        return repo
+        migrations.upgrade(engine, "auth")
+        return UserRepository(engine)
+
+    @pytest.mark.parametrize(
+        ("service", "metadata"), [("auth", users_metadata), ("gateway", jobs_metadata)]
+    )
+    def test_migrations_build_exactly_the_models_schema(
+        self, engine: sa.Engine, service: migrations.Service, metadata: sa.MetaData
+    ) -> None:
+        migrations.upgrade(engine, service)
+        migrations.upgrade(engine, service)  # a second run changes nothing
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            assert compare_metadata(context, metadata) == []
 
     def test_users(self, users: UserRepository) -> None:
         ann = users.add("ann@example.com", "hash")

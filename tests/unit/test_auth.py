@@ -6,6 +6,7 @@ from typing import Any
 import jwt
 import pytest
 
+from video2mp3 import migrations
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing, generate
 from video2mp3.auth.users import UserRepository
@@ -17,8 +18,9 @@ from video2mp3.sql import create_engine
 @pytest.fixture
 def accounts(tmp_path: Path) -> Accounts:
     generate(tmp_path / "keys")
-    users = UserRepository(create_engine(f"sqlite:///{tmp_path}/auth.db"))
-    users.create_schema()
+    engine = create_engine(f"sqlite:///{tmp_path}/auth.db")
+    migrations.upgrade(engine, "auth")
+    users = UserRepository(engine)
     return Accounts(users, KeyRing.load(tmp_path / "keys"), token_ttl=60, signup_enabled=True)
 
 

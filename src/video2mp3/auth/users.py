@@ -34,10 +34,6 @@ class UserRepository:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def create_schema(self) -> None:
-        with translated():
-            metadata.create_all(self.engine)
-
     def add(self, email: str, password_hash: str) -> User:
         """Insert a user; raise ``Conflict`` if the email is taken."""
         row = {"email": email, "password_hash": password_hash}

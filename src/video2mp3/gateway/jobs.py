@@ -76,10 +76,6 @@ class JobRepository:
             else engine
         )
 
-    def create_schema(self) -> None:
-        with translated():
-            metadata.create_all(self.engine)
-
     def add(self, job: Job, event: Event) -> None:
         """Insert ``job`` and queue ``event`` for publishing, atomically."""
         with translated(), self._session.begin() as session:

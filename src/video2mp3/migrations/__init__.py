@@ -1,0 +1,35 @@
+"""Schema migrations (Alembic) for the two databases: auth's users and the gateway's jobs.
+
+One environment (``env.py``) serves both; each service's revisions live in its own folder and
+its database records its own version. ``upgrade(engine, service)`` brings a database to the
+newest schema; services run it once at start-up, before their workers fork.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+HERE = Path(__file__).parent
+
+Service = Literal["auth", "gateway"]
+
+
+def config(service: Service, connection: sa.Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("script_location", str(HERE))
+    cfg.set_main_option("version_locations", str(HERE / service))
+    cfg.attributes["connection"] = connection
+    cfg.attributes["service"] = service
+    return cfg
+
+
+def upgrade(engine: sa.Engine, service: Service) -> None:
+    """Migrate ``service``'s database to the newest revision; a no-op when it is there."""
+    with engine.begin() as connection:
+        command.upgrade(config(service, connection), "heads")

@@ -1,0 +1,20 @@
+"""Alembic environment: runs online on the connection ``migrations.upgrade`` hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from video2mp3.auth.users import metadata as auth_metadata
+from video2mp3.gateway.jobs import metadata as gateway_metadata
+
+METADATA = {"auth": auth_metadata, "gateway": gateway_metadata}
+
+config = context.config
+connection = config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=METADATA[config.attributes["service"]],
+    render_as_batch=True,  # SQLite can only alter tables by copying them
+)
+with context.begin_transaction():
+    context.run_migrations()
