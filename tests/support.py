@@ -156,6 +156,25 @@ SAMPLES = {
 }
 
 
+# An hour of mono noise (11 MB): ffmpeg takes seconds on it, time enough to kill a converter.
+LONG = Sample(
+    "long_mono.m4a",
+    (
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=d=3600:r=16000:a=0.3",
+        "-ac",
+        "1",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "24k",
+    ),
+    3600.0,
+)
+
+
 def make_sample(sample: Sample, folder: Path) -> Path:
     path = folder / sample.name
     if not path.exists():

@@ -6,18 +6,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pika
+import pymongo
 import pytest
 import requests
 from aiosmtpd.controller import Controller
 
 from tests.contract.test_mail import Inbox
-from tests.e2e.flow import run_journey
-from tests.support import free_port, wait_for
+from tests.e2e.flow import run_journey, sign_up
+from tests.support import LONG, free_port, inspect_audio, make_sample, wait_for
 from video2mp3.auth.keys import generate
 from video2mp3.ports.bus import QUEUES
 
@@ -62,7 +64,8 @@ class Services:
 
     def stop(self) -> None:
         for proc in self.procs.values():
-            proc.terminate()
+            if proc.poll() is None:
+                proc.terminate()
         for name, proc in self.procs.items():
             try:
                 proc.wait(20)
@@ -96,16 +99,11 @@ def system(
     )
     services.start("auth", "auth")
     services.env["VIDEO2MP3_AUTH_URL"] = f"http://127.0.0.1:{services.ports['auth']}"
-    for name, service in [
-        ("gateway", "gateway"),
-        ("notifier", "notifier"),
-        ("converter-1", "converter"),
-        ("converter-2", "converter"),
-    ]:
-        services.start(name, service)
+    services.start("gateway", "gateway")
+    services.start("notifier", "notifier")
     try:
         services.wait_ready()
-        yield services, lambda: list(inbox.messages)
+        yield services, lambda: list(inbox.messages)  # each test starts its converters
     finally:
         services.stop()
         smtp.stop()
@@ -116,9 +114,52 @@ def test_the_whole_pipeline(
     system: tuple[Services, Inbox], samples: dict[str, Path], tmp_path: Path
 ) -> None:
     services, inbox = system
+    services.start("converter-1", "converter")
+    services.start("converter-2", "converter")
+    services.wait_ready()
     base = f"http://127.0.0.1:{services.ports['gateway']}"
     run_journey(base, samples, inbox, tmp_path)
     converted = [
         services.log(n).count('"msg": "converted"') for n in ("converter-1", "converter-2")
     ]
     assert all(converted), f"both converters should have worked: {converted}"
+
+
+def test_a_converter_killed_mid_conversion_loses_nothing(
+    system: tuple[Services, Inbox], media_dir: Path, tmp_path: Path
+) -> None:
+    """SIGKILL while ffmpeg runs: the unacked request goes to the next converter; one MP3, one
+    email, nothing left behind."""
+    services, inbox = system
+    services.start("converter-1", "converter")
+    services.wait_ready()
+    base = f"http://127.0.0.1:{services.ports['gateway']}"
+    user = sign_up(base, "kim@example.com")
+    video = make_sample(LONG, media_dir)
+    with video.open("rb") as data:
+        upload = requests.post(
+            f"{base}/api/v1/jobs", headers=user, files={"file": data}, timeout=60
+        )
+    job_url = f"{base}/api/v1/jobs/{upload.json()['id']}"
+
+    def job() -> dict:
+        return requests.get(job_url, headers=user, timeout=10).json()
+
+    wait_for(lambda: job()["status"] == "processing", 60, "the conversion to start")
+    services.procs["converter-1"].kill()
+    services.procs["converter-1"].wait(10)
+    assert job()["status"] == "processing"  # killed mid-way, before it could finish
+    services.start("converter-2", "converter")
+    done = wait_for(lambda: (j := job())["status"] in ("succeeded", "failed") and j, 120, "the job")
+    assert done["status"] == "succeeded", done
+
+    mp3 = tmp_path / "long.mp3"
+    mp3.write_bytes(requests.get(f"{job_url}/mp3", headers=user, timeout=60).content)
+    assert abs(inspect_audio(mp3).duration - LONG.audio_seconds) <= 0.1  # type: ignore[operator]
+    wait_for(lambda: inbox(), 30, "the email")
+    time.sleep(1)
+    [mail] = inbox()
+    assert done["mp3_fid"] in mail.get_payload(decode=True).decode()
+    gridfs = pymongo.MongoClient(services.env["VIDEO2MP3_MONGODB_URL"])
+    mp3s = list(gridfs.get_default_database()["fs.files"].find({"filename": "long_mono.mp3"}))
+    assert [str(f["_id"]) for f in mp3s] == [done["mp3_fid"]]
