@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, Unavailable) as exc:
         print(f"video2mp3: {exc.message}", file=sys.stderr)
         return 2
+    except OSError as exc:  # say, the port is taken
+        print(f"video2mp3: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,16 @@ def test_bad_settings_stop_the_service_with_one_line(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("video2mp3: ")
     assert named in lines[0]
+
+
+def test_an_unreachable_database_stops_the_service_with_one_line(tmp_path: Path) -> None:
+    done = serve(
+        "gateway",
+        VIDEO2MP3_JOBS_DB_URL="mysql+pymysql://root@127.0.0.1:1/jobs?connect_timeout=1",
+        VIDEO2MP3_AUTH_URL="http://127.0.0.1:1",
+        VIDEO2MP3_BROKER_URL="amqp://127.0.0.1:1",
+        VIDEO2MP3_BLOB_DIR=str(tmp_path),
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("video2mp3: database: ")

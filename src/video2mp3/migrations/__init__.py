@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from video2mp3.sql import translated
+
 HERE = Path(__file__).parent
 
 Service = Literal["auth", "gateway"]
@@ -31,5 +33,5 @@ def config(service: Service, connection: sa.Connection) -> Config:
 
 def upgrade(engine: sa.Engine, service: Service) -> None:
     """Migrate ``service``'s database to the newest revision; a no-op when it is there."""
-    with engine.begin() as connection:
+    with translated(), engine.begin() as connection:
         command.upgrade(config(service, connection), "heads")
