@@ -56,6 +56,7 @@ SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "video2mp3", "version": "1"},
     "paths": {
+        "/": {"get": {"summary": "Where to start", "responses": {"200": {"description": "Links"}}}},
         "/login": {"post": _LOGIN},
         "/upload": {"post": {"summary": "Upload a video (tutorial-compatible)", **_UPLOAD}},
         "/download": {
@@ -198,6 +199,19 @@ SPEC: dict[str, Any] = {
         },
     },
 }
+
+
+@bp.get("/")
+def index() -> Response:
+    """Where to start: the API description and the main endpoints."""
+    return jsonify(
+        service="video2mp3",
+        openapi="/openapi.json",
+        sign_up="POST /api/v1/users",
+        login="POST /login (HTTP Basic)",
+        upload="POST /api/v1/jobs (multipart field 'file')",
+        jobs="GET /api/v1/jobs",
+    )
 
 
 @bp.get("/openapi.json")
