@@ -87,6 +87,12 @@ class Unavailable(Video2mp3Error):
     retryable = True
 
 
+class NotPublished(Unavailable):
+    """The bus certainly did not take a message (no queue for it, or the broker refused it)."""
+
+    code = "not_published"
+
+
 class ConversionTimeout(Video2mp3Error):
     """ffmpeg ran past the configured wall-clock limit."""
 

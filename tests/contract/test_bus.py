@@ -96,6 +96,24 @@ class BusContract:
         [(event, error)] = consumer.given_up
         assert (event.job_id, str(error)) == ("poison", "boom")
 
+    def test_an_outage_is_waited_out_in_place_without_spending_deliveries(self, bus: Bus) -> None:
+        outage = iter(range(DELIVERY_LIMIT + 2))  # more failures than the delivery limit
+
+        def flaky(event: Event) -> None:
+            if next(outage, None) is not None:
+                raise Unavailable("database: connection refused")
+
+        consumer = Consumer(bus, "converter", flaky)
+        try:
+            bus.publish(requested("patient"))
+            wait_for(lambda: len(consumer.seen) == DELIVERY_LIMIT + 3, 30, "the outage to end")
+            time.sleep(0.5)
+        finally:
+            consumer.close()
+        assert len(consumer.seen) == DELIVERY_LIMIT + 3
+        assert consumer.given_up == []
+        assert self.dead_letters(bus) == []
+
     def test_handler_success_acks_once(self, bus: Bus) -> None:
         consumer = Consumer(bus, "converter")
         try:

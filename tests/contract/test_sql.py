@@ -58,8 +58,15 @@ class SQLContract:
         migrations.upgrade(engine, service)
         migrations.upgrade(engine, service)  # a second run changes nothing
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection)
+            options = {"version_table": f"alembic_version_{service}"}
+            context = MigrationContext.configure(connection, opts=options)
             assert compare_metadata(context, metadata) == []
+
+    def test_both_services_can_share_one_database(self, engine: sa.Engine) -> None:
+        migrations.upgrade(engine, "auth")
+        migrations.upgrade(engine, "gateway")
+        migrations.upgrade(engine, "auth")
+        assert {"users", "jobs", "outbox"} <= set(sa.inspect(engine).get_table_names())
 
     def test_users(self, users: UserRepository) -> None:
         ann = users.add("ann@example.com", "hash")

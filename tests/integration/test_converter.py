@@ -24,7 +24,7 @@ from video2mp3.domain.events import (
     Event,
     Owner,
 )
-from video2mp3.errors import Unavailable
+from video2mp3.errors import NotPublished, Unavailable
 
 CONVERTIBLE = [name for name, s in SAMPLES.items() if s.audio_seconds]
 
@@ -188,10 +188,10 @@ def test_an_mp3_whose_success_cannot_be_told_is_not_kept(
 
     def refuse_success(event: Event, *, transient: bool = False) -> None:
         if isinstance(event.data, ConversionSucceeded):
-            raise Unavailable("broker down")
+            raise NotPublished("no queue is bound to conversion.succeeded")
 
     harness.bus.publish = refuse_success  # type: ignore[method-assign]
-    with pytest.raises(Unavailable):
+    with pytest.raises(NotPublished):
         harness.convert(samples["h264_aac.mp4"].read_bytes(), "a.mp4")
     kept = [p for p in (tmp_path / "blobs").iterdir() if p.is_file()]
     assert len(kept) == 2  # the video and its metadata: no MP3 left behind for the retry

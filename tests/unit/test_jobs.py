@@ -1,5 +1,7 @@
 """The job life cycle: idempotent and monotonic under late, repeated and reordered events."""
 
+from datetime import timedelta
+
 import pytest
 
 from video2mp3.domain.events import (
@@ -9,7 +11,7 @@ from video2mp3.domain.events import (
     Event,
     Owner,
 )
-from video2mp3.domain.jobs import Job, Status, mp3_filename
+from video2mp3.domain.jobs import Job, Status, mp3_filename, utcnow
 
 OWNER = Owner(1, "a@example.com")
 
@@ -33,6 +35,14 @@ def test_progress_only_moves_forward() -> None:
     job.apply(progress(0.5))
     assert not job.apply(progress(0.2))
     assert job.progress == 0.5
+
+
+def test_a_retry_starting_over_still_counts_as_alive() -> None:
+    job = Job(owner_id=1, owner_email="a@example.com", filename="a.mp4")
+    job.apply(progress(0.8))
+    job.updated_at -= timedelta(minutes=5)
+    assert job.apply(progress(0.1))  # written: the stalled-job sweep sees it alive
+    assert (job.progress, job.updated_at > utcnow() - timedelta(seconds=5)) == (0.8, True)
 
 
 def test_success_is_final_and_late_events_are_ignored() -> None:

@@ -31,6 +31,7 @@ PROBE_FILE_BYTES = 1024 * 1024  # the probe writes nothing; room for Python's by
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 MAX_BITRATE_BPS = 320_000
 MEMORY_LIMIT = 2 * 1024**3
+FSIZE_SLACK = 8 * 1024 * 1024
 DEFAULT_QUALITY = ["-q:a", "2"]  # LAME VBR -V2: transparent for most listeners, ~190 kbps
 
 
@@ -77,8 +78,10 @@ def probe(path: Path) -> MediaInfo:
     except subprocess.TimeoutExpired:
         raise MediaError("the file took too long to analyse", code="invalid_media") from None
     if done.returncode > 0 and not done.stdout:  # our failure (say, PyAV missing), not the file's
-        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-        raise Video2mp3Error(f"the probe failed: {last[0]}", code="probe_failed")
+        log.error("the probe failed", extra={"stderr": done.stderr.decode(errors="replace")})
+        raise Video2mp3Error(
+            "the converter could not analyse files; operators are told", code="probe_failed"
+        )
     try:
         facts = json.loads(done.stdout)
     except ValueError:  # killed by a signal or a limit: a crafted or broken file
@@ -138,7 +141,8 @@ class Transcoder:
                 stderr=stderr,
                 text=True,
                 preexec_fn=limits(
-                    cpu_seconds=self.timeout * 2, file_bytes=max_output_bytes(self.max_seconds)
+                    cpu_seconds=self.timeout * 4,  # ffmpeg may use several cores
+                    file_bytes=max_output_bytes(self.max_seconds) + FSIZE_SLACK,  # -fs overshoots
                 ),
             )
 
@@ -158,6 +162,11 @@ class Transcoder:
                     proc.wait()
             if timed_out.is_set():
                 raise ConversionTimeout(f"the conversion took longer than {self.timeout} s")
+            if code < 0:  # killed by a limit: CPU time, memory or file size
+                raise MediaError(
+                    "the conversion needed more CPU, memory or disk than allowed",
+                    code="resource_limit",
+                )
             if code != 0:
                 stderr.seek(0)
                 last = stderr.read().decode(errors="replace").strip().splitlines()[-1:] or ["?"]

@@ -44,6 +44,8 @@ def probe(path: str) -> dict[str, Any]:
             }
     except av.error.FFmpegError as exc:
         return _error("invalid_media", f"not a video or audio file we can read ({exc.strerror})")
+    except Exception:  # MemoryError and the like: a crafted file can trip anything in libav
+        return _error("invalid_media", "not a video or audio file we can read")
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

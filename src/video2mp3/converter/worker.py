@@ -27,7 +27,13 @@ from video2mp3.domain.events import (
     Event,
 )
 from video2mp3.domain.jobs import mp3_filename
-from video2mp3.errors import BlobNotFound, MediaError, Unavailable, Video2mp3Error
+from video2mp3.errors import (
+    BlobNotFound,
+    MediaError,
+    NotPublished,
+    Unavailable,
+    Video2mp3Error,
+)
 from video2mp3.ports.blobs import CHUNK_SIZE, BlobStore
 from video2mp3.ports.bus import DELIVERY_LIMIT, Bus
 
@@ -66,8 +72,10 @@ class Converter:
             )
         try:
             self.bus.publish(Event(event.job_id, outcome, correlation_id=event.correlation_id))
-        except Unavailable:
-            if isinstance(outcome, ConversionSucceeded):  # the retry will store a new one
+        except NotPublished:
+            # Nobody will hear of this MP3 and the retry stores another. (After an uncertain
+            # failure it is kept: the event may have got through.)
+            if isinstance(outcome, ConversionSucceeded):
                 self.blobs.delete(outcome.mp3_fid)
             raise
         CONVERSIONS.labels(getattr(outcome, "code", "succeeded")).inc()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from video2mp3.domain.events import (
@@ -30,6 +30,7 @@ class Status(StrEnum):
 
 
 FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED})
+HEARTBEAT = timedelta(seconds=30)
 
 
 def utcnow() -> datetime:
@@ -68,8 +69,12 @@ class Job:
             case ConversionProgress(progress=p):
                 p = min(max(p, 0.0), 0.99)
                 if self.status is Status.PROCESSING and p <= self.progress:
-                    return False
-                self.status, self.progress = Status.PROCESSING, max(p, self.progress)
+                    # A retried attempt starts over: no news for the user, but proof of life
+                    # for the stalled-job sweep, written now and then.
+                    if utcnow() - self.updated_at < HEARTBEAT:
+                        return False
+                else:
+                    self.status, self.progress = Status.PROCESSING, max(p, self.progress)
             case ConversionSucceeded() as d:
                 self.status, self.progress = Status.SUCCEEDED, 1.0
                 self.mp3_fid, self.mp3_size, self.duration = d.mp3_fid, d.size, d.duration

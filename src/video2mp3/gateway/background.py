@@ -74,9 +74,10 @@ class Background:
         self.stalled_after = stalled_after
         self._stop = threading.Event()
         self._relay_wake = threading.Event()
+        self._sweep_wake = threading.Event()
         loops: dict[str, tuple[Callable[..., None], tuple[object, ...]]] = {
             "outbox-relay": (repeat, (self._relay, self._stop, RELAY_INTERVAL, self._relay_wake)),
-            "sweeper": (repeat, (self._sweep, self._stop, SWEEP_INTERVAL, threading.Event())),
+            "sweeper": (repeat, (self._sweep, self._stop, SWEEP_INTERVAL, self._sweep_wake)),
             "tracker": (bus.consume, ("gateway", self._track, self._stop)),
         }
         self._threads = [
@@ -110,3 +111,4 @@ class Background:
     def stop(self) -> None:
         self._stop.set()
         self._relay_wake.set()
+        self._sweep_wake.set()

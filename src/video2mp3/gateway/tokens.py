@@ -72,11 +72,11 @@ class TokenVerifier:
             key_set = jwt.PyJWKSet.from_dict(self._identity.jwks())
         except Unavailable:
             if not self._keys:
-                raise
+                raise  # nothing to verify with: 503, and the next request asks again
             log.warning("auth is unreachable: verifying with the cached keys")
+            self._fetched_at = time.monotonic()  # ask again later, not on every request
             return
         except jwt.PyJWKSetError as exc:
             raise Unavailable(f"auth publishes no usable key: {exc}") from None
-        finally:
-            self._fetched_at = time.monotonic()
         self._keys = {k.key_id: k for k in key_set.keys if k.key_id}
+        self._fetched_at = time.monotonic()

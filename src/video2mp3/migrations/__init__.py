@@ -7,6 +7,8 @@ newest schema; services run it once at start-up, before their workers fork.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -33,5 +35,23 @@ def config(service: Service, connection: sa.Connection) -> Config:
 
 def upgrade(engine: sa.Engine, service: Service) -> None:
     """Migrate ``service``'s database to the newest revision; a no-op when it is there."""
-    with translated(), engine.begin() as connection:
+    with translated(), _migration_lock(engine, service), engine.begin() as connection:
         command.upgrade(config(service, connection), "heads")
+
+
+@contextmanager
+def _migration_lock(engine: sa.Engine, service: Service) -> Iterator[None]:
+    """On MySQL, replicas starting together migrate one after the other.
+
+    The lock lives on a connection of its own, held until the migration has committed.
+    """
+    if engine.dialect.name != "mysql":
+        yield
+        return
+    name = {"lock": f"video2mp3_migrate_{service}"}
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT GET_LOCK(:lock, 300)"), name)
+        try:
+            yield
+        finally:
+            connection.execute(sa.text("SELECT RELEASE_LOCK(:lock)"), name)

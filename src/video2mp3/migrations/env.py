@@ -10,10 +10,11 @@ from video2mp3.gateway.jobs import metadata as gateway_metadata
 METADATA = {"auth": auth_metadata, "gateway": gateway_metadata}
 
 config = context.config
-connection = config.attributes["connection"]
+service = config.attributes["service"]
 context.configure(
-    connection=connection,
-    target_metadata=METADATA[config.attributes["service"]],
+    connection=config.attributes["connection"],
+    target_metadata=METADATA[service],
+    version_table=f"alembic_version_{service}",  # both services may share one database
     render_as_batch=True,  # SQLite can only alter tables by copying them
 )
 with context.begin_transaction():

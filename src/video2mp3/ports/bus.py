@@ -30,7 +30,8 @@ class Bus(Protocol):
     def publish(self, event: Event, *, transient: bool = False) -> None:
         """Publish ``event`` under its type; return once the bus has taken responsibility for it.
 
-        Raises ``Unavailable`` if the bus cannot be reached or no queue takes the event.
+        Raises ``NotPublished`` if the event certainly did not get through (no queue takes it, or
+        the broker refused it), ``Unavailable`` if the bus cannot be reached (it may have).
         ``transient`` events (progress) may be lost on a broker restart. Safe from any thread.
         """
         ...
@@ -40,10 +41,12 @@ class Bus(Protocol):
     ) -> None:
         """Deliver each event of ``queue`` to ``handler`` until ``stop`` is set.
 
-        An event is acknowledged only after ``handler`` returns. If ``handler`` raises, the event
-        is redelivered after a growing delay, at most ``DELIVERY_LIMIT`` times in all; after the
-        last failure ``give_up`` is called and the event is dead-lettered. A body that is not a
-        valid event is dead-lettered at once. Reconnects after a broker outage.
+        An event is acknowledged only after ``handler`` returns. If ``handler`` raises
+        ``Unavailable``, it is called again in place with growing pauses, for as long as the
+        outage lasts. If it raises anything else, the event is redelivered after a growing
+        delay, at most ``DELIVERY_LIMIT`` times in all; after the last failure ``give_up`` is
+        called and the event is dead-lettered. A body that is not a valid event is dead-lettered
+        at once. Reconnects after a broker outage.
         """
         ...
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from enum import Enum
 
 from video2mp3 import logs
+from video2mp3.backoff import Backoff
 from video2mp3.domain.events import Event
+from video2mp3.errors import Unavailable
 from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, GiveUp, Handler
 
 log = logging.getLogger(__name__)
@@ -15,7 +18,8 @@ log = logging.getLogger(__name__)
 
 class Outcome(Enum):
     ACK = "ack"  # done
-    RETRY = "retry"  # hand it back, after retry_delay()
+    RETRY = "retry"  # hand it back, after retry_delay(): it costs one of DELIVERY_LIMIT
+    WAIT = "wait"  # a dependency is down: run it again in place, costing no delivery
     DEAD = "dead"  # dead-letter it
 
 
@@ -29,11 +33,14 @@ def retry_delay(delivery: int, base: float) -> float:
 
 def process(event: Event, delivery: int, handler: Handler, give_up: GiveUp | None) -> Outcome:
     """Run ``handler`` for one delivery and decide what becomes of the event."""
+    extra = {"event_type": event.type, "job_id": event.job_id, "delivery": delivery}
     try:
         run_handler(handler, event)
         return Outcome.ACK
+    except Unavailable as exc:
+        log.warning("%s; retrying in place", exc.message, extra=extra)
+        return Outcome.WAIT
     except Exception as exc:
-        extra = {"event_type": event.type, "job_id": event.job_id, "delivery": delivery}
         if delivery < DELIVERY_LIMIT:
             log.warning("handler failed; the event will be retried", exc_info=True, extra=extra)
             return Outcome.RETRY
@@ -41,6 +48,21 @@ def process(event: Event, delivery: int, handler: Handler, give_up: GiveUp | Non
         if give_up is not None:
             _give_up(give_up, event, exc)
         return Outcome.DEAD
+
+
+def deliver(
+    attempt: Callable[[], Outcome], pause: Callable[[float], bool], retry_base: float
+) -> Outcome:
+    """One delivery: ``attempt`` it, and again in place, with growing pauses, while a dependency
+    is unavailable, so an outage of any length spends no delivery and loses no event.
+
+    ``pause(seconds)`` returns False when the consumer is stopping: the event then goes back.
+    """
+    backoff = Backoff(first=retry_base)
+    while (outcome := attempt()) is Outcome.WAIT:
+        if not pause(backoff.next()):
+            return Outcome.RETRY
+    return outcome
 
 
 def _give_up(give_up: GiveUp, event: Event, error: Exception) -> None:

@@ -10,9 +10,9 @@ import logging
 import threading
 from queue import Empty, Queue
 
-from video2mp3.adapters.bus import Outcome, process, queues_for, retry_delay
+from video2mp3.adapters.bus import Outcome, deliver, process, queues_for, retry_delay
 from video2mp3.domain.events import Event
-from video2mp3.errors import InvalidEvent, Unavailable
+from video2mp3.errors import InvalidEvent, NotPublished
 from video2mp3.ports.bus import QUEUES, GiveUp, Handler
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class InProcessBus:
     def publish(self, event: Event, *, transient: bool = False) -> None:
         targets = queues_for(event.type)
         if not targets:
-            raise Unavailable(f"no queue is bound to {event.type}")
+            raise NotPublished(f"no queue is bound to {event.type}")
         body = event.to_json()
         for name in targets:
             self._queues[name].put((body, 1))
@@ -51,7 +51,11 @@ class InProcessBus:
                 log.error("dead-lettering an invalid message: %s", exc.message)
                 self.dead_letters.append(body)
                 continue
-            outcome = process(event, delivery, handler, give_up)
+            outcome = deliver(
+                lambda: process(event, delivery, handler, give_up),  # noqa: B023 - called here
+                lambda seconds: not stop.wait(seconds),
+                self.retry_base,
+            )
             if outcome is Outcome.RETRY:
                 stop.wait(retry_delay(delivery, self.retry_base))
                 pending.put((body, delivery + 1))

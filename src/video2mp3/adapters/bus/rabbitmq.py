@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,10 +28,10 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, NackError, UnroutableError
 
-from video2mp3.adapters.bus import Outcome, process, retry_delay
+from video2mp3.adapters.bus import Outcome, deliver, process, retry_delay
 from video2mp3.backoff import Backoff
 from video2mp3.domain.events import Event
-from video2mp3.errors import InvalidEvent, Unavailable
+from video2mp3.errors import InvalidEvent, NotPublished, Unavailable
 from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, GiveUp, Handler
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,9 @@ class RabbitMQBus:
                     )
                     return
                 except UnroutableError:
-                    raise Unavailable(f"no queue is bound to {event.type}") from None
+                    raise NotPublished(f"no queue is bound to {event.type}") from None
                 except NackError:
-                    raise Unavailable("the broker refused the message") from None
+                    raise NotPublished("the broker refused the message") from None
                 except AMQPError as exc:
                     self._drop_publisher()
                     if attempt == 2:
@@ -176,7 +177,7 @@ class RabbitMQBus:
             if cancelled.is_set():
                 raise _Cancelled(queue)
             while deliveries:
-                self._deliver(connection, channel, deliveries.pop(0), handler, give_up)
+                self._deliver(connection, channel, deliveries.pop(0), handler, give_up, stop)
 
     def _deliver(
         self,
@@ -185,6 +186,7 @@ class RabbitMQBus:
         delivery: _Delivery,
         handler: Handler,
         give_up: GiveUp | None,
+        stop: threading.Event,
     ) -> None:
         try:
             event = Event.from_json(delivery.body)
@@ -193,12 +195,17 @@ class RabbitMQBus:
             channel.basic_reject(delivery.tag, requeue=False)
             return
         count = min(delivery.count, DELIVERY_LIMIT)
-        outcome = _run_in_thread(lambda: process(event, count, handler, give_up), connection)
+        outcome = deliver(
+            lambda: _run_in_thread(lambda: process(event, count, handler, give_up), connection),
+            lambda seconds: _pause(connection, seconds, stop),
+            self.retry_base,
+        )
         if outcome is Outcome.ACK:
             channel.basic_ack(delivery.tag)
         elif outcome is Outcome.RETRY:
-            connection.sleep(retry_delay(count, self.retry_base))  # services heartbeats meanwhile
-            channel.basic_nack(delivery.tag, requeue=True)
+            _pause(connection, retry_delay(count, self.retry_base), stop)
+            # reject, not nack: from RabbitMQ 4.3 only a reject raises x-delivery-count
+            channel.basic_reject(delivery.tag, requeue=True)
         else:
             channel.basic_reject(delivery.tag, requeue=False)
 
@@ -215,6 +222,14 @@ class RabbitMQBus:
             connection, self._publisher = self._publisher[0], None
             with contextlib.suppress(AMQPError):
                 connection.close()
+
+
+def _pause(connection: pika.BlockingConnection, seconds: float, stop: threading.Event) -> bool:
+    """Wait ``seconds`` while servicing heartbeats; False (at once) when the consumer stops."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+        connection.sleep(min(left, 0.5))
+    return not stop.is_set()
 
 
 def _run_in_thread(work: Callable[[], Outcome], connection: pika.BlockingConnection) -> Outcome:

@@ -47,7 +47,11 @@ class SMTPMailer:
             return smtplib.SMTP_SSL(self._host, self._port, timeout=TIMEOUT, context=context)
         smtp = smtplib.SMTP(self._host, self._port, timeout=TIMEOUT)
         if self._starttls:
-            smtp.starttls(context=context)
+            try:
+                smtp.starttls(context=context)
+            except BaseException:
+                smtp.close()
+                raise
         return smtp
 
     def send(self, message: EmailMessage) -> None:
