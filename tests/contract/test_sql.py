@@ -20,6 +20,7 @@ from video2mp3.domain.events import (
     ConversionProgress,
     ConversionSucceeded,
     Event,
+    JobFinished,
     Owner,
 )
 from video2mp3.domain.jobs import Job, Status, utcnow
@@ -129,6 +130,7 @@ class SQLContract:
         done = Event(job.id, ConversionSucceeded("mp3", 5, 1.0, Owner(1, "a@x"), "a.mp4"))
         assert jobs.apply(Event(job.id, ConversionProgress(0.5)))[1]
         assert jobs.apply(done)[1]
+        assert not jobs.apply(done)[1]  # a duplicate changes nothing and tells nobody
         late, changed = jobs.apply(Event(job.id, ConversionProgress(0.7)))
         assert not changed
         assert late is not None
@@ -136,6 +138,12 @@ class SQLContract:
         assert jobs.by_mp3("mp3", 1) is not None
         assert jobs.by_mp3("mp3", 2) is None
         assert jobs.apply(Event("no-such-job", ConversionProgress(0.1))) == (None, False)
+        told: list[Event] = []
+        jobs.relay_outbox(lambda body: told.append(Event.from_json(body)))
+        assert [e.type for e in told] == ["conversion.requested", "job.finished"]
+        assert told[1].data == JobFinished(
+            "succeeded", Owner(1, "a@example.com"), "a.mp4", "mp3", 5, 1.0
+        )
 
     def test_concurrent_progress_never_goes_backwards(self, jobs: JobRepository) -> None:
         job, event = new_job()
@@ -177,8 +185,10 @@ class SQLContract:
         published: list[Event] = []
         jobs.relay_outbox(lambda body: published.append(Event.from_json(body)))
         [told] = published
-        assert (told.job_id, told.type) == (quiet[0].id, "conversion.failed")
-        assert told.data.owner.email == "a@example.com"  # type: ignore[union-attr]
+        assert (told.job_id, told.type) == (quiet[0].id, "job.finished")
+        assert isinstance(told.data, JobFinished)
+        assert (told.data.status, told.data.error_code) == ("failed", "stalled")
+        assert told.data.owner.email == "a@example.com"
         assert jobs.fail_stalled(cutoff) == []
         for job in (busy, queued):
             still = jobs.get(job[0].id, 1)

@@ -1,14 +1,8 @@
-"""The notifier's emails: success carries job id, MP3 file id and link; failure the reason."""
+"""The notifier's emails: success carries job id, MP3 file id and links; failure the reason."""
 
 from email.message import EmailMessage
 
-from video2mp3.domain.events import (
-    ConversionFailed,
-    ConversionProgress,
-    ConversionSucceeded,
-    Event,
-    Owner,
-)
+from video2mp3.domain.events import ConversionSucceeded, Event, JobFinished, Owner
 from video2mp3.notifier.worker import Notifier
 
 OWNER = Owner(3, "ann@example.com")
@@ -32,7 +26,8 @@ def notifier() -> tuple[Notifier, RecordingMailer]:
 
 def test_success_email() -> None:
     service, mailer = notifier()
-    service.handle(Event("job-9", ConversionSucceeded("fid-1", 2_000_000, 61.5, OWNER, "talk.mp4")))
+    done = JobFinished("succeeded", OWNER, "talk.mp4", "fid-1", 2_000_000, 61.5)
+    service.handle(Event("job-9", done))
     [mail] = mailer.sent
     assert mail["To"] == "ann@example.com"
     assert "talk.mp3" in mail["Subject"]
@@ -45,15 +40,15 @@ def test_success_email() -> None:
 
 def test_failure_email_says_why() -> None:
     service, mailer = notifier()
-    service.handle(
-        Event("job-9", ConversionFailed("no_audio", "no audio stream", False, OWNER, "a.mp4"))
-    )
+    failed = JobFinished("failed", OWNER, "a.mp4", error_code="no_audio", error_message="no audio")
+    service.handle(Event("job-9", failed))
     [mail] = mailer.sent
     assert "could not convert" in mail["Subject"]
-    assert "no audio stream (no_audio)" in mail.get_content()
+    assert "no audio (no_audio)" in mail.get_content()
 
 
-def test_progress_sends_nothing() -> None:
+def test_converter_events_send_nothing() -> None:
+    """Only the gateway's job.finished counts: it is sent once per job, converters' may repeat."""
     service, mailer = notifier()
-    service.handle(Event("job-9", ConversionProgress(0.5)))
+    service.handle(Event("job-9", ConversionSucceeded("fid", 1, 1.0, OWNER, "a.mp4")))
     assert mailer.sent == []

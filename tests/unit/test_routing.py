@@ -6,6 +6,7 @@ from video2mp3.adapters.bus import queues_for
 def test_routing() -> None:
     assert queues_for("conversion.requested") == ["converter"]
     assert queues_for("conversion.progress") == ["gateway"]
-    assert queues_for("conversion.succeeded") == ["gateway", "notifier"]
-    assert queues_for("conversion.failed") == ["gateway", "notifier"]
+    assert queues_for("conversion.succeeded") == ["gateway"]
+    assert queues_for("conversion.failed") == ["gateway"]
+    assert queues_for("job.finished") == ["notifier"]
     assert queues_for("other.thing") == []

@@ -1,5 +1,8 @@
 """The message contract: one versioned JSON envelope for every event on the bus.
 
+``conversion.*`` events come from converters (the request from the gateway); ``job.finished``
+comes from the gateway once a job is settled, and is what the notifier acts on.
+
 ``{"type", "version", "event_id", "job_id", "occurred_at", "correlation_id", "data"}``. Each event
 type has a frozen dataclass for its ``data``; decoding ignores unknown fields so that services can
 be deployed one at a time.
@@ -70,10 +73,37 @@ class ConversionFailed:
     filename: str
 
 
-Data = ConversionRequested | ConversionProgress | ConversionSucceeded | ConversionFailed
+@dataclass(frozen=True)
+class JobFinished:
+    """The gateway settled a job, once: what its owner is told.
+
+    ``status`` is ``succeeded`` (with the MP3's id, size and duration) or ``failed`` (with
+    ``error_code`` and ``error_message``).
+    """
+
+    TYPE: ClassVar[str] = "job.finished"
+    status: str
+    owner: Owner
+    filename: str
+    mp3_fid: str | None = None
+    size: int | None = None
+    duration: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+Data = (
+    ConversionRequested | ConversionProgress | ConversionSucceeded | ConversionFailed | JobFinished
+)
 DATA_TYPES: dict[str, type[Data]] = {
     cls.TYPE: cls
-    for cls in (ConversionRequested, ConversionProgress, ConversionSucceeded, ConversionFailed)
+    for cls in (
+        ConversionRequested,
+        ConversionProgress,
+        ConversionSucceeded,
+        ConversionFailed,
+        JobFinished,
+    )
 }
 
 

@@ -18,6 +18,7 @@ from video2mp3.domain.events import (
     ConversionRequested,
     ConversionSucceeded,
     Event,
+    JobFinished,
     Owner,
 )
 
@@ -89,6 +90,21 @@ class Job:
     @property
     def owner(self) -> Owner:
         return Owner(id=self.owner_id, email=self.owner_email)
+
+    def finished_event(self, correlation_id: str | None) -> Event:
+        """The ``job.finished`` event for a finished job."""
+        assert self.finished
+        data = JobFinished(
+            status=str(self.status),
+            owner=self.owner,
+            filename=self.filename,
+            mp3_fid=self.mp3_fid,
+            size=self.mp3_size,
+            duration=self.duration,
+            error_code=self.error_code,
+            error_message=self.error_message,
+        )
+        return Event(job_id=self.id, data=data, correlation_id=correlation_id)
 
     def requested_event(self, correlation_id: str | None) -> Event:
         """The ``conversion.requested`` event that asks a converter to do this job."""

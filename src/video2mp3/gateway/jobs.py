@@ -119,10 +119,16 @@ class JobRepository:
         return job
 
     def apply(self, event: Event) -> tuple[Job | None, bool]:
-        """Fold ``event`` into its job under a row lock; return the job and whether it changed."""
+        """Fold ``event`` into its job under a row lock; return the job and whether it changed.
+
+        The change that finishes a job also queues its ``job.finished``, in the same
+        transaction: exactly one per job, however often converters report.
+        """
         with translated(), self._session.begin() as session:
             job = session.scalar(sa.select(Job).filter_by(id=event.job_id).with_for_update())
             changed = job is not None and job.apply(event)
+            if changed and job is not None and job.finished:
+                _enqueue(session, job.finished_event(event.correlation_id))
         return job, changed
 
     def relay_outbox(self, publish: Callable[[str], None], batch: int = 100) -> int:
@@ -159,7 +165,7 @@ class JobRepository:
     def fail_stalled(self, before: datetime) -> list[str]:
         """Fail the jobs still ``processing`` with no news since ``before``; return their ids.
 
-        Each gets a ``conversion.failed`` (code ``stalled``) in the outbox, so the owner is told.
+        Each gets its ``job.finished`` (code ``stalled``) in the outbox, so the owner is told.
         This catches what retries cannot: a request dead-lettered after its converter died
         repeatedly, or an event lost while the jobs database was down.
         """
@@ -170,9 +176,8 @@ class JobRepository:
                 .with_for_update(skip_locked=True)
             ).all()
             for job in stalled:
-                event = stalled_event(job)
-                job.apply(event)
-                _enqueue(session, event)
+                job.apply(stalled_event(job))
+                _enqueue(session, job.finished_event(None))
         return [job.id for job in stalled]
 
     def outbox_depth(self) -> int:

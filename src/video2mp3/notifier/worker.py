@@ -1,4 +1,4 @@
-"""Turn ``conversion.succeeded`` and ``conversion.failed`` into emails to the job's owner."""
+"""Turn ``job.finished`` (sent by the gateway once per job) into an email to its owner."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from email.utils import make_msgid
 
 from prometheus_client import Counter
 
-from video2mp3.domain.events import ConversionFailed, ConversionSucceeded, Event
+from video2mp3.domain.events import Event, JobFinished
 from video2mp3.domain.jobs import mp3_filename
 from video2mp3.ports.mail import Mailer
 
@@ -33,27 +33,27 @@ class Notifier:
     def compose(self, event: Event) -> EmailMessage | None:
         """The email for ``event``, or ``None`` if it calls for none."""
         data = event.data
-        if isinstance(data, ConversionSucceeded):
+        if not isinstance(data, JobFinished):
+            return None
+        if data.status == "succeeded":
             link = f"{self.public_url}/api/v1/jobs/{event.job_id}/mp3"
             subject = f"Your MP3 is ready: {mp3_filename(data.filename)}"
             body = (
                 f"Your video {data.filename!r} is now an MP3 "
-                f"({data.duration:.1f} s, {data.size / 1e6:.1f} MB).\n\n"
+                f"({data.duration or 0:.1f} s, {(data.size or 0) / 1e6:.1f} MB).\n\n"
                 f"Job id:      {event.job_id}\n"
                 f"MP3 file id: {data.mp3_fid}\n"
                 f"Download:    {link}\n"
                 f"        or:  {self.public_url}/download?fid={data.mp3_fid}\n\n"
                 "Both links need your login token (Authorization: Bearer <token>).\n"
             )
-        elif isinstance(data, ConversionFailed):
+        else:
             subject = f"We could not convert {data.filename}"
             body = (
                 f"Your video {data.filename!r} could not be converted to MP3.\n\n"
-                f"Reason: {data.message} ({data.code})\n"
+                f"Reason: {data.error_message} ({data.error_code})\n"
                 f"Job id: {event.job_id}\n"
             )
-        else:
-            return None
         message = EmailMessage()
         message["From"] = self.mail_from
         message["To"] = data.owner.email

@@ -15,7 +15,7 @@ from video2mp3.domain.events import Event
 QUEUES: dict[str, tuple[str, ...]] = {
     "converter": ("conversion.requested",),
     "gateway": ("conversion.progress", "conversion.succeeded", "conversion.failed"),
-    "notifier": ("conversion.succeeded", "conversion.failed"),
+    "notifier": ("job.finished",),
 }
 
 # Deliveries of one message before it is dead-lettered instead of redelivered again.
