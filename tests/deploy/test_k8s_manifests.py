@@ -28,83 +28,92 @@ UNMANAGED_SECRETS = {"video2mp3-jwt-keys"}
 Doc = dict[str, Any]
 Validator = Callable[..., subprocess.CompletedProcess[str]]
 
+
 # The parts of KEDA's keda.sh/v1alpha1 CRDs these manifests may use, closed to unknown fields as
 # the API server's strict field validation would be. KEDA's HPA behavior is checked separately.
-SCALED_OBJECT = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "keda.sh/v1alpha1"},
-        "kind": {"const": "ScaledObject"},
-        "metadata": {"type": "object"},
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["scaleTargetRef", "triggers"],
-            "properties": {
-                "scaleTargetRef": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["name"],
-                    "properties": {
-                        k: {"type": "string"}
-                        for k in ("apiVersion", "kind", "name", "envSourceContainerName")
-                    },
+def keda_schema(kind: str, spec: Doc) -> Doc:
+    """A KEDA ``keda.sh/v1alpha1`` object of ``kind`` whose spec follows ``spec``."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "keda.sh/v1alpha1"},
+            "kind": {"const": kind},
+            "metadata": {"type": "object"},
+            "spec": spec,
+        },
+    }
+
+
+SCALED_OBJECT = keda_schema(
+    "ScaledObject",
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["scaleTargetRef", "triggers"],
+        "properties": {
+            "scaleTargetRef": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name"],
+                "properties": {
+                    k: {"type": "string"}
+                    for k in ("apiVersion", "kind", "name", "envSourceContainerName")
                 },
-                **{
-                    k: {"type": "integer", "minimum": 0}
-                    for k in (
-                        "pollingInterval",
-                        "cooldownPeriod",
-                        "initialCooldownPeriod",
-                        "idleReplicaCount",
-                        "minReplicaCount",
-                        "maxReplicaCount",
-                    )
-                },
-                "advanced": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "restoreToOriginalReplicaCount": {"type": "boolean"},
-                        "horizontalPodAutoscalerConfig": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "properties": {
-                                "name": {"type": "string"},
-                                "behavior": {"type": "object"},
-                            },
+            },
+            **{
+                k: {"type": "integer", "minimum": 0}
+                for k in (
+                    "pollingInterval",
+                    "cooldownPeriod",
+                    "initialCooldownPeriod",
+                    "idleReplicaCount",
+                    "minReplicaCount",
+                    "maxReplicaCount",
+                )
+            },
+            "advanced": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "restoreToOriginalReplicaCount": {"type": "boolean"},
+                    "horizontalPodAutoscalerConfig": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string"},
+                            "behavior": {"type": "object"},
                         },
                     },
                 },
-                "triggers": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["type", "metadata"],
-                        "properties": {
-                            "type": {"type": "string"},
-                            "name": {"type": "string"},
-                            "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
-                            "useCachedMetrics": {"type": "boolean"},
-                            "metadata": {
-                                "type": "object",
-                                "additionalProperties": {"type": "string"},
-                            },
-                            "authenticationRef": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "required": ["name"],
-                                "properties": {
-                                    "name": {"type": "string"},
-                                    "kind": {
-                                        "enum": [
-                                            "TriggerAuthentication",
-                                            "ClusterTriggerAuthentication",
-                                        ]
-                                    },
+            },
+            "triggers": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["type", "metadata"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "name": {"type": "string"},
+                        "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
+                        "useCachedMetrics": {"type": "boolean"},
+                        "metadata": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                        },
+                        "authenticationRef": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["name"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "kind": {
+                                    "enum": [
+                                        "TriggerAuthentication",
+                                        "ClusterTriggerAuthentication",
+                                    ]
                                 },
                             },
                         },
@@ -113,31 +122,25 @@ SCALED_OBJECT = {
             },
         },
     },
-}
-TRIGGER_AUTHENTICATION = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "keda.sh/v1alpha1"},
-        "kind": {"const": "TriggerAuthentication"},
-        "metadata": {"type": "object"},
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "secretTargetRef": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["parameter", "name", "key"],
-                        "properties": {k: {"type": "string"} for k in ("parameter", "name", "key")},
-                    },
+)
+TRIGGER_AUTHENTICATION = keda_schema(
+    "TriggerAuthentication",
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "secretTargetRef": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["parameter", "name", "key"],
+                    "properties": {k: {"type": "string"} for k in ("parameter", "name", "key")},
                 },
             },
         },
     },
-}
+)
 
 
 @pytest.fixture(scope="module")
