@@ -71,6 +71,10 @@ class Sample:
 
 
 VIDEO = ("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15:duration=3")
+H264 = ("-c:v", "libx264", "-preset", "ultrafast")
+AAC = ("-c:a", "aac")
+MP3 = ("-c:a", "libmp3lame")
+QCIF = ("-f", "lavfi", "-i", "testsrc2=size=176x144:rate=15:duration=3")  # what H.263 allows
 
 
 def tone(seconds: float = 3, layout: str = "stereo", rate: int = 44100) -> tuple[str, ...]:
@@ -90,10 +94,7 @@ SAMPLES = {
             (
                 *VIDEO,
                 *tone(),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
+                *H264,
                 "-c:a",
                 "aac",
                 "-shortest",
@@ -107,10 +108,7 @@ SAMPLES = {
             (
                 *VIDEO,
                 *tone(),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
+                *H264,
                 "-c:a",
                 "aac",
                 "-shortest",
@@ -139,18 +137,33 @@ SAMPLES = {
             (
                 *VIDEO,
                 *tone(layout="5.1", rate=48000),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
+                *H264,
                 "-c:a",
                 "aac",
                 "-shortest",
             ),
             3.0,
         ),
+        Sample("no_audio.mp4", (*VIDEO, *H264), None, "no_audio"),
+        # More containers and audio layouts, converted by the integration tests.
+        Sample("mpeg4_mp3.avi", (*VIDEO, *tone(), "-c:v", "mpeg4", *MP3, "-shortest"), 3.0),
+        Sample("flv1_mp3.flv", (*VIDEO, *tone(), "-c:v", "flv", *MP3, "-shortest"), 3.0),
+        Sample("h264_aac.mov", (*VIDEO, *tone(layout="mono"), *H264, *AAC, "-shortest"), 3.0),
         Sample(
-            "no_audio.mp4", (*VIDEO, "-c:v", "libx264", "-preset", "ultrafast"), None, "no_audio"
+            "h263_aac.3gp",
+            (*QCIF, *tone(layout="mono", rate=16000), "-c:v", "h263", *AAC, "-shortest"),
+            3.0,
+        ),
+        Sample(
+            "theora_vorbis.ogv",
+            (*VIDEO, *tone(), "-c:v", "libtheora", "-c:a", "libvorbis", "-shortest"),
+            3.0,
+        ),
+        Sample(
+            "wmv2_wma.wmv", (*VIDEO, *tone(), "-c:v", "wmv2", "-c:a", "wmav2", "-shortest"), 3.0
+        ),
+        Sample(
+            "pcm_96k.mkv", (*VIDEO, *tone(rate=96000), *H264, "-c:a", "pcm_s24le", "-shortest"), 3.0
         ),
     )
 }

@@ -16,6 +16,7 @@ import pymongo
 import pytest
 import requests
 from aiosmtpd.controller import Controller
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.contract.test_mail import Inbox
 from tests.e2e.flow import run_journey, sign_up
@@ -123,6 +124,15 @@ def test_the_whole_pipeline(
         services.log(n).count('"msg": "converted"') for n in ("converter-1", "converter-2")
     ]
     assert all(converted), f"both converters should have worked: {converted}"
+    outcomes: dict[str, float] = {}
+    for name in ("converter-1", "converter-2"):
+        metrics = requests.get(f"http://127.0.0.1:{services.ports[name]}/metrics", timeout=5).text
+        for family in text_string_to_metric_families(metrics):
+            for sample in family.samples:
+                if sample.name == "video2mp3_conversions_total":
+                    outcome = sample.labels["outcome"]
+                    outcomes[outcome] = outcomes.get(outcome, 0) + sample.value
+    assert outcomes == {"succeeded": 4, "no_audio": 1, "invalid_media": 1}
 
 
 def test_a_converter_killed_mid_conversion_loses_nothing(
