@@ -21,6 +21,12 @@ QUEUES: dict[str, tuple[str, ...]] = {
 # Deliveries of one message before it is dead-lettered instead of redelivered again.
 DELIVERY_LIMIT = 5
 
+# How many deliveries of a queue one consumer handles at once (its prefetch). A converter takes
+# one job at a time so that the others go to idle converters; the gateway's tracker applies
+# events under row locks, idempotently, so it runs several at once to keep up with many
+# converters; the notifier's sends are independent of each other.
+CONCURRENCY: dict[str, int] = {"converter": 1, "gateway": 8, "notifier": 4}
+
 Handler = Callable[[Event], None]
 # Called once when an event has failed its last delivery, before it is dead-lettered.
 GiveUp = Callable[[Event, Exception], None]
@@ -41,8 +47,9 @@ class Bus(Protocol):
     ) -> None:
         """Deliver each event of ``queue`` to ``handler`` until ``stop`` is set.
 
-        An event is acknowledged only after ``handler`` returns. If ``handler`` raises
-        ``Unavailable``, it is called again in place with growing pauses, for as long as the
+        Up to ``CONCURRENCY[queue]`` events are handled at once, each in its own thread. An event
+        is acknowledged only after ``handler`` returns. If ``handler`` raises ``Unavailable``, it
+        is called again in place with growing pauses, for as long as the
         outage lasts. If it raises anything else, the event is redelivered after a growing
         delay, at most ``DELIVERY_LIMIT`` times in all; after the last failure ``give_up`` is
         called and the event is dead-lettered. A body that is not a valid event is dead-lettered

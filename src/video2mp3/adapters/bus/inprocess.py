@@ -13,7 +13,7 @@ from queue import Empty, Queue
 from video2mp3.adapters.bus import Outcome, deliver, process, queues_for, retry_delay
 from video2mp3.domain.events import Event
 from video2mp3.errors import InvalidEvent, NotPublished
-from video2mp3.ports.bus import QUEUES, GiveUp, Handler
+from video2mp3.ports.bus import CONCURRENCY, QUEUES, GiveUp, Handler
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,20 @@ class InProcessBus:
 
     def consume(
         self, queue: str, handler: Handler, stop: threading.Event, give_up: GiveUp | None = None
+    ) -> None:
+        workers = [
+            threading.Thread(
+                target=self._work, args=(queue, handler, stop, give_up), name=f"{queue}-{n}"
+            )
+            for n in range(CONCURRENCY.get(queue, 1))
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    def _work(
+        self, queue: str, handler: Handler, stop: threading.Event, give_up: GiveUp | None
     ) -> None:
         pending = self._queues[queue]
         while not stop.is_set():

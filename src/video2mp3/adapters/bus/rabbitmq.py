@@ -4,9 +4,10 @@
   queue per consumer service (``QUEUES``) with ``x-delivery-limit`` and a dead-letter exchange.
 - Publishing: persistent messages, publisher confirms and ``mandatory`` routing, so a message the
   broker did not take, or that no queue would hold, is an error and never silently lost.
-- Consuming: prefetch 1 and a manual ack after the handler returns. The handler runs in a worker
-  thread while this thread keeps servicing the connection, so heartbeats flow during a long
-  conversion and the broker does not redeliver a message that is still being worked on.
+- Consuming: a prefetch of ``CONCURRENCY[queue]`` (1 for converters) and a manual ack after the
+  handler returns. Handlers run in worker threads while one thread keeps servicing the connection,
+  so heartbeats flow during a long conversion and the broker does not redeliver a message that is
+  still being worked on; a settled message wakes that thread, so the next one starts at once.
 - A failed event goes back to its queue after a growing delay (``x-delivery-count`` says how
   often it was delivered); after the last try, ``give_up`` runs and it is dead-lettered.
 - A lost connection or a cancelled consumer is re-opened with backoff; an unacked message returns
@@ -16,23 +17,25 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, NackError, UnroutableError
+from pika.spec import Basic, BasicProperties
 
 from video2mp3.adapters.bus import Outcome, deliver, process, retry_delay
 from video2mp3.backoff import Backoff
 from video2mp3.domain.events import Event
 from video2mp3.errors import InvalidEvent, NotPublished, Unavailable
-from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, GiveUp, Handler
+from video2mp3.ports.bus import CONCURRENCY, DELIVERY_LIMIT, QUEUES, GiveUp, Handler
 
 log = logging.getLogger(__name__)
 
@@ -158,26 +161,41 @@ class RabbitMQBus:
         give_up: GiveUp | None,
         stop: threading.Event,
     ) -> None:
-        # Prefetch 1: a worker holds one message at a time, so the others go to idle workers.
-        channel.basic_qos(prefetch_count=1)
-        deliveries: list[_Delivery] = []
+        # This thread only services the connection (heartbeats flow however long a handler
+        # runs); handlers run in a pool and settle their message through a thread-safe callback,
+        # which also wakes this loop, so the next message is taken as soon as one is settled.
+        concurrency = CONCURRENCY.get(queue.removeprefix(f"{self.prefix}."), 1)
+        channel.basic_qos(prefetch_count=concurrency)
         cancelled = threading.Event()
         channel.add_on_cancel_callback(lambda _frame: cancelled.set())
-        channel.basic_consume(
-            queue,
-            lambda _ch, method, props, body: deliveries.append(
-                _Delivery(
-                    method.delivery_tag, (props.headers or {}).get("x-delivery-count", 0) + 1, body
-                )
-            ),
-        )
-        log.info("consuming", extra={"queue": queue})
-        while not stop.is_set():
-            connection.process_data_events(time_limit=0.5)
-            if cancelled.is_set():
-                raise _Cancelled(queue)
-            while deliveries:
-                self._deliver(connection, channel, deliveries.pop(0), handler, give_up, stop)
+        in_hand: set[Future[None]] = set()
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="handler") as pool:
+
+            def on_message(
+                _ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
+            ) -> None:
+                count = (props.headers or {}).get("x-delivery-count", 0) + 1
+                delivery = _Delivery(method.delivery_tag, count, body)
+                work = (connection, channel, delivery, handler, give_up, stop)
+                in_hand.add(pool.submit(self._deliver, *work))
+
+            channel.basic_consume(queue, on_message)
+            log.info("consuming", extra={"queue": queue, "concurrency": concurrency})
+            try:
+                while not stop.is_set() and not cancelled.is_set():
+                    connection.process_data_events(time_limit=1)
+                    in_hand -= {f for f in in_hand if f.done()}
+                # Let the messages in hand be settled before the connection closes.
+                while any(not f.done() for f in in_hand):
+                    connection.process_data_events(time_limit=0.1)
+                connection.process_data_events(time_limit=0)
+            finally:
+                # If the connection broke, the handlers still finish (their messages will be
+                # redelivered) before we reconnect: an event is never worked on twice at once
+                # by this consumer.
+                wait(in_hand)
+        if cancelled.is_set():
+            raise _Cancelled(queue)
 
     def _deliver(
         self,
@@ -188,26 +206,32 @@ class RabbitMQBus:
         give_up: GiveUp | None,
         stop: threading.Event,
     ) -> None:
+        """Handle one delivery in a pool thread, then settle it on the connection's thread."""
         try:
             event = Event.from_json(delivery.body)
         except InvalidEvent as exc:
             log.error("dead-lettering an invalid message: %s", exc.message)
-            channel.basic_reject(delivery.tag, requeue=False)
-            return
-        count = min(delivery.count, DELIVERY_LIMIT)
-        outcome = deliver(
-            lambda: _run_in_thread(lambda: process(event, count, handler, give_up), connection),
-            lambda seconds: _pause(connection, seconds, stop),
-            self.retry_base,
-        )
-        if outcome is Outcome.ACK:
-            channel.basic_ack(delivery.tag)
-        elif outcome is Outcome.RETRY:
-            _pause(connection, retry_delay(count, self.retry_base), stop)
-            # reject, not nack: from RabbitMQ 4.3 only a reject raises x-delivery-count
-            channel.basic_reject(delivery.tag, requeue=True)
+            outcome = Outcome.DEAD
         else:
-            channel.basic_reject(delivery.tag, requeue=False)
+            count = min(delivery.count, DELIVERY_LIMIT)
+            outcome = deliver(
+                lambda: process(event, count, handler, give_up),
+                lambda seconds: not stop.wait(seconds),
+                self.retry_base,
+            )
+            if outcome is Outcome.RETRY:
+                stop.wait(retry_delay(count, self.retry_base))
+        tag = delivery.tag
+        settle: Callable[[], None]
+        if outcome is Outcome.ACK:
+            settle = functools.partial(channel.basic_ack, tag)
+        else:
+            # reject, not nack: from RabbitMQ 4.3 only a reject raises x-delivery-count
+            settle = functools.partial(channel.basic_reject, tag, requeue=outcome is Outcome.RETRY)
+        try:
+            connection.add_callback_threadsafe(settle)
+        except (AMQPError, RuntimeError) as exc:  # the connection is gone: it is redelivered
+            log.warning("could not settle a message", extra={"error": repr(exc)})
 
     def ping(self) -> None:
         connection, _ = self._connect()
@@ -222,33 +246,3 @@ class RabbitMQBus:
             connection, self._publisher = self._publisher[0], None
             with contextlib.suppress(AMQPError):
                 connection.close()
-
-
-def _pause(connection: pika.BlockingConnection, seconds: float, stop: threading.Event) -> bool:
-    """Wait ``seconds`` while servicing heartbeats; False (at once) when the consumer stops."""
-    deadline = time.monotonic() + seconds
-    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-        connection.sleep(min(left, 0.5))
-    return not stop.is_set()
-
-
-def _run_in_thread(work: Callable[[], Outcome], connection: pika.BlockingConnection) -> Outcome:
-    """Run ``work`` in a thread while servicing ``connection``, so heartbeats keep flowing."""
-    result: list[Outcome] = []
-
-    def target() -> None:
-        try:
-            result.append(work())
-        except BaseException:  # process() catches Exception; anything else is a retry
-            log.exception("delivery failed")
-
-    thread = threading.Thread(target=target, name="handler", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive():
-            connection.process_data_events(time_limit=0.5)
-    finally:
-        # If the connection broke, let the work finish before reconnecting: the message will be
-        # redelivered, but never worked on twice at once by this worker.
-        thread.join()
-    return result[0] if result else Outcome.RETRY
