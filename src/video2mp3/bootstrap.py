@@ -11,14 +11,15 @@ from datetime import timedelta
 from flask import Flask
 
 from video2mp3 import migrations
+from video2mp3.adapters.sql.engine import create_engine
+from video2mp3.adapters.sql.jobs import SQLJobRepository
+from video2mp3.adapters.sql.users import SQLUserRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing
-from video2mp3.auth.users import UserRepository
 from video2mp3.converter.media import Transcoder, check_probe, find_ffmpeg
 from video2mp3.converter.worker import Converter
 from video2mp3.gateway import background
 from video2mp3.gateway.app import create_app as create_gateway_app
-from video2mp3.gateway.jobs import JobRepository
 from video2mp3.gateway.service import Gateway
 from video2mp3.notifier.worker import Notifier
 from video2mp3.ports.blobs import BlobStore
@@ -26,7 +27,6 @@ from video2mp3.ports.bus import Bus
 from video2mp3.ports.identity import Identity
 from video2mp3.ports.mail import Mailer
 from video2mp3.settings import Settings
-from video2mp3.sql import create_engine
 
 
 def create_schemas(settings: Settings, *services: str) -> None:
@@ -87,7 +87,7 @@ def accounts(settings: Settings) -> Accounts:
     settings.require("auth", "auth_db_url", "jwt_key_dir")
     assert settings.auth_db_url is not None
     assert settings.jwt_key_dir is not None
-    users = UserRepository(create_engine(settings.auth_db_url))
+    users = SQLUserRepository(create_engine(settings.auth_db_url))
     return Accounts(
         users,
         KeyRing.load(settings.jwt_key_dir),
@@ -102,7 +102,7 @@ def gateway_app(settings: Settings, identity: Identity, bus: Bus, blobs: BlobSto
     ``app.extensions["video2mp3.background"].stop()`` stops them.
     """
     settings.require("the gateway", "jobs_db_url")
-    jobs = JobRepository(create_engine(str(settings.jobs_db_url)))
+    jobs = SQLJobRepository(create_engine(str(settings.jobs_db_url)))
     # Progress arrives every second while a converter works: this much silence means it is gone.
     stalled_after = timedelta(seconds=2 * settings.conversion_timeout_seconds + 300)
     work = background.Background(jobs, blobs, bus, stalled_after=stalled_after)

@@ -14,8 +14,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from video2mp3 import migrations
-from video2mp3.auth.users import UserRepository
-from video2mp3.auth.users import metadata as users_metadata
+from video2mp3.adapters.sql.engine import create_engine, ping
+from video2mp3.adapters.sql.jobs import SQLJobRepository as JobRepository
+from video2mp3.adapters.sql.jobs import metadata as jobs_metadata
+from video2mp3.adapters.sql.users import SQLUserRepository as UserRepository
+from video2mp3.adapters.sql.users import metadata as users_metadata
 from video2mp3.domain.events import (
     ConversionProgress,
     ConversionSucceeded,
@@ -25,9 +28,6 @@ from video2mp3.domain.events import (
 )
 from video2mp3.domain.jobs import Job, Status, utcnow
 from video2mp3.errors import Conflict, Unavailable
-from video2mp3.gateway.jobs import JobRepository
-from video2mp3.gateway.jobs import metadata as jobs_metadata
-from video2mp3.sql import create_engine, ping
 
 
 def new_job(owner: int = 1, name: str = "a.mp4") -> tuple[Job, Event]:

@@ -24,6 +24,7 @@ from video2mp3.domain.events import (
     Event,
     Owner,
 )
+from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import NotPublished, Unavailable
 
 CONVERTIBLE = [name for name, s in SAMPLES.items() if s.audio_seconds]
@@ -40,7 +41,8 @@ class Harness:
 
     def convert(self, data: bytes, filename: str, bitrate: int | None = None) -> Event:
         video = self.blobs.put(iter([data]), filename=filename, content_type="video/x")
-        request = ConversionRequested(video.id, Owner(1, "a@example.com"), filename, bitrate)
+        options = ConversionOptions(bitrate=bitrate)
+        request = ConversionRequested(video.id, Owner(1, "a@example.com"), filename, options)
         self.converter.handle(Event("job-1", request, correlation_id="c-1"))
         final = self.bus.published[-1]
         assert all(e.correlation_id == "c-1" for e in self.bus.published)

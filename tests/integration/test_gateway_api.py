@@ -68,7 +68,7 @@ class Stack:
         **form: Any,
     ) -> Any:
         return self.client.post(
-            path, headers=headers, data={"file": (io.BytesIO(data), "My Clip.mp4"), **form}
+            path, headers=headers, data={**form, "file": (io.BytesIO(data), "My Clip.mp4")}
         )
 
     def finish(self, job_id: str, owner: int = 1) -> str:
@@ -137,9 +137,32 @@ def test_upload_queues_a_job_and_publishes_the_request(stack: Stack) -> None:
     )
     assert job["filename"] == "My Clip.mp4"
     assert job["bitrate_kbps"] == 128
+    assert job["options"] == {"bitrate": 128}
     assert response.headers["Location"] == f"/api/v1/jobs/{job['id']}"
     wait_for(lambda: stack.bus.depth("converter") == 1, 5, "the relayed request")
     assert stack.app.extensions["video2mp3.gateway"].jobs.outbox_depth() == 0
+
+
+def test_options_come_from_the_query_and_the_fields_and_are_shown_back(stack: Stack) -> None:
+    response = stack.client.post(
+        "/api/v1/jobs?start=0:01&title=Song",
+        headers=stack.headers,
+        data={"channels": "1", "file": (io.BytesIO(b"video"), "a.mp4")},
+    )
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["options"] == {"channels": 1, "start": 1.0, "title": "Song"}
+    job_id = response.get_json()["id"]
+    assert stack.client.get(f"/api/v1/jobs/{job_id}", headers=stack.headers).get_json()[
+        "options"
+    ] == {"channels": 1, "start": 1.0, "title": "Song"}
+
+
+def test_a_bad_option_names_the_field(stack: Stack) -> None:
+    response = stack.upload(stack.headers, end="soon", sample_rate="12345")
+    message = response.get_json()["error"]["message"]
+    assert response.status_code == 422
+    assert "end:" in message
+    assert "sample_rate:" in message
 
 
 def test_seed_compatible_upload(stack: Stack) -> None:
@@ -152,6 +175,8 @@ def test_seed_compatible_upload(stack: Stack) -> None:
     ("kwargs", "status", "code"),
     [
         ({"bitrate": "1000"}, 422, "invalid_request"),
+        ({"bitrate": "128", "quality": "2"}, 422, "invalid_request"),
+        ({"loudness": "-14"}, 422, "invalid_request"),
         ({"data": b""}, 422, "invalid_request"),
     ],
 )

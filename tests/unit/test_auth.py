@@ -7,12 +7,12 @@ import jwt
 import pytest
 
 from video2mp3 import migrations
+from video2mp3.adapters.sql.engine import create_engine
+from video2mp3.adapters.sql.users import SQLUserRepository as UserRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing, generate
-from video2mp3.auth.users import UserRepository
 from video2mp3.errors import Conflict, Forbidden, InvalidRequest, Unauthorized, Unavailable
 from video2mp3.gateway.tokens import TokenVerifier
-from video2mp3.sql import create_engine
 
 
 @pytest.fixture

@@ -11,13 +11,18 @@ from video2mp3.domain.events import (
     Event,
     Owner,
 )
+from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import InvalidEvent
 
 OWNER = Owner(id=7, email="a@example.com")
 
 
 def test_round_trip_keeps_every_field() -> None:
-    event = Event("job-1", ConversionRequested("fid", OWNER, "clip.mp4", 192), correlation_id="c")
+    event = Event(
+        "job-1",
+        ConversionRequested("fid", OWNER, "clip.mp4", ConversionOptions(bitrate=192, title="Ünï")),
+        correlation_id="c",
+    )
     assert Event.from_json(event.to_json()) == event
 
 
@@ -69,3 +74,22 @@ def test_unknown_fields_are_ignored_at_every_level() -> None:
 def test_garbage_is_an_invalid_event(raw: bytes) -> None:
     with pytest.raises(InvalidEvent):
         Event.from_json(raw)
+
+
+def test_a_request_from_before_options_still_converts_with_its_bitrate() -> None:
+    body = Event("job-1", ConversionRequested("fid", OWNER, "clip.mp4")).to_json()
+    legacy = json.loads(body)
+    del legacy["data"]["options"]
+    assert Event.from_json(json.dumps(legacy)).data == ConversionRequested("fid", OWNER, "clip.mp4")
+    legacy["data"]["bitrate_kbps"] = 128
+    decoded = Event.from_json(json.dumps(legacy)).data
+    assert isinstance(decoded, ConversionRequested)
+    assert decoded.options == ConversionOptions(bitrate=128)
+
+
+@pytest.mark.parametrize("options", [5, {"bitrate": 129}, {"unknown": 1}])
+def test_a_request_with_bad_options_is_an_invalid_event(options: object) -> None:
+    body = json.loads(Event("job-1", ConversionRequested("fid", OWNER, "clip.mp4")).to_json())
+    body["data"]["options"] = options
+    with pytest.raises(InvalidEvent):
+        Event.from_json(json.dumps(body))

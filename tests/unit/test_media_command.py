@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from video2mp3.converter.media import MediaInfo, command
+from video2mp3.domain.options import ConversionOptions
 
 SRC, DST = Path("/tmp/in"), Path("/tmp/out.mp3")
 
@@ -12,7 +13,8 @@ SRC, DST = Path("/tmp/in"), Path("/tmp/out.mp3")
 def build(
     codec: str = "aac", channels: int = 2, rate: int = 44100, kbps: int | None = None
 ) -> list[str]:
-    return command("ffmpeg", SRC, DST, MediaInfo("mov", codec, channels, rate, 10.0), kbps, 3600)
+    info = MediaInfo("mov", codec, channels, rate, 10.0)
+    return command("ffmpeg", SRC, DST, info, ConversionOptions(bitrate=kbps), 3600)
 
 
 def value(args: list[str], flag: str) -> str:

@@ -1,13 +1,21 @@
-"""Streaming multipart uploads: the file goes to the blob store, limits hold, nothing leaks."""
+"""Streaming multipart uploads through the upload use case: the file goes to the blob store,
+options come from the fields before it, limits hold, nothing leaks."""
 
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from video2mp3.adapters.blobs.local import LocalBlobStore
+from video2mp3.domain.events import Event
+from video2mp3.domain.jobs import Job
+from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import InvalidRequest, TooLarge
-from video2mp3.gateway.uploads import clean_filename, store_upload
+from video2mp3.gateway.multipart import MultipartForm
+from video2mp3.gateway.service import Gateway, clean_filename
+from video2mp3.gateway.tokens import Principal
 
 BOUNDARY = "xYzBoundary"
 
@@ -32,40 +40,93 @@ def stored(blobs: LocalBlobStore) -> list[Path]:
     return [p for p in blobs.root.iterdir() if p.is_file()]
 
 
-def test_file_and_fields_are_read(blobs: LocalBlobStore) -> None:
+class RecordingJobs:
+    """Just enough of the jobs repository for the upload use case."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple[Job, Event]] = []
+
+    def add(self, job: Job, event: Event) -> None:
+        self.added.append((job, event))
+
+
+Upload = Callable[..., Job]
+
+
+@pytest.fixture
+def store_upload(blobs: LocalBlobStore) -> Upload:
+    """What the HTTP view does: the fields before the file are the options, then the file."""
+
+    def upload(body: IO[bytes], boundary: str, store: LocalBlobStore, max_bytes: int) -> Job:
+        form = MultipartForm(body, boundary)
+        fields = form.read_fields()
+        if form.filename is None:
+            raise InvalidRequest("no file")
+        service = Gateway(RecordingJobs(), store, max_bytes)  # type: ignore[arg-type]
+        owner = Principal(1, "a@example.com")
+        options = ConversionOptions.parse(fields)
+        return service.upload(owner, form.filename, form.file_chunks(), options)
+
+    return upload
+
+
+def test_file_and_fields_are_read(blobs: LocalBlobStore, store_upload: Upload) -> None:
     video = bytes(range(256)) * 4000  # 1 MB, larger than one read
-    upload = store_upload(
+    job = store_upload(
         multipart(("bitrate", None, b"128"), ("file", "clip.mp4", video)), BOUNDARY, blobs, 10**7
     )
-    assert upload.fields == {"bitrate": "128"}
-    assert upload.blob is not None
-    assert (upload.blob.filename, upload.blob.size) == ("clip.mp4", len(video))
-    with blobs.open(upload.blob.id) as reader:
+    assert job.options == ConversionOptions(bitrate=128)
+    assert job.filename == "clip.mp4"
+    assert job.video_fid is not None
+    with blobs.open(job.video_fid) as reader:
         assert reader.read() == video
 
 
-def test_too_large_keeps_nothing(blobs: LocalBlobStore) -> None:
+def test_a_field_after_the_file_is_refused_and_nothing_kept(
+    blobs: LocalBlobStore, store_upload: Upload
+) -> None:
+    body = multipart(("file", "a.mp4", b"a" * 10), ("bitrate", None, b"128"))
+    with pytest.raises(InvalidRequest, match="before the file"):
+        store_upload(body, BOUNDARY, blobs, 10**6)
+    assert stored(blobs) == []
+
+
+def test_an_empty_file_is_refused_and_nothing_kept(
+    blobs: LocalBlobStore, store_upload: Upload
+) -> None:
+    with pytest.raises(InvalidRequest, match="empty"):
+        store_upload(multipart(("file", "a.mp4", b"")), BOUNDARY, blobs, 10**6)
+    assert stored(blobs) == []
+
+
+def test_too_large_keeps_nothing(blobs: LocalBlobStore, store_upload: Upload) -> None:
     with pytest.raises(TooLarge):
         store_upload(multipart(("file", "a.mp4", b"x" * 5000)), BOUNDARY, blobs, 4096)
     assert stored(blobs) == []
     assert list((blobs.root / ".partial").iterdir()) == []
 
 
-def test_two_files_are_refused_and_nothing_kept(blobs: LocalBlobStore) -> None:
+def test_two_files_are_refused_and_nothing_kept(
+    blobs: LocalBlobStore, store_upload: Upload
+) -> None:
     body = multipart(("file", "a.mp4", b"a" * 10), ("other", "b.mp4", b"b" * 10))
     with pytest.raises(InvalidRequest, match="one file"):
         store_upload(body, BOUNDARY, blobs, 10**6)
     assert stored(blobs) == []
 
 
-def test_truncated_body_is_refused_and_nothing_kept(blobs: LocalBlobStore) -> None:
+def test_truncated_body_is_refused_and_nothing_kept(
+    blobs: LocalBlobStore, store_upload: Upload
+) -> None:
     body = multipart(("file", "a.mp4", b"a" * 100_000)).getvalue()[:50_000]
     with pytest.raises(InvalidRequest):
         store_upload(io.BytesIO(body), BOUNDARY, blobs, 10**6)
     assert stored(blobs) == []
 
 
-def test_a_body_without_boundaries_is_refused_without_buffering_it(blobs: LocalBlobStore) -> None:
+def test_a_body_without_boundaries_is_refused_without_buffering_it(
+    blobs: LocalBlobStore, store_upload: Upload
+) -> None:
     class Endless(io.RawIOBase):
         served = 0
 
@@ -83,7 +144,7 @@ def test_a_body_without_boundaries_is_refused_without_buffering_it(blobs: LocalB
     assert body.served < 4 * 1024 * 1024  # refused after about a megabyte, not a gigabyte
 
 
-def test_huge_form_field_is_refused(blobs: LocalBlobStore) -> None:
+def test_huge_form_field_is_refused(blobs: LocalBlobStore, store_upload: Upload) -> None:
     with pytest.raises(TooLarge):
         store_upload(multipart(("bitrate", None, b"1" * 10_000)), BOUNDARY, blobs, 10**6)
 
@@ -94,6 +155,7 @@ def test_huge_form_field_is_refused(blobs: LocalBlobStore) -> None:
         ("../../x.mp4", "x.mp4"),
         ("C:\\a\\b.mov", "b.mov"),
         ("a\x00\nb.mp4", "ab.mp4"),
+        ("a\u2028b\u2029c\u202e.mp4", "abc.mp4"),
         (None, "upload"),
     ],
 )

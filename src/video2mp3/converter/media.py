@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from video2mp3.converter.probe import PROBE_OPTIONS
+from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import ConversionTimeout, MediaError, SettingsError, Video2mp3Error
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000
 MAX_BITRATE_BPS = 320_000
 MEMORY_LIMIT = 2 * 1024**3
 FSIZE_SLACK = 8 * 1024 * 1024
-DEFAULT_QUALITY = ["-q:a", "2"]  # LAME VBR -V2: transparent for most listeners, ~190 kbps
 
 
 @dataclass(frozen=True)
@@ -92,18 +92,26 @@ def probe(path: Path) -> MediaInfo:
 
 
 def command(
-    ffmpeg: str, src: Path, dst: Path, info: MediaInfo, bitrate_kbps: int | None, max_seconds: int
+    ffmpeg: str,
+    src: Path,
+    dst: Path,
+    info: MediaInfo,
+    options: ConversionOptions,
+    max_seconds: int,
 ) -> list[str]:
     """The ffmpeg command line that writes the MP3 for ``src`` to ``dst``."""
     args = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"]
     for option in ("format_whitelist", "protocol_whitelist", "probesize", "analyzeduration"):
         args += [f"-{option}", PROBE_OPTIONS[option]]
     args += ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"]
-    if info.codec == "mp3" and bitrate_kbps is None:
+    if info.codec == "mp3" and options.bitrate is None and options.quality is None:
         args += ["-c:a", "copy"]  # already MP3: remux, 15x faster than a transcode
     else:
         args += ["-c:a", "libmp3lame"]
-        args += ["-b:a", f"{bitrate_kbps}k"] if bitrate_kbps else DEFAULT_QUALITY
+        if options.vbr_quality is None:
+            args += ["-b:a", f"{options.bitrate}k"]
+        else:
+            args += ["-q:a", str(options.vbr_quality)]
         if info.channels > 2:
             args += ["-ac", "2"]  # MP3 is at most stereo: downmix 5.1 and the like
         if info.sample_rate not in MP3_SAMPLE_RATES:
@@ -123,7 +131,7 @@ class Transcoder:
         src: Path,
         dst: Path,
         info: MediaInfo,
-        bitrate_kbps: int | None,
+        options: ConversionOptions,
         on_progress: Callable[[float], None],
     ) -> None:
         """Write the MP3 to ``dst``; ``MediaError`` or ``ConversionTimeout`` on failure."""
@@ -132,7 +140,7 @@ class Transcoder:
                 f"the audio lasts {info.duration:.0f} s; the limit is {self.max_seconds} s",
                 code="too_long",
             )
-        args = command(self.ffmpeg, src, dst, info, bitrate_kbps, self.max_seconds)
+        args = command(self.ffmpeg, src, dst, info, options, self.max_seconds)
         timed_out = threading.Event()
         with tempfile.TemporaryFile() as stderr:
             proc = subprocess.Popen(

@@ -108,7 +108,7 @@ class Converter:
             info = probe(src)
             started = time.monotonic()
             self.transcoder.convert(
-                src, dst, info, request.bitrate_kbps, _throttled(lambda p: self._progress(event, p))
+                src, dst, info, request.options, _throttled(lambda p: self._progress(event, p))
             )
             elapsed = time.monotonic() - started
             FFMPEG_SECONDS.observe(elapsed)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from video2mp3.errors import InvalidEvent
+from video2mp3.domain.options import ConversionOptions
+from video2mp3.errors import InvalidEvent, InvalidRequest
 
 VERSION = 1
 
@@ -38,7 +39,7 @@ class ConversionRequested:
     video_fid: str
     owner: Owner
     filename: str
-    bitrate_kbps: int | None = None
+    options: ConversionOptions = field(default_factory=ConversionOptions)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class Event:
     def to_json(self) -> bytes:
         body = dataclasses.asdict(self)
         body["type"] = self.type
-        return json.dumps(body, separators=(",", ":")).encode()
+        return json.dumps(body, separators=(",", ":"), default=_encode).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Event:
@@ -149,6 +150,14 @@ class Event:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidEvent(f"not a video2mp3 event: {exc!r}") from None
+        except InvalidRequest as exc:
+            raise InvalidEvent(f"not a video2mp3 event: {exc.message}") from None
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, ConversionOptions):
+        return value.to_dict()
+    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 def _build(cls: type[Any], values: object) -> Any:
@@ -159,4 +168,11 @@ def _build(cls: type[Any], values: object) -> Any:
     kwargs = {k: v for k, v in values.items() if k in known}
     if "owner" in kwargs:
         kwargs["owner"] = _build(Owner, kwargs["owner"])
+    if cls is ConversionRequested:
+        # Version 1 events before options existed carried only a bitrate.
+        legacy = {"bitrate": values["bitrate_kbps"]} if values.get("bitrate_kbps") else {}
+        options = kwargs.get("options") or legacy
+        if not isinstance(options, dict):
+            raise TypeError("options must be a JSON object")
+        kwargs["options"] = ConversionOptions.parse(options)
     return cls(**kwargs)

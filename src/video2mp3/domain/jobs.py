@@ -21,6 +21,7 @@ from video2mp3.domain.events import (
     JobFinished,
     Owner,
 )
+from video2mp3.domain.options import ConversionOptions
 
 
 class Status(StrEnum):
@@ -46,7 +47,7 @@ class Job:
     owner_email: str  # a snapshot for notifications, taken from the upload's token
     filename: str
     video_fid: str | None = None
-    bitrate_kbps: int | None = None
+    options: ConversionOptions = field(default_factory=ConversionOptions)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     status: Status = Status.QUEUED
     progress: float = 0.0
@@ -113,7 +114,7 @@ class Job:
             video_fid=self.video_fid,
             owner=self.owner,
             filename=self.filename,
-            bitrate_kbps=self.bitrate_kbps,
+            options=self.options,
         )
         return Event(job_id=self.id, data=data, correlation_id=correlation_id)
 

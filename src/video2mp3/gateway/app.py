@@ -9,7 +9,6 @@ from video2mp3.gateway import api, legacy, openapi
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import TokenVerifier
 from video2mp3.ports.identity import Identity
-from video2mp3.sql import ping
 
 
 def create_app(gateway: Gateway, identity: Identity, checks: dict[str, web.Check]) -> Flask:
@@ -23,6 +22,6 @@ def create_app(gateway: Gateway, identity: Identity, checks: dict[str, web.Check
     app.register_blueprint(openapi.bp)
     web.install(
         app,
-        {"database": lambda: ping(gateway.jobs.engine), "blobs": gateway.blobs.ping, **checks},
+        {"database": gateway.jobs.ping, "blobs": gateway.blobs.ping, **checks},
     )
     return app

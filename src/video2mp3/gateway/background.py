@@ -16,9 +16,9 @@ from video2mp3.backoff import Backoff
 from video2mp3.domain.events import ConversionSucceeded, Event
 from video2mp3.domain.jobs import utcnow
 from video2mp3.errors import Unavailable
-from video2mp3.gateway.jobs import JobRepository
 from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import Bus
+from video2mp3.ports.jobs import JobRepository
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,15 @@ from flask import Response, current_app, request, url_for
 from werkzeug.wsgi import FileWrapper
 
 from video2mp3.domain.jobs import Job, mp3_filename
-from video2mp3.errors import Unauthorized
+from video2mp3.domain.options import ConversionOptions
+from video2mp3.errors import InvalidRequest, Unauthorized
+from video2mp3.gateway.multipart import FILE_FIELD, MultipartForm
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import Principal, TokenVerifier
 from video2mp3.ports.blobs import CHUNK_SIZE, BlobReader
 from video2mp3.ports.identity import Identity
+
+MULTIPART_OVERHEAD = 64 * 1024  # room for the part headers and the form fields
 
 
 def gateway() -> Gateway:
@@ -37,6 +41,35 @@ def principal() -> Principal:
     return verifier.verify(token.strip())
 
 
+def int_arg(name: str, default: int) -> int:
+    """An integer query parameter; ``InvalidRequest`` naming it when it is not one."""
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if not value.isascii() or not value.lstrip("-").isdigit() or len(value) > 12:
+        raise InvalidRequest(f"{name} must be an integer")
+    return int(value)
+
+
+def upload_from_request(owner: Principal) -> Job:
+    """Run the upload use case on this request: options from the query string and the form
+    fields before the file, the file streamed from the body."""
+    service = gateway()
+    service.check_size(request.content_length, MULTIPART_OVERHEAD)
+    if request.mimetype != "multipart/form-data" or not request.mimetype_params.get("boundary"):
+        raise InvalidRequest(
+            f"send the video as multipart/form-data in a field named '{FILE_FIELD}'"
+        )
+    form = MultipartForm(request.stream, request.mimetype_params["boundary"])
+    fields = form.read_fields()
+    if form.filename is None:
+        raise InvalidRequest(f"the body holds no file: send it in a field named '{FILE_FIELD}'")
+    options = ConversionOptions.parse({**request.args.to_dict(), **fields})
+    return service.upload(
+        owner, form.filename, form.file_chunks(), options, content_type=form.content_type
+    )
+
+
 def _iso(moment: Any) -> str | None:
     return moment.isoformat(timespec="seconds") + "Z" if moment else None
 
@@ -49,7 +82,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "progress": round(job.progress, 3),
         "error": error,
         "filename": job.filename,
-        "bitrate_kbps": job.bitrate_kbps,
+        "options": job.options.to_dict(),
+        "bitrate_kbps": job.options.bitrate,
         "mp3_fid": job.mp3_fid,
         "mp3_size": job.mp3_size,
         "duration": job.duration,

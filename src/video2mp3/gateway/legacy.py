@@ -27,4 +27,4 @@ def download() -> Response:
     fid = request.args.get("fid", "")
     if not fid:
         raise InvalidRequest("give the MP3 file id as ?fid=")
-    return mp3_response(*gateway().mp3_by_fid(principal(), fid))
+    return mp3_response(*gateway().open_mp3_by_fid(principal(), fid))

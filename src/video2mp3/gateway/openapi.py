@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from video2mp3.domain.options import describe
+
 bp = Blueprint("openapi", __name__)
 
 
@@ -21,9 +23,14 @@ _ERROR = _json(_ref("Error"), "An error: a stable code and a human message")
 _ERRORS = {str(s): _ERROR for s in (401, 404, 422)}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+# Every conversion option, as a query parameter or a form field before the file (same names).
+_OPTIONS: dict[str, Any] = describe()["properties"]
 _UPLOAD = {
     "security": _BEARER,
-    "parameters": [{"name": "bitrate", "in": "query", "schema": _ref("Bitrate")}],
+    "parameters": [
+        {"name": name, "in": "query", "schema": schema, "description": schema.get("description")}
+        for name, schema in _OPTIONS.items()
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -31,11 +38,10 @@ _UPLOAD = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "bitrate": _ref("Bitrate"),
-                    },
-                }
+                    "properties": {**_OPTIONS, "file": {"type": "string", "format": "binary"}},
+                    "additionalProperties": False,
+                },
+                "encoding": {"file": {"contentType": "*/*"}},
             }
         },
     },
@@ -150,11 +156,7 @@ SPEC: dict[str, Any] = {
                     }
                 },
             },
-            "Bitrate": {
-                "type": "integer",
-                "enum": [32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320],
-                "description": "CBR kbps; omit for the default, LAME VBR -V2 (about 190 kbps)",
-            },
+            "Options": describe(),
             "Credentials": {
                 "type": "object",
                 "required": ["email", "password"],
@@ -178,6 +180,7 @@ SPEC: dict[str, Any] = {
                         "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
                     },
                     "filename": {"type": "string"},
+                    "options": _ref("Options"),
                     "bitrate_kbps": {"type": ["integer", "null"]},
                     "mp3_fid": {"type": ["string", "null"]},
                     "mp3_size": {"type": ["integer", "null"]},

@@ -1,35 +1,36 @@
-"""The gateway's use cases, independent of HTTP: upload, list, show, download and delete jobs."""
+"""The gateway's use cases, free of HTTP: every front end (the JSON API, the tutorial's
+endpoints, the web page, the CLI through the API) calls these with plain values.
+
+A caller is a ``Principal`` (from a token or a session); a job or an MP3 that is not theirs is
+``NotFound``, never told apart from one that does not exist.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
 
 from video2mp3.domain.jobs import Job
+from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import InvalidRequest, NotFound, TooLarge
-from video2mp3.gateway.jobs import JobRepository
 from video2mp3.gateway.tokens import Principal
-from video2mp3.gateway.uploads import store_upload
 from video2mp3.logs import correlation_id
 from video2mp3.ports.blobs import BlobReader, BlobStore
+from video2mp3.ports.jobs import JobRepository
 
-# The bitrates an MPEG-1 Layer III stream can have; default is LAME's VBR -V2 (about 190 kbps).
-BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
-MULTIPART_OVERHEAD = 64 * 1024
+MAX_PAGE = 100
+MAX_OFFSET = 10**9
 
 
-def parse_bitrate(value: str | None) -> int | None:
-    """``None`` for the default quality, else a valid MP3 bitrate in kbps."""
-    if value in (None, ""):
-        return None
-    try:
-        kbps = int(str(value).lower().removesuffix("k"))
-    except ValueError:
-        kbps = -1
-    if kbps not in BITRATES:
-        raise InvalidRequest(f"bitrate must be one of {', '.join(map(str, BITRATES))} (kbps)")
-    return kbps
+@dataclass(frozen=True)
+class Page:
+    """One page of a user's jobs, newest first."""
+
+    items: list[Job]
+    total: int
+    limit: int
+    offset: int
 
 
 @dataclass
@@ -42,38 +43,51 @@ class Gateway:
     def upload(
         self,
         owner: Principal,
-        body: IO[bytes],
+        filename: str,
+        chunks: Iterable[bytes],
+        options: ConversionOptions,
         *,
-        boundary: str | None,
-        content_length: int | None,
-        bitrate: str | None,
+        content_type: str = "application/octet-stream",
     ) -> Job:
-        """Store an uploaded video and queue its conversion (job row + outbox, one transaction)."""
-        if not boundary:
-            raise InvalidRequest("send the video as multipart/form-data in a field named 'file'")
-        if content_length and content_length > self.max_upload_bytes + MULTIPART_OVERHEAD:
-            raise TooLarge(f"the upload exceeds the limit of {self.max_upload_bytes} bytes")
-        kbps = parse_bitrate(bitrate)  # checked before the upload is stored
-        upload = store_upload(body, boundary, self.blobs, self.max_upload_bytes)
-        if upload.blob is None:
-            raise InvalidRequest("the body holds no file: send it in a field named 'file'")
+        """Store a video from ``chunks`` (streamed, never whole in memory) and queue its
+        conversion: the job row and its request are written in one transaction.
+
+        ``TooLarge`` past the upload limit, ``InvalidRequest`` for an empty file; nothing stays
+        stored when it raises, whatever the error (the stream's own errors included).
+        """
+        blob = self.blobs.put(
+            limited(chunks, self.max_upload_bytes, "the upload"),
+            filename=clean_filename(filename),
+            content_type=content_type,
+        )
         try:
-            kbps = parse_bitrate(upload.fields.get("bitrate")) or kbps
-            if upload.blob.size == 0:
+            if blob.size == 0:
                 raise InvalidRequest("the uploaded file is empty")
             job = Job(
                 owner_id=owner.user_id,
                 owner_email=owner.email,
-                filename=upload.blob.filename,
-                video_fid=upload.blob.id,
-                bitrate_kbps=kbps,
+                filename=blob.filename,
+                video_fid=blob.id,
+                options=options,
             )
             self.jobs.add(job, job.requested_event(correlation_id.get()))
         except BaseException:
-            self.blobs.delete(upload.blob.id)
+            self.blobs.delete(blob.id)
             raise
         self.on_queued()
         return job
+
+    def check_size(self, declared: int | None, overhead: int = 0) -> None:
+        """``TooLarge`` at once when a declared size already exceeds the limit."""
+        if declared is not None and declared > self.max_upload_bytes + overhead:
+            raise TooLarge(f"the upload exceeds the limit of {self.max_upload_bytes} bytes")
+
+    def page(self, owner: Principal, *, limit: int = 20, offset: int = 0) -> Page:
+        """The owner's jobs, newest first."""
+        if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
+            raise InvalidRequest(f"limit must be 1..{MAX_PAGE} and offset 0..{MAX_OFFSET}")
+        items, total = self.jobs.page(owner.user_id, limit=limit, offset=offset)
+        return Page(items, total, limit, offset)
 
     def job(self, owner: Principal, job_id: str) -> Job:
         job = self.jobs.get(job_id, owner.user_id)
@@ -81,14 +95,13 @@ class Gateway:
             raise NotFound(f"no job {job_id}")
         return job
 
-    def open_mp3(self, owner: Principal, job: Job | None) -> tuple[Job, BlobReader]:
+    def open_mp3(self, owner: Principal, job_id: str) -> tuple[Job, BlobReader]:
         """The job's MP3, opened; ``NotFound`` unless the owner's job has one."""
-        if job is None or job.owner_id != owner.user_id or job.mp3_fid is None:
-            raise NotFound("no such MP3 (the job may not have finished yet)")
-        return job, self.blobs.open(job.mp3_fid)
+        return self._opened(self.jobs.get(job_id, owner.user_id))
 
-    def mp3_by_fid(self, owner: Principal, fid: str) -> tuple[Job, BlobReader]:
-        return self.open_mp3(owner, self.jobs.by_mp3(fid, owner.user_id))
+    def open_mp3_by_fid(self, owner: Principal, fid: str) -> tuple[Job, BlobReader]:
+        """The MP3 with blob id ``fid`` (the tutorial's download), for its owner only."""
+        return self._opened(self.jobs.by_mp3(fid, owner.user_id))
 
     def delete(self, owner: Principal, job_id: str) -> None:
         """Delete the job and both its blobs. A conversion still running finds nothing later."""
@@ -98,3 +111,26 @@ class Gateway:
         for fid in (job.video_fid, job.mp3_fid):
             if fid:
                 self.blobs.delete(fid)
+
+    def _opened(self, job: Job | None) -> tuple[Job, BlobReader]:
+        if job is None or job.mp3_fid is None:
+            raise NotFound("no such MP3 (the job may not have finished yet)")
+        return job, self.blobs.open(job.mp3_fid)
+
+
+def clean_filename(name: str | None) -> str:
+    """A display-safe file name: the last path component, no control, line or format
+    characters, bounded."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C" and c not in "\u2028\u2029")
+    return name.strip()[:200] or "upload"
+
+
+def limited(chunks: Iterable[bytes], max_bytes: int, what: str) -> Iterator[bytes]:
+    """``chunks``, raising ``TooLarge`` once more than ``max_bytes`` have passed."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > max_bytes:
+            raise TooLarge(f"{what} exceeds the limit of {max_bytes} bytes")
+        yield chunk

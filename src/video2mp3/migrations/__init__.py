@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from video2mp3.sql import translated
+from video2mp3.adapters.sql.engine import translated
 
 HERE = Path(__file__).parent
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from video2mp3.auth.users import metadata as auth_metadata
-from video2mp3.gateway.jobs import metadata as gateway_metadata
+from video2mp3.adapters.sql.jobs import metadata as gateway_metadata
+from video2mp3.adapters.sql.users import metadata as auth_metadata
 
 METADATA = {"auth": auth_metadata, "gateway": gateway_metadata}
 

@@ -1,15 +1,15 @@
-"""The users table and its repository (auth's own database)."""
+"""``SQLUserRepository``: the users table in auth's own database."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from video2mp3.adapters.sql.engine import ping, translated
+from video2mp3.domain.users import User
 from video2mp3.errors import Conflict
-from video2mp3.sql import translated
 
 metadata = sa.MetaData()
 
@@ -23,14 +23,7 @@ users = sa.Table(
 )
 
 
-@dataclass(frozen=True)
-class User:
-    id: int
-    email: str
-    password_hash: str
-
-
-class UserRepository:
+class SQLUserRepository:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
@@ -61,3 +54,6 @@ class UserRepository:
             conn.execute(
                 users.update().where(users.c.id == user_id).values(password_hash=password_hash)
             )
+
+    def ping(self) -> None:
+        ping(self.engine)

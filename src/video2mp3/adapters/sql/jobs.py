@@ -1,7 +1,12 @@
-"""The jobs and outbox tables, and the repository the gateway uses for both."""
+"""``SQLJobRepository``: the gateway's jobs and outbox tables.
+
+``Job`` is a plain domain class; ``start_mappers`` maps it onto the jobs table (SQLAlchemy's
+imperative mapping) when the first repository is built, never at import.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -9,16 +14,32 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Session, registry, sessionmaker
+from sqlalchemy.orm.exc import UnmappedClassError
 
+from video2mp3.adapters.sql.engine import ping, translated
 from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job, Status, stalled_event, utcnow
+from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import InvalidEvent, Unavailable
-from video2mp3.sql import translated
 
 log = logging.getLogger(__name__)
 
 # Microseconds on MySQL too: the newest-first order and the stalled-job cutoff depend on them.
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
+
+
+class Options(sa.TypeDecorator[ConversionOptions]):
+    """``ConversionOptions`` stored as the JSON of the options a user chose."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: ConversionOptions | None, dialect: object) -> str:
+        return json.dumps((value or ConversionOptions()).to_dict())
+
+    def process_result_value(self, value: str | None, dialect: object) -> ConversionOptions:
+        return ConversionOptions.parse(json.loads(value or "{}"))
+
 
 metadata = sa.MetaData()
 
@@ -30,7 +51,7 @@ jobs = sa.Table(
     sa.Column("owner_email", sa.String(254), nullable=False),
     sa.Column("filename", sa.String(255), nullable=False),
     sa.Column("video_fid", sa.String(64)),
-    sa.Column("bitrate_kbps", sa.Integer),
+    sa.Column("options", Options, nullable=False),
     sa.Column(
         "status",
         sa.Enum(
@@ -61,11 +82,19 @@ outbox = sa.Table(
 )
 
 _mapper = registry()
-_mapper.map_imperatively(Job, jobs)
 
 
-class JobRepository:
+def start_mappers() -> None:
+    """Map ``Job`` onto the jobs table, once per process."""
+    try:
+        sa.inspect(Job)
+    except (UnmappedClassError, sa.exc.NoInspectionAvailable):
+        _mapper.map_imperatively(Job, jobs)
+
+
+class SQLJobRepository:
     def __init__(self, engine: sa.Engine) -> None:
+        start_mappers()
         self.engine = engine
         self._session: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
         # Under MySQL's default REPEATABLE READ, the relay's locking read takes gap locks that
@@ -179,6 +208,9 @@ class JobRepository:
                 job.apply(stalled_event(job))
                 _enqueue(session, job.finished_event(None))
         return [job.id for job in stalled]
+
+    def ping(self) -> None:
+        ping(self.engine)
 
     def outbox_depth(self) -> int:
         with translated(), self.engine.connect() as conn:

@@ -1,0 +1,60 @@
+"""Jobs port: the gateway's jobs and the outbox of events that go with them.
+
+One transaction holds a job's change and the events it causes (the transactional outbox), so
+a job and its messages never drift apart; ``relay_outbox`` publishes them afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from video2mp3.domain.events import Event
+from video2mp3.domain.jobs import Job
+
+
+class JobRepository(Protocol):
+    def add(self, job: Job, event: Event) -> None:
+        """Insert ``job`` and queue ``event`` for publishing, atomically. ``Unavailable`` if the
+        database cannot be reached."""
+        ...
+
+    def get(self, job_id: str, owner_id: int) -> Job | None:
+        """The job if it exists and belongs to ``owner_id``."""
+        ...
+
+    def by_mp3(self, mp3_fid: str, owner_id: int) -> Job | None:
+        """The owner's job whose MP3 is ``mp3_fid``, if any."""
+        ...
+
+    def page(self, owner_id: int, *, limit: int, offset: int) -> tuple[list[Job], int]:
+        """One page of the owner's jobs, newest first, and the owner's total."""
+        ...
+
+    def delete(self, job_id: str, owner_id: int) -> Job | None:
+        """Delete and return the owner's job (and its unsent request), or ``None``. Idempotent."""
+        ...
+
+    def apply(self, event: Event) -> tuple[Job | None, bool]:
+        """Fold a converter event into its job under a lock; return the job and whether it
+        changed. The change that finishes a job queues its ``job.finished`` in the same
+        transaction. Idempotent and monotonic."""
+        ...
+
+    def relay_outbox(self, publish: Callable[[str], None], batch: int = 100) -> int:
+        """Publish queued events in order, deleting each once published; return how many.
+        Safe to run from several processes at once; a crash may publish an event twice."""
+        ...
+
+    def fail_stalled(self, before: datetime) -> list[str]:
+        """Fail the jobs still ``processing`` with no news since ``before``; return their ids."""
+        ...
+
+    def outbox_depth(self) -> int:
+        """How many events wait to be published."""
+        ...
+
+    def ping(self) -> None:
+        """Return if the database answers, else raise ``Unavailable``."""
+        ...
