@@ -1,11 +1,14 @@
-"""Wiring: build each service's adapters and application from ``Settings``.
+"""Wiring: build each service's adapters, application and workers from ``Settings``.
 
 The URL scheme or the setting that is present picks the adapter (kombu-style aliases), so code
-never imports a backend directly. ``video2mp3 serve`` and ``video2mp3 dev`` share these builders.
+never imports a backend directly. ``video2mp3 serve`` and ``video2mp3 dev`` share these builders:
+which handler consumes which queue is said once, in the ``*_worker`` builders.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Flask
@@ -23,10 +26,13 @@ from video2mp3.gateway.app import create_app as create_gateway_app
 from video2mp3.gateway.service import Gateway
 from video2mp3.notifier.worker import Notifier
 from video2mp3.ports.blobs import BlobStore
-from video2mp3.ports.bus import Bus
+from video2mp3.ports.bus import Bus, GiveUp, Handler
 from video2mp3.ports.identity import Identity
+from video2mp3.ports.jobs import JobRepository
 from video2mp3.ports.mail import Mailer
 from video2mp3.settings import Settings
+from video2mp3.web import Check
+from video2mp3.worker import Loop
 
 
 def create_schemas(settings: Settings, *services: str) -> None:
@@ -96,31 +102,63 @@ def accounts(settings: Settings) -> Accounts:
     )
 
 
-def gateway_app(settings: Settings, identity: Identity, bus: Bus, blobs: BlobStore) -> Flask:
-    """The gateway app, with its relay, tracker and sweeper running in the background.
-
-    ``app.extensions["video2mp3.background"].stop()`` stops them.
-    """
+def jobs(settings: Settings) -> JobRepository:
     settings.require("the gateway", "jobs_db_url")
-    jobs = SQLJobRepository(create_engine(str(settings.jobs_db_url)))
+    return SQLJobRepository(create_engine(str(settings.jobs_db_url)))
+
+
+def gateway_app(
+    settings: Settings,
+    identity: Identity,
+    jobs: JobRepository,
+    blobs: BlobStore,
+    *,
+    on_queued: Callable[[], None] = lambda: None,
+) -> Flask:
+    """The gateway's web app. It starts nothing: its background work is ``gateway_worker``."""
+    service = Gateway(jobs, blobs, settings.max_upload_bytes, on_queued=on_queued)
+    return create_gateway_app(service, identity, {})
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A worker service: the loops to run and the readiness checks of what they depend on."""
+
+    loops: dict[str, Loop]
+    checks: dict[str, Check]
+
+
+def gateway_worker(
+    settings: Settings, jobs: JobRepository, blobs: BlobStore, bus: Bus
+) -> tuple[Worker, background.Background]:
+    """The outbox relay, the tracker of converter events and the stalled-job sweep."""
     # Progress arrives every second while a converter works: this much silence means it is gone.
     stalled_after = timedelta(seconds=2 * settings.conversion_timeout_seconds + 300)
     work = background.Background(jobs, blobs, bus, stalled_after=stalled_after)
-    service = Gateway(jobs, blobs, settings.max_upload_bytes, on_queued=work.wake_relay)
-    app = create_gateway_app(service, identity, {"bus": bus.ping, "background": work.check})
-    app.extensions["video2mp3.background"] = work
-    return app
+    checks = {"database": jobs.ping, "blobs": blobs.ping, "bus": bus.ping}
+    return Worker(work.loops(), checks), work
 
 
-def converter(settings: Settings, blobs: BlobStore, bus: Bus) -> Converter:
+def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
     check_probe()
     transcoder = Transcoder(
         find_ffmpeg(settings.ffmpeg),
         timeout=settings.conversion_timeout_seconds,
         max_seconds=settings.max_duration_seconds,
     )
-    return Converter(blobs, bus, transcoder)
+    converter = Converter(blobs, bus, transcoder)
+    loops = {"converter": consume(bus, "converter", converter.handle, converter.give_up)}
+    return Worker(loops, {"bus": bus.ping, "blobs": blobs.ping})
 
 
-def notifier(settings: Settings, mailer: Mailer) -> Notifier:
-    return Notifier(mailer, mail_from=settings.mail_from, public_url=settings.public_url)
+def notifier_worker(settings: Settings, mailer: Mailer, bus: Bus) -> Worker:
+    notifier = Notifier(mailer, mail_from=settings.mail_from, public_url=settings.public_url)
+    return Worker(
+        {"notifier": consume(bus, "notifier", notifier.handle)},
+        {"bus": bus.ping, "mail": mailer.ping},
+    )
+
+
+def consume(bus: Bus, queue: str, handler: Handler, give_up: GiveUp | None = None) -> Loop:
+    """A loop that feeds ``queue``'s events (``QUEUES`` says which) to ``handler``."""
+    return lambda stop: bus.consume(queue, handler, stop, give_up)

@@ -10,13 +10,13 @@ from video2mp3 import bootstrap, logs, web
 from video2mp3.auth.app import create_app as auth_app
 from video2mp3.errors import SettingsError, Unavailable
 from video2mp3.settings import Settings, load
-from video2mp3.worker import run_consumer
+from video2mp3.worker import run_worker
 
-PORTS = {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083}
+PORTS = {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083, "gateway-worker": 8084}
 
 
-def serve(service: str, port: int, settings: Settings) -> None:
-    """Run one service in the foreground; HTTP services on gunicorn."""
+def serve(service: str, port: int, settings: Settings) -> int:
+    """Run one service in the foreground: web services on gunicorn, workers as their loops."""
     if service == "auth":
         settings.require("auth", "auth_db_url", "jwt_key_dir")
         bootstrap.accounts(settings)  # fail fast, in the master: keys
@@ -24,35 +24,33 @@ def serve(service: str, port: int, settings: Settings) -> None:
         web.serve(
             lambda: auth_app(bootstrap.accounts(settings)), port=port, workers=settings.web_workers
         )
-    elif service == "gateway":
-        settings.require("the gateway", "jobs_db_url", "auth_url", "broker_url")
+        return 0
+    if service == "gateway":
+        settings.require("the gateway", "jobs_db_url", "auth_url")
         settings.require_one("the gateway", "mongodb_url", "blob_dir")
         bootstrap.create_schemas(settings, service)
         web.serve(
             lambda: bootstrap.gateway_app(
                 settings,
                 bootstrap.identity(settings),
-                bootstrap.bus(settings, "the gateway"),
+                bootstrap.jobs(settings),
                 bootstrap.blob_store(settings, "the gateway"),
             ),
             port=port,
             workers=settings.web_workers,
             timeout=600,
         )
-    elif service == "converter":
-        bus = bootstrap.bus(settings, service)
+        return 0
+    bus = bootstrap.bus(settings, service)
+    if service == "gateway-worker":
+        bootstrap.create_schemas(settings, "gateway")
         blobs = bootstrap.blob_store(settings, service)
-        converter = bootstrap.converter(settings, blobs, bus)
-        checks = {"bus": bus.ping, "blobs": blobs.ping}
-        run_consumer(
-            bus, service, converter.handle, port=port, checks=checks, give_up=converter.give_up
-        )
+        worker, _ = bootstrap.gateway_worker(settings, bootstrap.jobs(settings), blobs, bus)
+    elif service == "converter":
+        worker = bootstrap.converter_worker(settings, bootstrap.blob_store(settings, service), bus)
     else:
-        bus = bootstrap.bus(settings, service)
-        mailer = bootstrap.mailer(settings, service)
-        notifier = bootstrap.notifier(settings, mailer)
-        checks = {"bus": bus.ping, "mail": mailer.ping}
-        run_consumer(bus, service, notifier.handle, port=port, checks=checks)
+        worker = bootstrap.notifier_worker(settings, bootstrap.mailer(settings, service), bus)
+    return run_worker(worker.loops, port=port, checks=worker.checks, on_stop=bus.close)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load()
         logs.configure(settings.log_level)
         if args.command == "serve":
-            serve(args.service, args.port or PORTS[args.service], settings)
+            return serve(args.service, args.port or PORTS[args.service], settings)
         elif args.command == "dev":
             from video2mp3.dev import run
 

@@ -54,18 +54,19 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
     bootstrap.create_schemas(settings, "auth", "gateway")
     bus = bootstrap.bus(settings, "dev")
     blobs = bootstrap.blob_store(settings, "dev")
+    jobs = bootstrap.jobs(settings)
+    gateway_worker, background = bootstrap.gateway_worker(settings, jobs, blobs, bus)
+    workers = [
+        gateway_worker,
+        bootstrap.converter_worker(settings, blobs, bus),
+        bootstrap.notifier_worker(settings, bootstrap.mailer(settings, "dev"), bus),
+    ]
     identity = InProcessIdentity(bootstrap.accounts(settings))
-    app = bootstrap.gateway_app(settings, identity, bus, blobs)
-    converter = bootstrap.converter(settings, blobs, bus)
-    notifier = bootstrap.notifier(settings, bootstrap.mailer(settings, "dev"))
+    app = bootstrap.gateway_app(settings, identity, jobs, blobs, on_queued=background.wake_relay)
     stop = threading.Event()
-    for queue, handler, give_up in [
-        ("converter", converter.handle, converter.give_up),
-        ("notifier", notifier.handle, None),
-    ]:
-        threading.Thread(
-            target=bus.consume, args=(queue, handler, stop, give_up), name=queue, daemon=True
-        ).start()
+    for worker in workers:
+        for name, loop in worker.loops.items():
+            threading.Thread(target=loop, args=(stop,), name=name, daemon=True).start()
     server = make_server(host, port, app, threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(USAGE.format(url=url, data=data), flush=True)

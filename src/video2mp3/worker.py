@@ -1,8 +1,11 @@
-"""Running a queue consumer as a service: signals, and a small health and metrics endpoint.
+"""Running background loops as a service: signals, and a small health and metrics endpoint.
 
-``GET /healthz`` answers 200 while the consumer thread lives, ``GET /readyz`` while its
-dependencies answer, ``GET /metrics`` serves Prometheus metrics. SIGTERM stops taking messages;
-the message in hand is finished (or, if the process is killed, redelivered by the broker).
+A worker service (``gateway-worker``, ``converter``, ``notifier``) is a few loops, each in a
+thread until SIGTERM. ``GET /healthz`` answers 200 while every loop lives, ``GET /readyz`` while
+its dependencies answer, ``GET /metrics`` serves Prometheus metrics. SIGTERM stops taking
+messages; a message in hand is finished (or, if the process is killed, redelivered by the
+broker). A loop that ends on its own is a bug: the process then stops with status 1, so that
+the orchestrator restarts it.
 """
 
 from __future__ import annotations
@@ -11,54 +14,61 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from video2mp3.ports.bus import Bus, GiveUp, Handler
 from video2mp3.web import Check, run_checks
 
 log = logging.getLogger(__name__)
 
+Loop = Callable[[threading.Event], None]  # runs until the event is set
 
-def run_consumer(
-    bus: Bus,
-    queue: str,
-    handler: Handler,
-    *,
-    port: int,
-    checks: Mapping[str, Check],
-    give_up: GiveUp | None = None,
-) -> None:
-    """Consume ``queue`` with ``handler`` until SIGTERM or SIGINT."""
+
+def run_worker(
+    loops: Mapping[str, Loop], *, port: int, checks: Mapping[str, Check], on_stop: Check
+) -> int:
+    """Run ``loops`` until SIGTERM or SIGINT (exit status 0), or until one ends (status 1)."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    consumer = threading.Thread(
-        target=bus.consume, args=(queue, handler, stop, give_up), name=queue
-    )
-    consumer.start()
-    server = ThreadingHTTPServer(("0.0.0.0", port), _health_handler(consumer, checks))  # noqa: S104
+    threads = [threading.Thread(target=loop, args=(stop,), name=n) for n, loop in loops.items()]
+    for thread in threads:
+        thread.start()
+    server = ThreadingHTTPServer(("0.0.0.0", port), _health_handler(threads, checks))  # noqa: S104
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-    log.info("worker started", extra={"queue": queue, "port": port})
-    while consumer.is_alive():
-        consumer.join(timeout=0.5)
+    log.info("worker started", extra={"loops": list(loops), "port": port})
+    status = 0
+    while any(t.is_alive() for t in threads):
+        if not stop.is_set() and not all(t.is_alive() for t in threads):
+            log.error("a loop ended on its own; stopping", extra={"loops": _dead(threads)})
+            stop.set()
+            status = 1
+        for thread in threads:
+            thread.join(timeout=0.5)
     server.shutdown()
-    bus.close()
-    log.info("worker stopped", extra={"queue": queue})
+    on_stop()
+    log.info("worker stopped", extra={"loops": list(loops)})
+    return status
+
+
+def _dead(threads: list[threading.Thread]) -> list[str]:
+    return [t.name for t in threads if not t.is_alive()]
 
 
 def _health_handler(
-    consumer: threading.Thread, checks: Mapping[str, Check]
+    threads: list[threading.Thread], checks: Mapping[str, Check]
 ) -> type[BaseHTTPRequestHandler]:
     class HealthHandler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
                 self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
             elif self.path == "/healthz":
-                alive = consumer.is_alive()
-                self._json(200 if alive else 503, {"status": "ok" if alive else "stopped"})
+                dead = _dead(threads)
+                self._json(
+                    503 if dead else 200, {"status": "stopped" if dead else "ok", "stopped": dead}
+                )
             elif self.path == "/readyz":
                 failures = run_checks(checks)
                 status = "unavailable" if failures else "ok"

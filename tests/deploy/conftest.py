@@ -66,4 +66,10 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def service_ports() -> dict[str, int]:
     """The port each service listens on by default (`video2mp3 serve NAME`)."""
-    return {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083}
+    return {
+        "gateway": 8080,
+        "auth": 8081,
+        "converter": 8082,
+        "notifier": 8083,
+        "gateway-worker": 8084,
+    }

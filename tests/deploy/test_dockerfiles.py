@@ -59,6 +59,8 @@ def test_each_service_has_a_locked_down_target(service_ports: dict[str, int]) ->
     )
     all_stages = stages(dockerfile)
     for service, port in service_ports.items():
+        if service == "gateway-worker":
+            continue  # the gateway's image with another command
         instructions = lineage(all_stages, service)
         assert f"EXPOSE {port}" in instructions, service
         (user,) = [line for line in instructions if line.startswith("USER ")]

@@ -101,6 +101,7 @@ def system(
     services.start("auth", "auth")
     services.env["VIDEO2MP3_AUTH_URL"] = f"http://127.0.0.1:{services.ports['auth']}"
     services.start("gateway", "gateway")
+    services.start("gateway-worker", "gateway-worker")
     services.start("notifier", "notifier")
     try:
         services.wait_ready()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,28 @@ class Stack:
         self.bus = InProcessBus()
         self.blobs = bootstrap.blob_store(self.settings, "test")
         self.accounts = bootstrap.accounts(self.settings)
+        jobs = bootstrap.jobs(self.settings)
+        worker, background = bootstrap.gateway_worker(self.settings, jobs, self.blobs, self.bus)
         self.app: Flask = bootstrap.gateway_app(
-            self.settings, InProcessIdentity(self.accounts), self.bus, self.blobs
+            self.settings,
+            InProcessIdentity(self.accounts),
+            jobs,
+            self.blobs,
+            on_queued=background.wake_relay,
         )
         self.client: FlaskClient = self.app.test_client()
+        self.stopping = threading.Event()
+        self.loops = [
+            threading.Thread(target=loop, args=(self.stopping,)) for loop in worker.loops.values()
+        ]
+        for thread in self.loops:
+            thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.loops:
+            thread.join(10)
+            assert not thread.is_alive()
 
     def user(self, email: str = "ann@example.com") -> dict[str, str]:
         """Sign up and log in; the Authorization header for that user."""
@@ -90,7 +109,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     stack = Stack(tmp_path)
     stack.headers = stack.user()  # type: ignore[attr-defined]
     yield stack
-    stack.app.extensions["video2mp3.background"].stop()
+    stack.stop()
 
 
 def error_code(response: Any) -> str:
@@ -117,7 +136,7 @@ def test_signup_can_be_turned_off(tmp_path: Path) -> None:
         "/api/v1/users", json={"email": "a@example.com", "password": "pw-123456"}
     )
     assert response.status_code == 403
-    stack.app.extensions["video2mp3.background"].stop()
+    stack.stop()
 
 
 def test_login_failures(stack: Stack) -> None:
@@ -201,7 +220,7 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(tmp_path: Path) -> None
     assert (response.status_code, error_code(response)) == (413, "too_large")
     assert [p for p in stack.blobs.root.iterdir() if p.is_file()] == []  # type: ignore[attr-defined]
     assert stack.client.get("/api/v1/jobs", headers=headers).get_json()["total"] == 0
-    stack.app.extensions["video2mp3.background"].stop()
+    stack.stop()
 
 
 def test_tokens_are_required(stack: Stack) -> None:

@@ -10,13 +10,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from email_validator import EmailNotValidError, validate_email
 
-from video2mp3.auth.keys import ALGORITHM, KeyRing
+from video2mp3.auth.keys import KeyRing
+from video2mp3.domain.tokens import ALGORITHM, AUDIENCE, ISSUER
 from video2mp3.domain.users import User
 from video2mp3.errors import Forbidden, InvalidRequest, Unauthorized
 from video2mp3.ports.users import UserRepository
 
-ISSUER = "video2mp3-auth"
-AUDIENCE = "video2mp3"
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 
 _hasher = PasswordHasher()

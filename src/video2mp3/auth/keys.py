@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
+from video2mp3.domain.tokens import ALGORITHM
 from video2mp3.errors import SettingsError
-
-ALGORITHM = "EdDSA"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from video2mp3.ports.identity import Identity
 
 
 def create_app(gateway: Gateway, identity: Identity, checks: dict[str, web.Check]) -> Flask:
-    """A Flask app over ``gateway``; ``checks`` are the readiness probes of its dependencies."""
+    """A Flask app over ``gateway``; ``checks`` are the readiness probes of its dependencies
+    beyond the jobs database and the blob store."""
     app = Flask(__name__)
     app.extensions["video2mp3.gateway"] = gateway
     app.extensions["video2mp3.identity"] = identity

@@ -1,14 +1,18 @@
 """The gateway's background work: the outbox relay, the event tracker and the stalled-job sweep.
 
-Each runs in a daemon thread of every gateway process and survives errors: an outage or a bug in
-one step is logged and retried with backoff, never the end of the loop. ``/readyz`` reports a
-thread that died anyway.
+``Background.loops()`` hands them to whoever runs them, once per deployment unit: the
+``gateway-worker`` service (``video2mp3 serve gateway-worker``), or a thread each in ``video2mp3
+dev``. Never inside the web workers: gunicorn forks several, and each would relay, track and sweep
+again. Every loop survives errors: an outage or a bug in one step is logged and retried with
+backoff, never the end of the loop. Several gateway workers may run at once (the relay and the
+sweep lock rows with SKIP LOCKED; tracking is idempotent).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -19,10 +23,14 @@ from video2mp3.errors import Unavailable
 from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import Bus
 from video2mp3.ports.jobs import JobRepository
+from video2mp3.worker import Loop
 
 log = logging.getLogger(__name__)
 
-RELAY_INTERVAL = 1.0
+# The relay polls the outbox this often when it is idle: web processes do not wake it (they run
+# elsewhere), so this bounds the delay between an upload and its request reaching a converter.
+# An indexed read of an (almost always) empty table: cheap for the database.
+RELAY_INTERVAL = 0.1
 SWEEP_INTERVAL = 60.0
 
 
@@ -60,32 +68,34 @@ def repeat(
         else:
             idle_for = idle
         if not busy:
-            wake.wait(idle_for)
+            deadline = time.monotonic() + idle_for
+            while (
+                not (stop.is_set() or wake.is_set()) and (left := deadline - time.monotonic()) > 0
+            ):
+                wake.wait(min(left, 0.5))
             wake.clear()
 
 
 class Background:
-    """The running threads; ``wake_relay`` after an upload, ``check`` for readiness."""
+    """The gateway's loops over its jobs, blobs and bus; ``wake_relay`` after an upload when the
+    relay runs in the same process."""
 
     def __init__(
         self, jobs: JobRepository, blobs: BlobStore, bus: Bus, *, stalled_after: timedelta
     ) -> None:
         self.jobs, self.blobs, self.bus = jobs, blobs, bus
         self.stalled_after = stalled_after
-        self._stop = threading.Event()
         self._relay_wake = threading.Event()
         self._sweep_wake = threading.Event()
-        loops: dict[str, tuple[Callable[..., None], tuple[object, ...]]] = {
-            "outbox-relay": (repeat, (self._relay, self._stop, RELAY_INTERVAL, self._relay_wake)),
-            "sweeper": (repeat, (self._sweep, self._stop, SWEEP_INTERVAL, self._sweep_wake)),
-            "tracker": (bus.consume, ("gateway", self._track, self._stop)),
+
+    def loops(self) -> dict[str, Loop]:
+        return {
+            "outbox-relay": lambda stop: repeat(
+                self._relay, stop, RELAY_INTERVAL, self._relay_wake
+            ),
+            "sweeper": lambda stop: repeat(self._sweep, stop, SWEEP_INTERVAL, self._sweep_wake),
+            "tracker": lambda stop: self.bus.consume("gateway", self._track, stop),
         }
-        self._threads = [
-            threading.Thread(target=target, args=args, name=name, daemon=True)
-            for name, (target, args) in loops.items()
-        ]
-        for thread in self._threads:
-            thread.start()
 
     def _relay(self) -> bool:
         return self.jobs.relay_outbox(lambda body: self.bus.publish(Event.from_json(body))) > 0
@@ -102,13 +112,3 @@ class Background:
 
     def wake_relay(self) -> None:
         self._relay_wake.set()
-
-    def check(self) -> None:
-        dead = [t.name for t in self._threads if not t.is_alive()]
-        if dead:
-            raise Unavailable(f"background threads stopped: {', '.join(dead)}")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._relay_wake.set()
-        self._sweep_wake.set()

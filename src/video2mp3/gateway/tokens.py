@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from video2mp3.auth.accounts import AUDIENCE, ISSUER
-from video2mp3.auth.keys import ALGORITHM
+from video2mp3.domain.tokens import ALGORITHM, AUDIENCE, ISSUER
 from video2mp3.errors import Unauthorized, Unavailable
 from video2mp3.ports.identity import Identity
 
