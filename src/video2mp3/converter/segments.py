@@ -1,0 +1,225 @@
+"""One long file on several cores: MP3 encoding split into segments, joined gapless.
+
+LAME encodes on one core. A long input is first decoded once (with every filter: track, trim,
+channels, rate, loudness) to raw PCM; the PCM is cut into segments, each encoded by its own
+ffmpeg at once, and the MP3 frames are joined into one stream. Why the seams cannot be heard:
+
+- Frame-exact cuts. Every segment starts on a multiple of 1152 samples (one MPEG-1 Layer III
+  frame), so frame ``j`` of a segment that starts at sample ``s`` is frame ``s / 1152 + j`` of a
+  single-pass encode: the same grid, with the encoder delay (576 samples, plus the decoder's 529)
+  applying identically. The join keeps, from each segment, exactly the frames of its own range.
+- Overlap. Each segment is encoded with ``OVERLAP`` frames of the audio before and after its
+  range, which are dropped again: the encoder's filterbank, its look-ahead and its psychoacoustic
+  model are warmed up on the same audio a single pass would have seen, so the frames either side
+  of a seam are encoded as they would have been.
+- No bit reservoir. A frame may keep part of its data in earlier frames' spare bytes; after a
+  splice those bytes belong to another encode. Segmented encodes are made with ``-reservoir 0``,
+  so every frame holds its own data (LAME's VBR modes lose very little by it).
+- Gapless length. The first segment's Xing/LAME header frame is kept as the header of the whole,
+  completed for the joined stream: frame count, size, seek table, end padding, tag checksum.
+  Decoders that honour the LAME tag (ffmpeg, most players) give back
+  exactly the input's samples, as for a single-pass encode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+FRAME = 1152  # samples per MPEG-1 Layer III frame
+OVERLAP = 8  # frames of context either side of a segment (about 0.2 s)
+MIN_SEGMENT_SECONDS = 30.0  # shorter pieces cost more in overlap and start-up than they gain
+ENCODER_DELAY = 576  # what LAME's tag counts; the padding makes up the rest of the last frame
+SAMPLE_BYTES = 4  # f32le
+
+
+@dataclass(frozen=True)
+class Pcm:
+    """Decoded audio in a raw f32le file."""
+
+    path: Path
+    rate: int
+    channels: int
+
+    @property
+    def samples(self) -> int:
+        return self.path.stat().st_size // (SAMPLE_BYTES * self.channels)
+
+
+def plan(samples: int, rate: int, workers: int) -> list[int]:
+    """Segment boundaries (sample indices, multiples of ``FRAME``) from 0 to ``samples``."""
+    count = max(1, min(workers, int(samples / rate // MIN_SEGMENT_SECONDS)))
+    frames = -(-samples // FRAME)
+    cuts = [round(frames * k / count) * FRAME for k in range(1, count)]
+    return [0, *cuts, samples]
+
+
+def encode(
+    ffmpeg: str,
+    pcm: Pcm,
+    dst: Path,
+    quality_args: Sequence[str],
+    workers: int,
+    run: Callable[[list[str], Path, int, int], None],
+) -> int:
+    """Encode ``pcm`` to the MP3 ``dst`` in up to ``workers`` segments at once; return how many.
+
+    ``run(args, pcm_path, first_byte, byte_count)`` runs one segment's ffmpeg with that slice
+    of the PCM file on its standard input.
+    """
+    bounds = plan(pcm.samples, pcm.rate, workers)
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix="segments-") as tmp:
+        parts: list[tuple[Path, int, int]] = []  # file, first frame kept, frames kept (-1: all)
+        jobs = []
+        for k, (start, end) in enumerate(itertools.pairwise(bounds)):
+            last = k == len(bounds) - 2
+            first = max(0, start - OVERLAP * FRAME)
+            stop = pcm.samples if last else min(pcm.samples, end + OVERLAP * FRAME)
+            out = Path(tmp, f"{k}.mp3")
+            args = [
+                ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+                "-f", "f32le", "-ar", str(pcm.rate), "-ac", str(pcm.channels), "-i", "pipe:0",
+                "-c:a", "libmp3lame", *quality_args, "-reservoir", "0",
+                "-id3v2_version", "0", "-write_xing", "1" if k == 0 else "0",
+                "-f", "mp3", str(out),
+            ]  # fmt: skip
+            width = SAMPLE_BYTES * pcm.channels
+            jobs.append((args, first * width, (stop - first) * width))
+            keep = -1 if last else (end - start) // FRAME
+            parts.append((out, (start - first) // FRAME, keep))
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            for done in [pool.submit(run, a, pcm.path, o, n) for a, o, n in jobs]:
+                done.result()
+        join(parts, pcm.samples, dst)
+    return len(jobs)
+
+
+def join(parts: Sequence[tuple[Path, int, int]], samples: int, dst: Path) -> None:
+    """Concatenate the kept frames of each part behind the first part's header frame, then
+    complete that header for the whole: frame count, size, seek table and end padding."""
+    header: bytes | None = None
+    sizes: list[int] = []
+    with dst.open("wb") as out:
+        for index, (path, first, keep) in enumerate(parts):
+            found = mp3_frames(path.read_bytes())
+            if index == 0:
+                header, found = found[0], found[1:]  # the Xing/LAME frame of the first part
+                out.write(header)  # completed below, once the frames are known
+            chosen = found[first:] if keep < 0 else found[first : first + keep]
+            if keep >= 0 and len(chosen) != keep:
+                raise ValueError(f"segment {index} made {len(found)} frames, {first + keep} needed")
+            for frame in chosen:
+                out.write(frame)
+                sizes.append(len(frame))
+        assert header is not None
+        out.seek(0)
+        out.write(completed(header, sizes, samples))
+
+
+def mp3_frames(data: bytes) -> list[bytes]:
+    """The MPEG audio frames of a raw MP3 stream (no ID3 tag in front)."""
+    frames, at = [], 0
+    while at + 4 <= len(data):
+        size = frame_size(data[at : at + 4])
+        if size is None:
+            raise ValueError(f"no MPEG audio frame at byte {at}")
+        frames.append(data[at : at + size])
+        at += size
+    return frames
+
+
+_BITRATES = {  # kbps by index: MPEG-1 Layer III, then MPEG-2/2.5 Layer III
+    3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def frame_size(header: bytes) -> int | None:
+    """The length in bytes of the Layer III frame that starts with ``header``."""
+    if header[0] != 0xFF or header[1] & 0xE0 != 0xE0 or (header[1] >> 1) & 3 != 1:
+        return None
+    version = (header[1] >> 3) & 3
+    bitrate_index, rate_index = header[2] >> 4, (header[2] >> 2) & 3
+    if version == 1 or bitrate_index in (0, 15) or rate_index == 3:
+        return None
+    kbps = _BITRATES[3 if version == 3 else 2][bitrate_index]
+    rate = _RATES[version][rate_index]
+    per_frame = 144 if version == 3 else 72  # bytes per (kbps / kHz)
+    return per_frame * kbps * 1000 // rate + ((header[2] >> 1) & 1)
+
+
+def completed(header: bytes, sizes: Sequence[int], samples: int) -> bytes:
+    """The Xing/LAME header frame describing ``sizes`` frames that decode to ``samples``."""
+    frame = bytearray(header)
+    tag = max(frame.find(b"Xing"), frame.find(b"Info"))
+    flags = int.from_bytes(frame[tag + 4 : tag + 8], "big")
+    if tag < 0 or flags & 0b111 != 0b111:
+        raise ValueError("the first segment has no complete Xing header")
+    total = len(frame) + sum(sizes)
+    frame[tag + 8 : tag + 12] = len(sizes).to_bytes(4, "big")
+    frame[tag + 12 : tag + 16] = total.to_bytes(4, "big")
+    starts = [len(frame)]
+    for size in sizes:
+        starts.append(starts[-1] + size)
+    toc = bytes(
+        min(255, starts[len(sizes) * i // 100] * 256 // total) for i in range(100)
+    )  # the byte position of each percent of the playing time, in 256ths of the file
+    frame[tag + 16 : tag + 116] = toc
+    lame = tag + 116 + (4 if flags & 8 else 0)  # the LAME extension after the quality field
+    fields = lame + 9 + 1 + 1 + 8 + 1 + 1  # encoder, revision, lowpass, gain, flags, bitrate
+    delay = int.from_bytes(frame[fields : fields + 3], "big") >> 12
+    padding = len(sizes) * FRAME - samples - delay
+    frame[fields : fields + 3] = ((delay << 12) | min(max(padding, 0), 4095)).to_bytes(3, "big")
+    frame[fields + 7 : fields + 11] = total.to_bytes(4, "big")  # music length
+    # The music checksum is left empty: no decoder checks it, and a CRC of the whole stream in
+    # Python would cost more than the join itself. The tag's own checksum is kept valid.
+    frame[fields + 11 : fields + 13] = bytes(2)
+    frame[fields + 13 : fields + 15] = crc16(bytes(frame[: fields + 13])).to_bytes(2, "big")
+    return bytes(frame)
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/ARC, the checksum of LAME tags."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def feed(args: list[str], pcm: Path, offset: int, count: int, **popen: object) -> int:
+    """Run ``args`` with ``count`` bytes of ``pcm`` from ``offset`` on its standard input."""
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, **popen)  # type: ignore[call-overload]
+    assert proc.stdin is not None
+    failure: list[BaseException] = []
+
+    def pump() -> None:
+        try:
+            with pcm.open("rb") as source:
+                left = count
+                while left > 0:
+                    sent = os.sendfile(
+                        proc.stdin.fileno(), source.fileno(), offset + count - left, left
+                    )
+                    if sent == 0:
+                        break
+                    left -= sent
+        except OSError as exc:  # ffmpeg died: its exit status says why
+            failure.append(exc)
+        finally:
+            proc.stdin.close()
+
+    writer = threading.Thread(target=pump, daemon=True)
+    writer.start()
+    code = proc.wait()
+    writer.join()
+    return int(code)
