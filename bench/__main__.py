@@ -1,39 +1,47 @@
-"""Benchmarks against bare ffmpeg, measured in the same run: ``make bench`` (``python -m bench``).
+"""Benchmarks against bare ffmpeg, every ratio measured in the same run: ``make bench``.
 
-1. Conversion: the converter's whole handling of a job (blob copy, probe, ffmpeg, probe of the
-   result, blob store) against the bare ffmpeg command on the same file; median of ``RUNS``.
-2. Stream copy: an MP3-audio source is remuxed, not re-encoded; against a bare transcode.
-3. Upload memory: a large multipart body streamed into the blob store; peak RSS growth.
+Sections (``BENCH_SECTIONS``, comma-separated; default all), on 720p H.264 videos with pink-noise
+AAC of ``BENCH_SECONDS`` (default ``60,600``):
 
-``BENCH_SECONDS`` sets the length of the generated 720p video (default 120).
+- ``converter``: the converter's whole job over bare ffmpeg on the same file and settings.
+- ``copy``: an MP3-audio source remuxed against a bare transcode of it (the longest input).
+- ``e2e``: upload to ``succeeded`` over HTTP, on ``video2mp3 dev`` and on the distributed
+  processes, over cp + bare ffmpeg.
+- ``throughput``: 20 short jobs through 1 and 2 converters, counted when the gateway reports
+  them done; and the events per second the gateway's tracker applies.
+- ``memory``: peaks of the gateway, the converter and ffmpeg with a 1 GiB video in, its MP3 out.
+- ``upload``: a 1 GiB multipart body streamed into the blob store in-process: peak RSS growth.
+
+Prints a table and keeps the JSON in ``bench/out/``.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import resource
 import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from bench import e2e, throughput
+from bench.media import FFMPEG, bare, make_video
+from bench.memory import peaks
+from bench.stack import distributed, embedded
+from bench.upload import upload_rss_growth
 from video2mp3.adapters.blobs.local import LocalBlobStore
 from video2mp3.adapters.bus.inprocess import InProcessBus
-from video2mp3.converter.media import Transcoder, find_ffmpeg
+from video2mp3.converter.media import Transcoder
 from video2mp3.converter.worker import Converter
 from video2mp3.domain.events import ConversionRequested, Event, Owner
-from video2mp3.domain.options import ConversionOptions
-from video2mp3.gateway.multipart import MultipartForm
-from video2mp3.gateway.service import Gateway
-from video2mp3.gateway.tokens import Principal
 
 RUNS = 3
-SECONDS = int(os.environ.get("BENCH_SECONDS", "120"))
-FFMPEG = find_ffmpeg()
+SECONDS = [int(s) for s in os.environ.get("BENCH_SECONDS", "60,600").split(",")]
+SECTIONS = os.environ.get("BENCH_SECTIONS", "converter,copy,e2e,throughput,memory,upload")
+CACHE = Path(os.environ.get("BENCH_CACHE", "bench/out/media"))
 
 
 def median_time(work: Callable[[], object]) -> float:
@@ -43,26 +51,6 @@ def median_time(work: Callable[[], object]) -> float:
         work()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
-
-
-def make_video(path: Path, audio_codec: str) -> None:
-    # anoisesrc, not a sine: noise gives VBR encoders a realistic bitrate.
-    subprocess.run(
-        [FFMPEG, "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={SECONDS}",
-         "-f", "lavfi", "-i", f"anoisesrc=d={SECONDS}:c=pink:r=48000:a=0.3",
-         "-c:v", "libx264", "-preset", "ultrafast", "-c:a", audio_codec, "-ac", "2",
-         "-shortest", str(path)],
-        check=True,
-    )  # fmt: skip
-
-
-def bare(src: Path, dst: Path) -> None:
-    subprocess.run(
-        [FFMPEG, "-loglevel", "error", "-y", "-i", str(src), "-map", "0:a:0", "-vn",
-         "-c:a", "libmp3lame", "-q:a", "2", str(dst)],
-        check=True,
-    )  # fmt: skip
 
 
 def through_converter(src: Path, root: Path) -> Callable[[], None]:
@@ -78,82 +66,77 @@ def through_converter(src: Path, root: Path) -> Callable[[], None]:
     return lambda: converter.handle(Event("bench", ConversionRequested(video.id, owner, src.name)))
 
 
-class _NoJobs:
-    """The upload path without a database: the bench measures the stream into the blob store."""
-
-    def add(self, *_: object) -> None:
-        return None
-
-
-def upload_rss_growth(root: Path, size: int) -> tuple[float, float]:
-    """Stream a ``size``-byte multipart upload into a blob store: seconds, peak RSS growth in MB."""
-    boundary = "BENCH"
-    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="v.mp4"\r\n\r\n'
-
-    class Body(io.RawIOBase):
-        def __init__(self) -> None:
-            self.parts = [head.encode()]
-            self.left = size
-            self.block = os.urandom(1024 * 1024)
-
-        def readable(self) -> bool:
-            return True
-
-        def read(self, n: int = -1) -> bytes:
-            if self.left > 0:
-                chunk = self.block[: min(n, self.left, len(self.block))]
-                self.left -= len(chunk)
-                return chunk if not self.parts else self.parts.pop() + chunk
-            if self.left == 0:
-                self.left = -1
-                return f"\r\n--{boundary}--\r\n".encode()
-            return b""
-
-    body = Body()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
-    form = MultipartForm(body, boundary)  # type: ignore[arg-type]
-    form.read_fields()
-    gateway = Gateway(_NoJobs(), LocalBlobStore(root / "up"), size + 1)  # type: ignore[arg-type]
-    gateway.upload(
-        Principal(1, "bench@example.com"), "v.mp4", form.file_chunks(), ConversionOptions()
-    )
-    elapsed = time.perf_counter() - started
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    return elapsed, grown / 1024
+def gibibyte_video(source: Path) -> Path:
+    """At least 1 GiB of video, made by repeating ``source`` (stream copy: fast)."""
+    big = CACHE / "1gib.mp4"
+    if not big.exists():
+        loops = -(-(1 << 30) // source.stat().st_size) - 1
+        subprocess.run(
+            [FFMPEG, "-loglevel", "error", "-y", "-stream_loop", str(loops), "-i", str(source),
+             "-c", "copy", str(big)],
+            check=True,
+        )  # fmt: skip
+    return big
 
 
 def main() -> None:
-    results = {}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    sections = set(SECTIONS.split(","))
+    results: dict[str, Any] = {"seconds": SECONDS}
+    videos = {s: make_video(CACHE / f"aac-{s}.mp4", s) for s in SECONDS}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        size = 1024 * 1024 * 1024
-        t_up, rss = upload_rss_growth(root, size)  # first: a later step's peak would hide it
-        aac, mp3 = root / "aac.mp4", root / "mp3.mp4"
-        make_video(aac, "aac")
-        make_video(mp3, "libmp3lame")
-        t_bare = median_time(lambda: bare(aac, root / "bare.mp3"))
-        t_v2m = median_time(through_converter(aac, root / "a"))
-        t_copy = median_time(through_converter(mp3, root / "b"))
-        t_bare_mp3 = median_time(lambda: bare(mp3, root / "bare2.mp3"))
-        results = {
-            "video_seconds": SECONDS,
-            "bare_ffmpeg_s": round(t_bare, 2),
-            "converter_s": round(t_v2m, 2),
-            "converter_over_bare": round(t_v2m / t_bare, 2),
-            "mp3_source_bare_transcode_s": round(t_bare_mp3, 2),
-            "mp3_source_converter_copy_s": round(t_copy, 2),
-            "copy_over_bare_transcode": round(t_copy / t_bare_mp3, 3),
-            "upload_1GiB_s": round(t_up, 2),
-            "upload_1GiB_MBps": round(size / t_up / 1e6, 1),
-            "upload_peak_rss_growth_MB": round(rss, 1),
-        }
-    width = max(map(len, results))
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value}")
+        if "upload" in sections:  # first: a later step's peak would hide it
+            results["upload_1GiB"] = upload_rss_growth(root, 1 << 30)
+        for seconds, video in videos.items():
+            if "converter" in sections:
+                t_bare = median_time(lambda v=video: bare(v, root / "bare.mp3"))
+                t_ours = median_time(through_converter(video, root / f"c{seconds}"))
+                results[f"converter_{seconds}s"] = {
+                    "bare_s": round(t_bare, 2),
+                    "converter_s": round(t_ours, 2),
+                    "ratio": round(t_ours / t_bare, 2),
+                }
+            if "e2e" in sections:
+                results[f"e2e_dev_{seconds}s"] = e2e.ratio(embedded, video)
+                results[f"e2e_distributed_{seconds}s"] = e2e.ratio(distributed, video, converters=1)
+        longest = videos[max(SECONDS)]
+        if "copy" in sections:
+            mp3_video = make_video(CACHE / f"mp3-{max(SECONDS)}.mp4", max(SECONDS), "libmp3lame")
+            t_transcode = median_time(lambda: bare(mp3_video, root / "bare2.mp3"))
+            t_copy = median_time(through_converter(mp3_video, root / "copy"))
+            results["mp3_source"] = {
+                "bare_transcode_s": round(t_transcode, 2),
+                "converter_copy_s": round(t_copy, 2),
+                "transcode_over_copy": round(t_transcode / t_copy, 1),
+            }
+        if "throughput" in sections:
+            short = make_video(CACHE / "short-20.mp4", 20, size="320x240")
+            one, two = throughput.converters(short, 1), throughput.converters(short, 2)
+            results["throughput_20_jobs"] = {
+                "one_converter_s": one["seconds"],
+                "two_converters_s": two["seconds"],
+                "speedup": round(one["seconds"] / two["seconds"], 2),
+                "gateway_lag_s": max(one["gateway_lag_s"], two["gateway_lag_s"]),
+            }
+            results["tracker"] = throughput.tracker_capacity()
+        if "memory" in sections:
+            results["memory_1GiB"] = peaks(gibibyte_video(longest))
+    print_table(results)
     out = Path("bench/out")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(results, indent=2))
+
+
+def print_table(results: dict[str, Any]) -> None:
+    rows = [
+        (f"{name}.{key}" if isinstance(value, dict) else name, v)
+        for name, value in results.items()
+        for key, v in (value.items() if isinstance(value, dict) else [("", value)])
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
 
 
 if __name__ == "__main__":

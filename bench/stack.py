@@ -1,6 +1,9 @@
-"""The distributed processes for a benchmark: auth, the gateway, its worker, converters and the
-notifier as OS processes on this machine's RabbitMQ and MariaDB, an nx-27017 MongoDB wire server
-and a local SMTP sink, each under names of its own (databases, queue prefix), removed after.
+"""The stacks a benchmark runs: ``video2mp3 dev`` (``make run``), or the distributed processes
+(auth, the gateway, its worker, converters) on this machine's RabbitMQ and MariaDB and a local
+SMTP sink, each under names of its own (databases, queue prefix), removed after. Blobs go to a
+shared directory (``VIDEO2MP3_BLOB_DIR``) unless ``gridfs=True`` starts an nx-27017 MongoDB wire
+server, which cannot serve files over about 45 MB (docs: DESIGN.md): large inputs need the
+directory.
 """
 
 from __future__ import annotations
@@ -86,8 +89,29 @@ class Stack:
 
 
 @contextlib.contextmanager
-def distributed() -> Iterator[Stack]:
-    """auth, gateway and gateway-worker running (start converters and the notifier yourself)."""
+def embedded() -> Iterator[Stack]:
+    """``video2mp3 dev`` on a free port with its data in a temporary folder."""
+    root = Path(tempfile.mkdtemp(prefix="v2m-bench-"))
+    stack = Stack(root, {})
+    port = stack.ports["gateway"] = free_port()
+    stack.procs["gateway"] = subprocess.Popen(
+        [sys.executable, "-m", "video2mp3.cli", "dev", "--port", str(port),
+         "--data-dir", str(root / "var")],
+        env=stack.env,
+        stdout=(root / "dev.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: requests.get(f"{stack.url}/readyz", timeout=2).ok, 60, "dev")
+        yield stack
+    finally:
+        stack.stop("gateway")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def distributed(*, gridfs: bool = False) -> Iterator[Stack]:
+    """auth, gateway and gateway-worker running (start converters yourself)."""
     suffix = uuid.uuid4().hex[:8]
     prefix = f"v2m-bench-{suffix}"
     engine = sa.create_engine(MYSQL_URL)
@@ -98,14 +122,18 @@ def distributed() -> Iterator[Stack]:
     smtp = Controller(Sink(), hostname="127.0.0.1", port=free_port())
     smtp.start()
     root = Path(tempfile.mkdtemp(prefix="v2m-bench-"))
-    nx_port = free_port()
-    nx_binary = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
-    nx = subprocess.Popen(
-        [nx_binary, "--db", str(root / "nx.sqlite"), "-p", str(nx_port),
-         "--log-file", str(root / "nx.log"), "--pid-file", str(root / "nx.pid")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    blobs = {"VIDEO2MP3_BLOB_DIR": str(root / "blobs")}
+    nx = None
+    if gridfs:
+        nx_port = free_port()
+        nx_binary = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
+        nx = subprocess.Popen(
+            [nx_binary, "--db", str(root / "nx.sqlite"), "-p", str(nx_port),
+             "--log-file", str(root / "nx.log"), "--pid-file", str(root / "nx.pid")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        blobs = {"VIDEO2MP3_MONGODB_URL": f"mongodb://127.0.0.1:{nx_port}/bench"}
     generate(root / "keys")
     stack = Stack(
         root,
@@ -114,7 +142,7 @@ def distributed() -> Iterator[Stack]:
             "VIDEO2MP3_JOBS_DB_URL": f"{MYSQL_URL}/{databases[1]}",
             "VIDEO2MP3_BROKER_URL": AMQP_URL,
             "VIDEO2MP3_BROKER_PREFIX": prefix,
-            "VIDEO2MP3_MONGODB_URL": f"mongodb://127.0.0.1:{nx_port}/bench",
+            **blobs,
             "VIDEO2MP3_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
             "VIDEO2MP3_JWT_KEY_DIR": str(root / "keys"),
             "VIDEO2MP3_WEB_WORKERS": "2",
@@ -127,8 +155,9 @@ def distributed() -> Iterator[Stack]:
     finally:
         for name in list(stack.procs):
             stack.stop(name)
-        nx.terminate()
-        nx.wait(10)
+        if nx is not None:
+            nx.terminate()
+            nx.wait(10)
         smtp.stop()
         with pika.BlockingConnection(pika.URLParameters(AMQP_URL)) as connection:
             channel = connection.channel()
