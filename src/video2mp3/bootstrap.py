@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from argon2 import PasswordHasher
 from flask import Flask
 
 from video2mp3 import migrations
@@ -21,9 +22,11 @@ from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing
 from video2mp3.converter.media import Transcoder, check_probe, find_ffmpeg
 from video2mp3.converter.worker import Converter
+from video2mp3.converter.workspace import remove_leftovers
 from video2mp3.gateway import background
 from video2mp3.gateway.app import create_app as create_gateway_app
 from video2mp3.gateway.service import Gateway
+from video2mp3.health import Check
 from video2mp3.notifier.worker import Notifier
 from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import Bus, GiveUp, Handler
@@ -31,7 +34,6 @@ from video2mp3.ports.identity import Identity
 from video2mp3.ports.jobs import JobRepository
 from video2mp3.ports.mail import Mailer
 from video2mp3.settings import Settings
-from video2mp3.web import Check
 from video2mp3.worker import Loop
 
 
@@ -99,6 +101,11 @@ def accounts(settings: Settings) -> Accounts:
         KeyRing.load(settings.jwt_key_dir),
         token_ttl=settings.jwt_ttl_seconds,
         signup_enabled=settings.signup_enabled,
+        hasher=PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        ),
     )
 
 
@@ -141,6 +148,7 @@ def gateway_worker(
 
 def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
     check_probe()
+    remove_leftovers()
     transcoder = Transcoder(
         find_ffmpeg(settings.ffmpeg),
         timeout=settings.conversion_timeout_seconds,

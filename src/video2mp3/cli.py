@@ -12,18 +12,25 @@ from video2mp3.errors import SettingsError, Unavailable
 from video2mp3.settings import Settings, load
 from video2mp3.worker import run_worker
 
+# The workers' only listener is their admin listener (video2mp3.health).
 PORTS = {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083, "gateway-worker": 8084}
+ADMIN_PORTS = {"gateway": 9080, "auth": 9081}
 
 
-def serve(service: str, port: int, settings: Settings) -> int:
+def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
     """Run one service in the foreground: web services on gunicorn, workers as their loops."""
+    http = {
+        "port": port,
+        "admin_port": admin_port,
+        "workers": settings.web_workers,
+        "threads": settings.web_threads,
+        "drain_seconds": settings.drain_seconds,
+    }
     if service == "auth":
         settings.require("auth", "auth_db_url", "jwt_key_dir")
         bootstrap.accounts(settings)  # fail fast, in the master: keys
         bootstrap.create_schemas(settings, service)  # once, in the master: workers would race
-        web.serve(
-            lambda: auth_app(bootstrap.accounts(settings)), port=port, workers=settings.web_workers
-        )
+        web.serve(lambda: auth_app(bootstrap.accounts(settings)), **http)
         return 0
     if service == "gateway":
         settings.require("the gateway", "jobs_db_url", "auth_url")
@@ -36,9 +43,8 @@ def serve(service: str, port: int, settings: Settings) -> int:
                 bootstrap.jobs(settings),
                 bootstrap.blob_store(settings, "the gateway"),
             ),
-            port=port,
-            workers=settings.web_workers,
             timeout=600,
+            **http,
         )
         return 0
     bus = bootstrap.bus(settings, service)
@@ -50,7 +56,7 @@ def serve(service: str, port: int, settings: Settings) -> int:
         worker = bootstrap.converter_worker(settings, bootstrap.blob_store(settings, service), bus)
     else:
         worker = bootstrap.notifier_worker(settings, bootstrap.mailer(settings, service), bus)
-    return run_worker(worker.loops, port=port, checks=worker.checks, on_stop=bus.close)
+    return run_worker(worker.loops, port=admin_port, checks=worker.checks, on_stop=bus.close)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd = commands.add_parser("serve", help="run one service (settings from VIDEO2MP3_*)")
     serve_cmd.add_argument("service", choices=sorted(PORTS))
     serve_cmd.add_argument("--port", type=int, help="listen port (default: per service)")
+    serve_cmd.add_argument(
+        "--admin-port",
+        type=int,
+        help="probes and /metrics (default: per service; a worker's only port, --port)",
+    )
     dev_cmd = commands.add_parser("dev", help="run all four services in one process on ./var")
     dev_cmd.add_argument("--port", type=int, default=8080)
     dev_cmd.add_argument("--data-dir", type=Path, default=Path("var"))
@@ -70,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load()
         logs.configure(settings.log_level)
         if args.command == "serve":
-            return serve(args.service, args.port or PORTS[args.service], settings)
+            port = args.port or PORTS[args.service]
+            admin_port = args.admin_port or ADMIN_PORTS.get(args.service, port)
+            return serve(args.service, port, admin_port, settings)
         elif args.command == "dev":
             from video2mp3.dev import run
 

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     max_duration_seconds: int = Field(4 * 3600, gt=0)
     ffmpeg: str | None = None
     web_workers: int = Field(2, ge=1, le=64)
+    # Requests one web worker serves at once; the admin listener is apart from them.
+    web_threads: int = Field(8, ge=1, le=256)
+    # How long a stopping web service lets requests in flight (uploads, downloads) finish.
+    drain_seconds: int = Field(300, ge=0, le=3600)
+    # argon2id cost per password hash: each hash in flight holds argon2_memory_kib of memory
+    # (docs/DEPLOY.md measures it against the auth pod's memory limit).
+    argon2_memory_kib: int = Field(19 * 1024, ge=8 * 1024, le=1024 * 1024)
+    argon2_time_cost: int = Field(2, ge=1, le=20)
+    argon2_parallelism: int = Field(1, ge=1, le=16)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(*_SCHEMES)

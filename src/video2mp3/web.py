@@ -1,8 +1,10 @@
-"""What every HTTP service shares: JSON errors, request ids, health probes, metrics, gunicorn.
+"""What every HTTP service shares: JSON errors, request ids, request metrics, gunicorn.
 
-``install(app, checks)`` gives a Flask app ``/healthz`` (the process answers), ``/readyz`` (every
-dependency in ``checks`` answers, else 503) and ``/metrics``; ``serve`` runs an app factory on
-gunicorn, building the app in each worker so that no connection crosses a fork.
+``install(app, health)`` gives a Flask app its error handlers, request ids and access logs, and a
+constant ``/healthz`` on the public port (for a load balancer that can reach nothing else); the
+real probes and ``/metrics`` are on ``health``'s admin listener (``video2mp3.health``), which
+``serve`` starts in each gunicorn worker beside the app it builds there, so that no connection
+crosses a fork.
 """
 
 from __future__ import annotations
@@ -10,27 +12,24 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import gunicorn.app.base
-from flask import Blueprint, Flask, Response, g, jsonify, request
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from flask import Flask, Response, g, jsonify, request
+from prometheus_client import Counter, Gauge, Histogram
 from werkzeug.exceptions import HTTPException
 
 from video2mp3 import logs
-from video2mp3.errors import (
-    InvalidRequest,
-    Unauthorized,
-    Unavailable,
-    Video2mp3Error,
-    http_status,
-)
+from video2mp3.errors import InvalidRequest, Unauthorized, Video2mp3Error, http_status
+from video2mp3.health import Health
 
 log = logging.getLogger(__name__)
 
-Check = Callable[[], None]
+HEALTH = "video2mp3.health"  # the app's Health, in app.extensions
 
+# Busy request threads: I/O-bound saturation (slow transfers) that CPU does not show.
+IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served")
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["endpoint", "method", "status"])
 LATENCY = Histogram("http_request_seconds", "HTTP request latency", ["endpoint"])
 
@@ -59,11 +58,14 @@ def json_error(status: int, code: str, message: str) -> Response:
     return response
 
 
-def install(app: Flask, checks: Mapping[str, Check]) -> None:
-    """Add error handlers, request ids, access logs, health probes and metrics to ``app``."""
+def install(app: Flask, health: Health) -> None:
+    """Add error handlers, request ids, access logs and metrics to ``app``; keep its ``health``."""
+    app.extensions[HEALTH] = health
 
     @app.before_request
     def _start() -> None:
+        IN_FLIGHT.inc()
+        g.in_flight = True
         g.started = time.perf_counter()
         g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
         logs.correlation_id.set(g.request_id)
@@ -75,7 +77,7 @@ def install(app: Flask, checks: Mapping[str, Check]) -> None:
         REQUESTS.labels(endpoint, request.method, response.status_code).inc()
         LATENCY.labels(endpoint).observe(elapsed)
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        if endpoint not in ("health.healthz", "health.readyz", "health.metrics"):
+        if endpoint != "healthz":
             log.info(
                 "%s %s %s",
                 request.method,
@@ -102,44 +104,23 @@ def install(app: Flask, checks: Mapping[str, Check]) -> None:
         log.exception("unhandled error")
         return json_error(500, "internal_error", "internal error; the request id is in the logs")
 
-    health = Blueprint("health", __name__)
+    @app.teardown_request
+    def _end(_: BaseException | None) -> None:
+        if g.pop("in_flight", False):
+            IN_FLIGHT.dec()
 
-    @health.get("/healthz")
+    @app.get("/healthz")
     def healthz() -> Response:
-        """Liveness: the process answers."""
+        """The process answers (the probes use the admin listener)."""
         return jsonify(status="ok")
-
-    @health.get("/readyz")
-    def readyz() -> Response:
-        """Readiness: every dependency answers."""
-        failures = run_checks(checks)
-        response = jsonify(status="unavailable" if failures else "ok", failures=failures)
-        response.status_code = 503 if failures else 200
-        return response
-
-    @health.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
-
-    app.register_blueprint(health)
-
-
-def run_checks(checks: Mapping[str, Check]) -> dict[str, str]:
-    """Run each readiness check; return the failing ones with their reasons."""
-    failures = {}
-    for name, check in checks.items():
-        try:
-            check()
-        except Unavailable as exc:
-            failures[name] = exc.message
-        except Exception as exc:
-            failures[name] = repr(exc)
-    return failures
 
 
 class _Gunicorn(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
-    def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
+    def __init__(
+        self, factory: Callable[[], Flask], admin_port: int, options: dict[str, Any]
+    ) -> None:
         self._factory = factory
+        self._admin_port = admin_port
         self._options = options
         super().__init__()
 
@@ -148,20 +129,36 @@ class _Gunicorn(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        return self._factory()
+        app = self._factory()  # in the worker process, after the fork
+        health: Health = app.extensions[HEALTH]
+        health.serve(self._admin_port)
+        return app
 
 
-def serve(factory: Callable[[], Flask], *, port: int, workers: int, timeout: int = 120) -> None:
-    """Run the app from ``factory`` on gunicorn (threaded workers suit streaming uploads)."""
+def serve(
+    factory: Callable[[], Flask],
+    *,
+    port: int,
+    admin_port: int,
+    workers: int,
+    threads: int,
+    drain_seconds: int,
+    timeout: int = 120,
+) -> None:
+    """Run the app from ``factory`` on gunicorn (threaded workers suit streaming uploads).
+
+    On SIGTERM, requests in flight get ``drain_seconds`` to finish before they are cut.
+    """
     _Gunicorn(
         factory,
+        admin_port,
         {
             "bind": f"0.0.0.0:{port}",
             "workers": workers,
             "worker_class": "gthread",
-            "threads": 8,
+            "threads": threads,
             "timeout": timeout,
-            "graceful_timeout": 30,
+            "graceful_timeout": drain_seconds,
             "accesslog": None,
             "errorlog": "-",
             # No control socket: it lives in $HOME, which is shared or read-only in containers.

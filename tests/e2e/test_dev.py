@@ -33,7 +33,7 @@ def test_the_embedded_stack(samples: dict[str, Path], tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: requests.get(f"{base}/readyz", timeout=2).ok, 60, "the dev stack")
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, 60, "the dev stack")
 
         def inbox() -> list[email.message.Message]:
             return [

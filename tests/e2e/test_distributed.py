@@ -40,19 +40,33 @@ class Services:
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
+        self.admin_ports: dict[str, int] = {}  # probes and /metrics
 
     def start(self, name: str, service: str) -> None:
         port = self.ports[name] = free_port()
+        admin = self.admin_ports[name] = (
+            port if service in ("converter", "notifier") else free_port()
+        )
         log = (self.tmp / f"{name}.log").open("wb")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "video2mp3.cli", "serve", service, "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "video2mp3.cli",
+                "serve",
+                service,
+                "--port",
+                str(port),
+                "--admin-port",
+                str(admin),
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self) -> None:
-        for name, port in self.ports.items():
+        for name, port in self.admin_ports.items():
 
             def ready(name: str = name, port: int = port) -> bool:
                 assert self.procs[name].poll() is None, self.log(name)
@@ -127,7 +141,9 @@ def test_the_whole_pipeline(
     assert all(converted), f"both converters should have worked: {converted}"
     outcomes: dict[str, float] = {}
     for name in ("converter-1", "converter-2"):
-        metrics = requests.get(f"http://127.0.0.1:{services.ports[name]}/metrics", timeout=5).text
+        metrics = requests.get(
+            f"http://127.0.0.1:{services.admin_ports[name]}/metrics", timeout=5
+        ).text
         for family in text_string_to_metric_families(metrics):
             for sample in family.samples:
                 if sample.name == "video2mp3_conversions_total":

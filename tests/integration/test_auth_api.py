@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from video2mp3 import bootstrap
 from video2mp3.auth.app import create_app
 from video2mp3.auth.keys import generate
+from video2mp3.health import Health
 from video2mp3.settings import load
 
 
@@ -58,5 +59,9 @@ def test_wrong_credentials(client: FlaskClient) -> None:
     assert client.post("/login").status_code == 401
 
 
-def test_readiness_checks_the_database(client: FlaskClient) -> None:
-    assert client.get("/readyz").status_code == 200
+def test_the_database_is_checked_beside_readiness(client: FlaskClient) -> None:
+    health: Health = client.application.extensions["video2mp3.health"]
+    health.check_dependencies()
+    assert health.dependency_states() == {"database": "ok"}
+    assert health.readiness() == {}
+    assert client.get("/readyz").status_code == 404  # on the admin port only

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from tests.support import wait_for
 from video2mp3 import bootstrap
@@ -23,6 +25,7 @@ from video2mp3.adapters.bus.inprocess import InProcessBus
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
 from video2mp3.domain.events import ConversionFailed, ConversionSucceeded, Event, Owner
+from video2mp3.health import Health
 from video2mp3.settings import load
 
 MP3 = bytes(range(256)) * 40  # stands in for an MP3: the gateway only streams bytes
@@ -301,19 +304,44 @@ def test_an_mp3_for_a_deleted_job_is_not_kept(stack: Stack) -> None:
     wait_for(lambda: not (stack.blobs.root / mp3.id).exists(), 5, "the orphan MP3 to go")  # type: ignore[attr-defined]
 
 
-def test_health_and_readiness(stack: Stack) -> None:
+def test_probes_and_metrics_are_on_the_admin_listener_only(stack: Stack) -> None:
     assert stack.client.get("/healthz").get_json() == {"status": "ok"}
-    ready = stack.client.get("/readyz")
-    assert ready.status_code == 200
-    assert ready.get_json()["failures"] == {}
-    assert b"http_requests_total" in stack.client.get("/metrics").data
+    for path in ("/readyz", "/metrics"):
+        assert stack.client.get(path).status_code == 404, path
+    health: Health = stack.app.extensions["video2mp3.health"]
+    server = health.serve(0, host="127.0.0.1")
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        health.check_dependencies()
+        ready = requests.get(f"{base}/readyz", timeout=5)
+        assert ready.status_code == 200
+        assert ready.json()["dependencies"] == {"database": "ok", "blobs": "ok", "bus": "ok"}
+        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+        metrics = requests.get(f"{base}/metrics", timeout=5).text
+        assert 'video2mp3_dependency_up{dependency="blobs"} 1.0' in metrics
+        assert "http_requests_in_flight" in metrics
+    finally:
+        health.close()
+        server.shutdown()
 
 
-def test_readiness_fails_when_a_dependency_does(stack: Stack) -> None:
+def test_a_dependency_down_is_reported_but_leaves_the_pod_ready(stack: Stack) -> None:
+    health: Health = stack.app.extensions["video2mp3.health"]
     shutil.rmtree(stack.blobs.root)  # type: ignore[attr-defined]
-    ready = stack.client.get("/readyz")
-    assert ready.status_code == 503
-    assert set(ready.get_json()["failures"]) == {"blobs"}
+    health.check_dependencies()
+    assert health.readiness() == {}
+    states = health.dependency_states()
+    assert states["blobs"] != "ok"
+    assert (states["database"], states["bus"]) == ("ok", "ok")
+    assert REGISTRY.get_sample_value("video2mp3_dependency_up", {"dependency": "blobs"}) == 0
+
+
+def test_a_stopped_background_loop_fails_liveness(stack: Stack) -> None:
+    health: Health = stack.app.extensions["video2mp3.health"]
+    assert health.liveness() == {}
+    stack.app.extensions["video2mp3.background"].stop()
+    wait_for(lambda: "background" in health.liveness(), 10, "liveness to fail")
+    assert "background" in health.readiness()
 
 
 def test_errors_are_json_everywhere(stack: Stack) -> None:

@@ -18,10 +18,6 @@ from video2mp3.ports.users import UserRepository
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 
-_hasher = PasswordHasher()
-# Verified when the email is unknown, so that a miss costs as much time as a wrong password.
-_DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
-
 
 def normalize_email(email: str) -> str:
     """The canonical form of an email address; ``InvalidRequest`` if it is not one."""
@@ -33,12 +29,22 @@ def normalize_email(email: str) -> str:
 
 class Accounts:
     def __init__(
-        self, users: UserRepository, keys: KeyRing, *, token_ttl: int, signup_enabled: bool
+        self,
+        users: UserRepository,
+        keys: KeyRing,
+        *,
+        token_ttl: int,
+        signup_enabled: bool,
+        hasher: PasswordHasher | None = None,
     ) -> None:
         self.users = users
         self.keys = keys
         self.token_ttl = token_ttl
         self.signup_enabled = signup_enabled
+        # Each hash in flight holds the hasher's memory cost: it bounds auth's memory (DEPLOY.md).
+        self.hasher = hasher or PasswordHasher()
+        # Verified when the email is unknown, so that a miss costs as much as a wrong password.
+        self._dummy_hash = self.hasher.hash(uuid.uuid4().hex)
 
     def register(self, email: str, password: str) -> User:
         """Create an account; ``InvalidRequest``, ``Conflict``, or ``Forbidden`` if disabled."""
@@ -49,7 +55,7 @@ class Accounts:
             raise InvalidRequest(
                 f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
             )
-        return self.users.add(email, _hasher.hash(password))
+        return self.users.add(email, self.hasher.hash(password))
 
     def authenticate(self, email: str, password: str) -> User:
         """The user with these credentials, else ``Unauthorized`` (same answer for any miss)."""
@@ -58,13 +64,13 @@ class Accounts:
         except InvalidRequest:
             user = None
         try:
-            _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+            self.hasher.verify(user.password_hash if user else self._dummy_hash, password)
         except (VerifyMismatchError, InvalidHashError):
             user = None
         if user is None:
             raise Unauthorized("invalid email or password")
-        if _hasher.check_needs_rehash(user.password_hash):
-            self.users.set_password_hash(user.id, _hasher.hash(password))
+        if self.hasher.check_needs_rehash(user.password_hash):
+            self.users.set_password_hash(user.id, self.hasher.hash(password))
         return user
 
     def issue_token(self, user: User) -> str:

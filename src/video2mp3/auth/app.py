@@ -6,6 +6,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from video2mp3 import web
 from video2mp3.auth.accounts import Accounts
+from video2mp3.health import Health
 
 bp = Blueprint("auth", __name__)
 
@@ -41,5 +42,5 @@ def create_app(accounts: Accounts) -> Flask:
     app = Flask(__name__)
     app.extensions["video2mp3.accounts"] = accounts
     app.register_blueprint(bp)
-    web.install(app, {"database": accounts.users.ping})
+    web.install(app, Health(dependencies={"database": accounts.users.ping}))
     return app

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from prometheus_client import Counter, Histogram
 
 from video2mp3.converter.media import Transcoder, probe
+from video2mp3.converter.workspace import workspace
 from video2mp3.domain.events import (
     ConversionFailed,
     ConversionProgress,
@@ -98,7 +98,7 @@ class Converter:
         CONVERSIONS.labels(failed.code).inc()
 
     def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded:
-        with tempfile.TemporaryDirectory(prefix="video2mp3-") as tmp:
+        with workspace() as tmp:
             src, dst = Path(tmp, "input"), Path(tmp, "output.mp3")
             try:
                 with self.blobs.open(request.video_fid) as video, src.open("wb") as out:

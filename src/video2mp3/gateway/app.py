@@ -8,12 +8,13 @@ from video2mp3 import web
 from video2mp3.gateway import api, legacy, openapi
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import TokenVerifier
+from video2mp3.health import Check, Health
 from video2mp3.ports.identity import Identity
 
 
-def create_app(gateway: Gateway, identity: Identity, checks: dict[str, web.Check]) -> Flask:
-    """A Flask app over ``gateway``; ``checks`` are the readiness probes of its dependencies
-    beyond the jobs database and the blob store."""
+def create_app(gateway: Gateway, identity: Identity, dependencies: dict[str, Check]) -> Flask:
+    """A Flask app over ``gateway``; ``dependencies`` are the checks of its dependencies beyond
+    the jobs database and the blob store (reported by its admin listener)."""
     app = Flask(__name__)
     app.extensions["video2mp3.gateway"] = gateway
     app.extensions["video2mp3.identity"] = identity
@@ -21,8 +22,6 @@ def create_app(gateway: Gateway, identity: Identity, checks: dict[str, web.Check
     app.register_blueprint(api.bp)
     app.register_blueprint(legacy.bp)
     app.register_blueprint(openapi.bp)
-    web.install(
-        app,
-        {"database": gateway.jobs.ping, "blobs": gateway.blobs.ping, **checks},
-    )
+    dependencies = {"database": gateway.jobs.ping, "blobs": gateway.blobs.ping, **dependencies}
+    web.install(app, Health(dependencies=dependencies))
     return app

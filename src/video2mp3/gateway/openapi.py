@@ -124,18 +124,9 @@ SPEC: dict[str, Any] = {
                 "responses": _MP3,
             }
         },
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Up"}}}},
-        "/readyz": {
-            "get": {
-                "summary": "Readiness: every dependency reachable",
-                "responses": {"200": {"description": "Ready"}, "503": {"description": "Not"}},
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "responses": {"200": {"description": "Metrics"}},
-            }
+        # Readiness and /metrics are on the admin port, not part of the public API.
+        "/healthz": {
+            "get": {"summary": "The server answers", "responses": {"200": {"description": "Up"}}}
         },
         "/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}

@@ -111,12 +111,9 @@ class RabbitMQBus:
         with self._publish_lock:
             # An idle publisher connection may have been dropped: reconnect once and retry.
             for attempt in (1, 2):
-                if self._publisher is None:
-                    connection, channel = self._connect()
-                    channel.confirm_delivery()
-                    self._publisher = (connection, channel)
+                channel = self._publisher_channel()
                 try:
-                    self._publisher[1].basic_publish(
+                    channel.basic_publish(
                         self.prefix, event.type, event.to_json(), properties, mandatory=True
                     )
                     return
@@ -233,9 +230,28 @@ class RabbitMQBus:
         except (AMQPError, RuntimeError) as exc:  # the connection is gone: it is redelivered
             log.warning("could not settle a message", extra={"error": repr(exc)})
 
+    def _publisher_channel(self) -> BlockingChannel:
+        """The publisher's confirming channel, connected (and the topology declared) if need be.
+
+        Call with ``_publish_lock`` held.
+        """
+        if self._publisher is None:
+            connection, channel = self._connect()
+            channel.confirm_delivery()
+            self._publisher = (connection, channel)
+        return self._publisher[1]
+
     def ping(self) -> None:
-        connection, _ = self._connect()
-        connection.close()
+        # On the publisher's connection, kept open: a ping costs a round of heartbeats, not a
+        # connection and a topology declaration, and it keeps an idle publisher connected.
+        with self._publish_lock:
+            self._publisher_channel()
+            assert self._publisher is not None
+            try:
+                self._publisher[0].process_data_events(time_limit=0)
+            except AMQPError as exc:
+                self._drop_publisher()
+                raise Unavailable(f"broker: {exc!r}") from exc
 
     def close(self) -> None:
         with self._publish_lock:

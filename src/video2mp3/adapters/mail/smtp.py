@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from video2mp3.errors import SettingsError, Unavailable
 
 TIMEOUT = 30
+PING_TIMEOUT = 5
 
 
 class SMTPMailer:
@@ -64,8 +65,11 @@ class SMTPMailer:
             raise Unavailable(f"SMTP {self._host}:{self._port}: {exc}") from exc
 
     def ping(self) -> None:
+        # The server's greeting is enough to know it is there; TLS and login are left to send(),
+        # so a probing fleet of notifiers costs the relay no handshakes.
+        smtp_class = smtplib.SMTP_SSL if self._ssl else smtplib.SMTP
         try:
-            with self._connect() as smtp:
+            with smtp_class(self._host, self._port, timeout=PING_TIMEOUT) as smtp:
                 smtp.noop()
         except (OSError, smtplib.SMTPException) as exc:
             raise Unavailable(f"SMTP {self._host}:{self._port}: {exc}") from exc
