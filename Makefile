@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-peaks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Peak memory of auth, the gateway and the converter under their worst allowed load (DEPLOY.md).
+bench-peaks: $(STAMP)
+	$(BIN)/python -m bench.peaks
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -14,8 +14,10 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL = {
@@ -73,3 +75,37 @@ def service_ports() -> dict[str, int]:
         "notifier": 8083,
         "gateway-worker": 8084,
     }
+
+
+@pytest.fixture(scope="session")
+def admin_ports() -> dict[str, int]:
+    """The port of each service's admin listener (probes, /metrics); a worker's only port."""
+    return {
+        "gateway": 9080,
+        "auth": 9081,
+        "converter": 8082,
+        "notifier": 8083,
+        "gateway-worker": 8084,
+    }
+
+
+@pytest.fixture(scope="session")
+def render(validator: Validator, staged: Path) -> Callable[[str], str]:
+    """Return a function rendering an overlay with `kubectl kustomize`, once per overlay."""
+    rendered: dict[str, str] = {}
+
+    def build(overlay: str) -> str:
+        if overlay not in rendered:
+            overlay_dir = staged / "deploy/k8s/overlays" / overlay
+            result = validator("kubectl", "kustomize", str(overlay_dir))
+            assert result.returncode == 0, result.stderr
+            rendered[overlay] = result.stdout
+        return rendered[overlay]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def manifests(render: Callable[[str], str]) -> Callable[[str], list[dict[str, Any]]]:
+    """Return a function giving an overlay's rendered objects, parsed."""
+    return lambda overlay: [doc for doc in yaml.safe_load_all(render(overlay)) if doc]

@@ -6,6 +6,7 @@ resolved configuration it prints is then checked for healthchecks, start order a
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -45,7 +46,7 @@ def test_a_broken_compose_file_is_rejected(
 
 
 def test_stack_starts_in_order_of_health(
-    services: dict[str, Any], service_ports: dict[str, int]
+    services: dict[str, Any], service_ports: dict[str, int], admin_ports: dict[str, int]
 ) -> None:
     assert set(services) >= INFRASTRUCTURE | set(service_ports)
     for name in INFRASTRUCTURE | set(service_ports):
@@ -56,12 +57,50 @@ def test_stack_starts_in_order_of_health(
                 "service_healthy",
                 "service_completed_successfully",
             }, name
-    for name, port in service_ports.items():
+    for name, port in admin_ports.items():
         assert services[name]["healthcheck"]["test"][-1] == str(port), name
     assert services["converter"]["deploy"]["replicas"] == 2
     assert services["mongodb"]["image"].startswith("mongo:7")
     assert services["mysql"]["image"].startswith("mysql:8")
     assert services["rabbitmq"]["image"].endswith("-management")
+    for name in INFRASTRUCTURE:  # a patch release, never a moving tag
+        assert re.search(r":v?\d+\.\d+\.\d+(-[a-z]+)?$", services[name]["image"]), name
+
+
+# What each service reads (video2mp3/bootstrap.py and cli.py); nothing else reaches its container.
+READS = {
+    "auth": {"AUTH_DB_URL", "JWT_KEY_DIR", "JWT_TTL_SECONDS", "SIGNUP_ENABLED", "WEB_WORKERS"},
+    "gateway": {
+        "JOBS_DB_URL", "AUTH_URL", "PUBLIC_URL", "MAX_UPLOAD_BYTES", "WEB_WORKERS", "BROKER_URL",
+        "BROKER_PREFIX", "MONGODB_URL", "CONVERSION_TIMEOUT_SECONDS",
+    },
+    "converter": {
+        "BROKER_URL", "BROKER_PREFIX", "MONGODB_URL", "CONVERSION_TIMEOUT_SECONDS",
+        "MAX_DURATION_SECONDS",
+    },
+    "notifier": {"BROKER_URL", "BROKER_PREFIX", "SMTP_URL", "MAIL_FROM", "PUBLIC_URL"},
+}  # fmt: skip
+
+
+def test_each_service_gets_only_its_own_settings(services: dict[str, Any]) -> None:
+    for name, reads in READS.items():
+        environment = services[name]["environment"]
+        assert set(environment) == {f"VIDEO2MP3_{key}" for key in reads | {"LOG_LEVEL"}}, name
+        assert all(value for value in environment.values()), name  # each is set in .env
+    assert "MYSQL_ROOT_PASSWORD" not in str(
+        {name: s.get("environment") for name, s in services.items() if name != "mysql"}
+    )
+    assert "change-me-root" not in str({n: s for n, s in services.items() if n != "mysql"})
+
+
+def test_grace_periods_match_kubernetes(services: dict[str, Any]) -> None:
+    # docker-compose prints the grace period in seconds, as "1500s" or "25m0s".
+    def seconds(value: str) -> int:
+        minutes, _, rest = value.rpartition("m")
+        return int(minutes or 0) * 60 + int(rest.rstrip("s") or 0)
+
+    assert seconds(services["converter"]["stop_grace_period"]) >= 1200 + 300
+    assert seconds(services["gateway"]["stop_grace_period"]) >= 300
 
 
 def test_mounted_files_exist(services: dict[str, Any]) -> None:

@@ -18,6 +18,8 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.deploy.rendered import Doc, named, workloads
+
 OVERLAYS = ("dev", "prod")
 # The oldest Kubernetes release the big managed services still run, and the newest.
 KUBERNETES_VERSIONS = ("1.33", "1.37")
@@ -25,7 +27,6 @@ CUSTOM_KINDS = ("ScaledObject", "TriggerAuthentication")
 # Created out of band, one file per signing key (docs/DEPLOY.md).
 UNMANAGED_SECRETS = {"video2mp3-jwt-keys"}
 
-Doc = dict[str, Any]
 Validator = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -144,28 +145,6 @@ TRIGGER_AUTHENTICATION = keda_schema(
 
 
 @pytest.fixture(scope="module")
-def render(validator: Validator, staged: Path) -> Callable[[str], str]:
-    """Return a function rendering an overlay with `kubectl kustomize`, once per overlay."""
-    rendered: dict[str, str] = {}
-
-    def build(overlay: str) -> str:
-        if overlay not in rendered:
-            overlay_dir = staged / "deploy/k8s/overlays" / overlay
-            result = validator("kubectl", "kustomize", str(overlay_dir))
-            assert result.returncode == 0, result.stderr
-            rendered[overlay] = result.stdout
-        return rendered[overlay]
-
-    return build
-
-
-@pytest.fixture(scope="module")
-def manifests(render: Callable[[str], str]) -> Callable[[str], list[Doc]]:
-    """Return a function giving an overlay's rendered objects, parsed."""
-    return lambda overlay: [doc for doc in yaml.safe_load_all(render(overlay)) if doc]
-
-
-@pytest.fixture(scope="module")
 def problems(validator: Validator) -> Callable[[str], list[str]]:
     """Return a function listing what `kubernetes-validate --strict` finds wrong in a stream.
 
@@ -189,26 +168,6 @@ def problems(validator: Validator) -> Callable[[str], list[str]]:
         return found
 
     return check
-
-
-def named(docs: list[Doc], kind: str, name: str) -> Doc:
-    """The object of that kind whose name is `name`, or `name` plus a generator's hash."""
-    (doc,) = [
-        d
-        for d in docs
-        if d["kind"] == kind
-        and re.fullmatch(rf"{re.escape(name)}(-[a-z0-9]{{10}})?", d["metadata"]["name"])
-    ]
-    return doc
-
-
-def workloads(docs: list[Doc]) -> Iterator[tuple[str, Doc, Doc]]:
-    """(name, pod spec, container) for every container of every Deployment and StatefulSet."""
-    for doc in docs:
-        if doc["kind"] in ("Deployment", "StatefulSet"):
-            pod = doc["spec"]["template"]["spec"]
-            for container in pod["containers"]:
-                yield doc["metadata"]["name"], pod, container
 
 
 def references(node: Any) -> Iterator[tuple[str, str, str | None]]:
@@ -289,21 +248,31 @@ def test_every_workload_is_locked_down_probed_and_bounded(
         ), name
         assert "readinessProbe" in container, name
         assert "livenessProbe" in container, name
-        for bound in ("requests", "limits"):
-            assert set(container["resources"][bound]) == {"cpu", "memory"}, name
+        assert set(container["resources"]["requests"]) == {"cpu", "memory", "ephemeral-storage"}
+        assert set(container["resources"]["limits"]) == {"cpu", "memory"}, name
 
 
-def test_services_probe_their_health_endpoints(
-    manifests: Callable[[str], list[Doc]], service_ports: dict[str, int]
+def test_services_probe_their_admin_port(
+    manifests: Callable[[str], list[Doc]],
+    service_ports: dict[str, int],
+    admin_ports: dict[str, int],
 ) -> None:
-    pods = {name: (pod, container) for name, pod, container in workloads(manifests("prod"))}
+    docs = manifests("prod")
+    pods = {name: container for name, _, container in workloads(docs)}
     for service, port in service_ports.items():
-        container = pods[service][1]
-        assert container["ports"] == [{"name": "http", "containerPort": port}], service
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    # Long enough for a typical conversion to finish before the pod is killed.
-    assert pods["converter"][0]["terminationGracePeriodSeconds"] >= 300
+        container = pods[service]
+        listeners = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert listeners["admin"] == admin_ports[service], service
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if probe in container:
+                assert container[probe]["timeoutSeconds"] >= 2, (service, probe)
+        # The admin port is never what a Service (so the Ingress or the gateway) forwards to.
+        if service in ("gateway", "auth"):
+            assert listeners["http"] == port
+            forwarded = named(docs, "Service", service)["spec"]["ports"]
+            assert [p["targetPort"] for p in forwarded] == ["http"], service
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -39,6 +39,10 @@ def upgrade(engine: sa.Engine, service: Service) -> None:
         command.upgrade(config(service, connection), "heads")
 
 
+# Seconds a starting replica waits for another's migration; Kubernetes' startupProbe outlasts it.
+LOCK_WAIT = 300
+
+
 @contextmanager
 def _migration_lock(engine: sa.Engine, service: Service) -> Iterator[None]:
     """On MySQL, replicas starting together migrate one after the other.
@@ -50,7 +54,7 @@ def _migration_lock(engine: sa.Engine, service: Service) -> Iterator[None]:
         return
     name = {"lock": f"video2mp3_migrate_{service}"}
     with engine.connect() as connection:
-        connection.execute(sa.text("SELECT GET_LOCK(:lock, 300)"), name)
+        connection.execute(sa.text("SELECT GET_LOCK(:lock, :wait)"), {**name, "wait": LOCK_WAIT})
         try:
             yield
         finally:
