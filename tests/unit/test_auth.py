@@ -6,13 +6,14 @@ from typing import Any
 import jwt
 import pytest
 
-from video2mp3 import migrations
+from video2mp3 import bootstrap, migrations
 from video2mp3.adapters.sql.engine import create_engine
 from video2mp3.adapters.sql.users import SQLUserRepository as UserRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing, generate
 from video2mp3.errors import Conflict, Forbidden, InvalidRequest, Unauthorized, Unavailable
 from video2mp3.gateway.tokens import TokenVerifier
+from video2mp3.settings import load
 
 
 @pytest.fixture
@@ -153,3 +154,21 @@ def test_cached_keys_serve_while_auth_is_down(accounts: Accounts) -> None:
     for _ in range(2):  # no cache to fall back on: 503 each time, never a 401
         with pytest.raises(Unavailable):
             fresh.verify(token)
+
+
+def test_the_argon2_cost_comes_from_the_settings(tmp_path: Path) -> None:
+    generate(tmp_path / "keys")
+    settings = load(
+        auth_db_url=f"sqlite:///{tmp_path}/auth.db",
+        jwt_key_dir=tmp_path / "keys",
+        argon2_memory_kib=8192,
+        argon2_time_cost=1,
+    )
+    bootstrap.create_schemas(settings, "auth")
+    accounts = bootstrap.accounts(settings)
+    user = accounts.register("cost@example.com", "pw-123456")
+    assert "$m=8192,t=1,p=1$" in accounts.users.by_email(user.email).password_hash  # type: ignore[union-attr]
+    # A hash made at another cost still verifies, and is redone at the configured one.
+    stronger = bootstrap.accounts(settings.model_copy(update={"argon2_memory_kib": 9216}))
+    assert stronger.authenticate("cost@example.com", "pw-123456").id == user.id
+    assert "$m=9216," in accounts.users.by_email(user.email).password_hash  # type: ignore[union-attr]
