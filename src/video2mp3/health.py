@@ -90,9 +90,11 @@ class Health:
             if name in failures:
                 log.warning("dependency %s is down: %s", name, failures[name])
 
-    def serve(self, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:  # noqa: S104
-        """Listen on ``port`` and check the dependencies, both in daemon threads."""
-        server = _Server((host, port), _handler(self))
+    def serve(self, listener: int | ThreadingHTTPServer) -> ThreadingHTTPServer:
+        """Answer on ``listener`` (a port, or a socket from ``listen``) and check the
+        dependencies, both in daemon threads."""
+        server = listen(listener) if isinstance(listener, int) else listener
+        server.RequestHandlerClass = _handler(self)
         threading.Thread(target=server.serve_forever, name="admin", daemon=True).start()
         threading.Thread(target=self._watch, name="dependency-checks", daemon=True).start()
         log.info("admin listener started", extra={"port": server.server_address[1]})
@@ -107,10 +109,15 @@ class Health:
             self._closed.wait(self.interval)
 
 
+def listen(port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:  # noqa: S104
+    """Bind the admin port, answering nothing yet. Bound before gunicorn forks, the socket is
+    shared by its worker processes (each answers some probes), and a taken port stops the
+    service at once instead of failing every worker."""
+    return _Server((host, port), BaseHTTPRequestHandler)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    # Several gunicorn worker processes of one service may share the port: any of them answers.
-    allow_reuse_port = True
 
 
 def _handler(health: Health) -> type[BaseHTTPRequestHandler]:

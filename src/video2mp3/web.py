@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import gunicorn.app.base
@@ -22,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from video2mp3 import logs
 from video2mp3.errors import InvalidRequest, Unauthorized, Video2mp3Error, http_status
-from video2mp3.health import Health
+from video2mp3.health import Health, listen
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,10 @@ def install(app: Flask, health: Health) -> None:
 
 class _Gunicorn(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
     def __init__(
-        self, factory: Callable[[], Flask], admin_port: int, options: dict[str, Any]
+        self, factory: Callable[[], Flask], admin: ThreadingHTTPServer, options: dict[str, Any]
     ) -> None:
         self._factory = factory
-        self._admin_port = admin_port
+        self._admin = admin
         self._options = options
         super().__init__()
 
@@ -131,7 +132,7 @@ class _Gunicorn(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         app = self._factory()  # in the worker process, after the fork
         health: Health = app.extensions[HEALTH]
-        health.serve(self._admin_port)
+        health.serve(self._admin)
         return app
 
 
@@ -151,7 +152,7 @@ def serve(
     """
     _Gunicorn(
         factory,
-        admin_port,
+        listen(admin_port),
         {
             "bind": f"0.0.0.0:{port}",
             "workers": workers,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from video2mp3.auth.keys import generate
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("VIDEO2MP3_")}
 
@@ -67,3 +70,28 @@ def test_an_unreachable_database_stops_the_service_with_one_line(tmp_path: Path)
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("video2mp3: database: ")
+
+
+@pytest.mark.parametrize("service", ["auth", "notifier"])
+def test_a_taken_admin_port_stops_the_service_with_one_line(service: str, tmp_path: Path) -> None:
+    generate(tmp_path / "keys")
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))  # noqa: S104 - where the admin listener binds
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "video2mp3.cli", "serve", service,
+             "--port", "0", "--admin-port", str(taken.getsockname()[1])],
+            env={
+                **CLEAN_ENV,
+                "VIDEO2MP3_AUTH_DB_URL": f"sqlite:///{tmp_path}/auth.db",
+                "VIDEO2MP3_JWT_KEY_DIR": str(tmp_path / "keys"),
+                "VIDEO2MP3_BROKER_URL": "memory://",
+                "VIDEO2MP3_MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip().splitlines()[-1]  # after the JSON logs of a migration
+    assert line == "video2mp3: [Errno 98] Address already in use"

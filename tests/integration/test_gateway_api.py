@@ -25,7 +25,7 @@ from video2mp3.adapters.bus.inprocess import InProcessBus
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
 from video2mp3.domain.events import ConversionFailed, ConversionSucceeded, Event, Owner
-from video2mp3.health import Health
+from video2mp3.health import Health, listen
 from video2mp3.settings import load
 
 MP3 = bytes(range(256)) * 40  # stands in for an MP3: the gateway only streams bytes
@@ -309,7 +309,7 @@ def test_probes_and_metrics_are_on_the_admin_listener_only(stack: Stack) -> None
     for path in ("/readyz", "/metrics"):
         assert stack.client.get(path).status_code == 404, path
     health: Health = stack.app.extensions["video2mp3.health"]
-    server = health.serve(0, host="127.0.0.1")
+    server = health.serve(listen(0, "127.0.0.1"))
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         health.check_dependencies()

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from video2mp3.errors import Unavailable
-from video2mp3.health import Health
+from video2mp3.health import Health, listen
 
 
 class Probe:
@@ -28,7 +28,7 @@ class Probe:
 def listener() -> Iterator[tuple[Health, Probe, Probe, str]]:
     loop, broker = Probe(), Probe()
     health = Health({"loop": loop}, {"broker": broker}, interval=3600)
-    server = health.serve(0, host="127.0.0.1")
+    server = health.serve(listen(0, "127.0.0.1"))
     yield health, loop, broker, f"http://127.0.0.1:{server.server_address[1]}"
     health.close()
     server.shutdown()
