@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import missing, need, wait_for
 from video2mp3.adapters.bus.inprocess import InProcessBus
-from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
+from video2mp3.adapters.bus.rabbitmq import RabbitMQBus, declare_topology
 from video2mp3.domain.events import ConversionProgress, ConversionRequested, Event, Owner
 from video2mp3.errors import Unavailable
 from video2mp3.ports.bus import DELIVERY_LIMIT, QUEUES, Bus
@@ -238,7 +238,8 @@ class TestRabbitMQBus(BusContract):
             with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
                 connection.channel().queue_delete(f"{bus.prefix}.converter")
             time.sleep(1)  # the consumer learns of the cancel; then an operator re-creates it
-            bus.ping()
+            with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+                declare_topology(connection.channel(), bus.prefix)
             wait_for(
                 lambda: _consumers(amqp_url, f"{bus.prefix}.converter") == 1, 30, "re-consuming"
             )
@@ -247,24 +248,39 @@ class TestRabbitMQBus(BusContract):
         finally:
             consumer.close()
 
+    def test_a_ping_reuses_one_connection_and_survives_its_loss(self, bus: Bus) -> None:
+        """Probes every few seconds must not open (and declare) a connection each time."""
+        assert isinstance(bus, RabbitMQBus)
+        for _ in range(3):
+            bus.ping()
+        assert len(connections(bus.prefix)) == 1
+        assert drop_connections(bus.prefix) == 1
+        bus.ping()  # reconnects at once instead of reporting the dropped connection
+        assert len(connections(bus.prefix)) == 1
+
 
 def _consumers(amqp_url: str, queue: str) -> int:
     with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
         return int(connection.channel().queue_declare(queue, passive=True).method.consumer_count)
 
 
-def drop_connections(prefix: str) -> int:
-    """Close every broker connection of the bus with ``prefix``; return how many."""
+def _ctl(*args: str) -> str:
     rabbitmqctl = shutil.which("rabbitmqctl")
     need("rabbitmqctl", lambda: rabbitmqctl or missing("rabbitmqctl"), "install rabbitmq-server")
+    run = [str(rabbitmqctl), *args]
+    return subprocess.run(run, check=True, capture_output=True, text=True, timeout=60).stdout
 
-    def ctl(*args: str) -> str:
-        run = [str(rabbitmqctl), *args]
-        return subprocess.run(run, check=True, capture_output=True, text=True, timeout=60).stdout
 
-    listed = ctl("list_connections", "pid", "client_properties", "-q", "--no-table-headers")
+def connections(prefix: str) -> list[str]:
+    """The broker's ids of the open connections of the bus with ``prefix``."""
+    listed = _ctl("list_connections", "pid", "client_properties", "-q", "--no-table-headers")
     marker = f'{{"connection_name","{prefix} '
-    pids = [line.split("\t")[0] for line in listed.splitlines() if marker in line]
+    return [line.split("\t")[0] for line in listed.splitlines() if marker in line]
+
+
+def drop_connections(prefix: str) -> int:
+    """Close every broker connection of the bus with ``prefix``; return how many."""
+    pids = connections(prefix)
     for pid in pids:
-        ctl("close_connection", pid, "video2mp3 test: broker restart")
+        _ctl("close_connection", pid, "video2mp3 test: broker restart")
     return len(pids)

@@ -249,9 +249,11 @@ class RabbitMQBus:
             assert self._publisher is not None
             try:
                 self._publisher[0].process_data_events(time_limit=0)
-            except AMQPError as exc:
+            except AMQPError:
+                # Dropped while idle (a broker restart): the broker's state is what a fresh
+                # connection finds, not what the stale one says.
                 self._drop_publisher()
-                raise Unavailable(f"broker: {exc!r}") from exc
+                self._publisher_channel()
 
     def close(self) -> None:
         with self._publish_lock:
