@@ -2,9 +2,9 @@
 
 ``install(app, health)`` gives a Flask app its error handlers, request ids and access logs, and a
 constant ``/healthz`` on the public port (for a load balancer that can reach nothing else); the
-real probes and ``/metrics`` are on ``health``'s admin listener (``video2mp3.health``), which
-``serve`` starts in each gunicorn worker beside the app it builds there, so that no connection
-crosses a fork.
+real probes and ``/metrics`` are on ``health``'s admin listener (``video2mp3.health``). ``serve``
+binds that listener's socket in gunicorn's master and answers on it in each worker, beside the
+app the worker builds, so that no connection crosses a fork.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from flask import Flask
+from prometheus_client import REGISTRY
 
+from video2mp3 import web
 from video2mp3.errors import Unavailable
 from video2mp3.health import Health, listen
 
@@ -81,3 +84,17 @@ def test_a_stopping_process_is_alive_but_not_ready(
     ready = requests.get(f"{base}/readyz", timeout=5)
     assert (ready.status_code, ready.json()["failures"]) == (503, {"process": "stopping"})
     assert requests.get(f"{base}/nope", timeout=5).status_code == 404
+
+
+def test_requests_in_flight_are_counted_while_they_run() -> None:
+    app = Flask(__name__)
+    web.install(app, Health())
+
+    @app.get("/slow")
+    def slow() -> str:
+        return str(REGISTRY.get_sample_value("http_requests_in_flight"))
+
+    before = REGISTRY.get_sample_value("http_requests_in_flight")
+    assert app.test_client().get("/slow").text == str(before + 1)
+    assert REGISTRY.get_sample_value("http_requests_in_flight") == before
+    assert app.test_client().get("/healthz").get_json() == {"status": "ok"}
