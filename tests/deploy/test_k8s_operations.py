@@ -18,6 +18,7 @@ import yaml
 
 from tests.deploy.rendered import Doc, named, workloads
 from video2mp3 import migrations
+from video2mp3.adapters.mail import smtp
 from video2mp3.converter.media import MEMORY_LIMIT
 
 OVERLAYS = ("dev", "prod")
@@ -92,6 +93,7 @@ def test_grace_periods_outlast_what_the_settings_allow(
         pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
         assert pre_stop > 0, service
         assert pod["terminationGracePeriodSeconds"] >= pre_stop + drain + 5, service
+    assert pods["notifier"][0]["terminationGracePeriodSeconds"] >= 4 * smtp.TIMEOUT + 15
     longest_job = int(env["VIDEO2MP3_CONVERSION_TIMEOUT_SECONDS"]) + TRANSFER_SECONDS
     grace = pods["converter"][0]["terminationGracePeriodSeconds"]
     assert grace >= longest_job
@@ -99,6 +101,14 @@ def test_grace_periods_outlast_what_the_settings_allow(
     conf = named(docs, "ConfigMap", "rabbitmq-config")["data"]["rabbitmq.conf"]
     (timeout_ms,) = re.findall(r"^consumer_timeout\s*=\s*(\d+)$", conf, re.MULTILINE)
     assert int(timeout_ms) > 1000 * grace
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_probe_has_an_explicit_timeout(overlay: str, manifests: Manifests) -> None:
+    for name, _, container in workloads(manifests(overlay)):
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if kind in container:
+                assert container[kind]["timeoutSeconds"] >= 2, (name, kind)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
