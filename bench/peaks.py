@@ -95,9 +95,7 @@ def serve(service: str, env: dict[str, str], log: Path) -> tuple[subprocess.Pope
          "--port", str(port), "--admin-port", str(admin)],
         env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    wait_for(
-        lambda: requests.get(f"http://127.0.0.1:{admin}/readyz", timeout=2).ok, 60, service
-    )
+    wait_for(lambda: requests.get(f"http://127.0.0.1:{admin}/readyz", timeout=2).ok, 60, service)
     return proc, port
 
 
