@@ -70,9 +70,9 @@ def test_stack_starts_in_order_of_health(
 # What each service reads (video2mp3/bootstrap.py and cli.py); nothing else reaches its container.
 READS = {
     "auth": {"AUTH_DB_URL", "JWT_KEY_DIR", "JWT_TTL_SECONDS", "SIGNUP_ENABLED", "WEB_WORKERS"},
-    "gateway": {
-        "JOBS_DB_URL", "AUTH_URL", "PUBLIC_URL", "MAX_UPLOAD_BYTES", "WEB_WORKERS", "BROKER_URL",
-        "BROKER_PREFIX", "MONGODB_URL", "CONVERSION_TIMEOUT_SECONDS",
+    "gateway": {"JOBS_DB_URL", "AUTH_URL", "MAX_UPLOAD_BYTES", "WEB_WORKERS", "MONGODB_URL"},
+    "gateway-worker": {
+        "JOBS_DB_URL", "BROKER_URL", "BROKER_PREFIX", "MONGODB_URL", "CONVERSION_TIMEOUT_SECONDS",
     },
     "converter": {
         "BROKER_URL", "BROKER_PREFIX", "MONGODB_URL", "CONVERSION_TIMEOUT_SECONDS",

@@ -22,7 +22,7 @@ from video2mp3.adapters.mail import smtp
 from video2mp3.converter.media import MEMORY_LIMIT
 
 OVERLAYS = ("dev", "prod")
-SERVICES = ("auth", "gateway", "converter", "notifier")
+SERVICES = ("auth", "gateway", "gateway-worker", "converter", "notifier")
 MiB = 1024 * 1024
 # Measured with `make bench-peaks` (docs/DEPLOY.md): what a service needs besides the per-request
 # or per-job allowance that the settings bound, rounded up.
@@ -71,7 +71,7 @@ def test_autoscaled_deployments_leave_replicas_to_the_autoscaler(
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_migrations_are_outlasted_by_a_startup_probe(overlay: str, manifests: Manifests) -> None:
     pods = containers(manifests(overlay))
-    for service in ("auth", "gateway"):  # the services that migrate before they listen
+    for service in ("auth", "gateway", "gateway-worker"):  # they migrate before they listen
         probe = pods[service][1]["startupProbe"]
         assert probe["httpGet"] == {"path": "/healthz", "port": "admin"}
         window = probe["periodSeconds"] * probe["failureThreshold"]

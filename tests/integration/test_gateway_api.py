@@ -315,7 +315,7 @@ def test_probes_and_metrics_are_on_the_admin_listener_only(stack: Stack) -> None
         health.check_dependencies()
         ready = requests.get(f"{base}/readyz", timeout=5)
         assert ready.status_code == 200
-        assert ready.json()["dependencies"] == {"database": "ok", "blobs": "ok", "bus": "ok"}
+        assert ready.json()["dependencies"] == {"database": "ok", "blobs": "ok"}
         assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
         metrics = requests.get(f"{base}/metrics", timeout=5).text
         assert 'video2mp3_dependency_up{dependency="blobs"} 1.0' in metrics
@@ -332,16 +332,8 @@ def test_a_dependency_down_is_reported_but_leaves_the_pod_ready(stack: Stack) ->
     assert health.readiness() == {}
     states = health.dependency_states()
     assert states["blobs"] != "ok"
-    assert (states["database"], states["bus"]) == ("ok", "ok")
+    assert states["database"] == "ok"
     assert REGISTRY.get_sample_value("video2mp3_dependency_up", {"dependency": "blobs"}) == 0
-
-
-def test_a_stopped_background_loop_fails_liveness(stack: Stack) -> None:
-    health: Health = stack.app.extensions["video2mp3.health"]
-    assert health.liveness() == {}
-    stack.app.extensions["video2mp3.background"].stop()
-    wait_for(lambda: "background" in health.liveness(), 10, "liveness to fail")
-    assert "background" in health.readiness()
 
 
 def test_errors_are_json_everywhere(stack: Stack) -> None:
