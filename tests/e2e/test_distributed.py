@@ -44,9 +44,7 @@ class Services:
 
     def start(self, name: str, service: str) -> None:
         port = self.ports[name] = free_port()
-        admin = self.admin_ports[name] = (
-            port if service in ("converter", "notifier") else free_port()
-        )
+        admin = self.admin_ports[name] = free_port() if service in ("auth", "gateway") else port
         log = (self.tmp / f"{name}.log").open("wb")
         self.procs[name] = subprocess.Popen(
             [
