@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import e2e, throughput
-from bench.media import FFMPEG, bare, make_video
+from bench.media import FFMPEG, bare, make_video, repeated
 from bench.memory import peaks
 from bench.stack import distributed, embedded
 from bench.upload import upload_rss_growth
@@ -68,15 +67,7 @@ def through_converter(src: Path, root: Path) -> Callable[[], None]:
 
 def gibibyte_video(source: Path) -> Path:
     """At least 1 GiB of video, made by repeating ``source`` (stream copy: fast)."""
-    big = CACHE / "1gib.mp4"
-    if not big.exists():
-        loops = -(-(1 << 30) // source.stat().st_size) - 1
-        subprocess.run(
-            [FFMPEG, "-loglevel", "error", "-y", "-stream_loop", str(loops), "-i", str(source),
-             "-c", "copy", str(big)],
-            check=True,
-        )  # fmt: skip
-    return big
+    return repeated(source, 1 << 30, CACHE / "1gib.mp4")
 
 
 def main() -> None:

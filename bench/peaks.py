@@ -30,9 +30,9 @@ from pathlib import Path
 
 import requests
 
-from tests.support import free_port, wait_for
+from bench.media import make_video, repeated
+from bench.stack import Stack
 from video2mp3.auth.keys import generate
-from video2mp3.converter.media import find_ffmpeg
 
 MiB = 1024 * 1024
 LOGINS = 64
@@ -87,50 +87,38 @@ class PeakSampler:
         self._thread.join()
 
 
-def serve(service: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``video2mp3 serve SERVICE``; wait for its admin listener. Return it and its port."""
-    port, admin = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "video2mp3.cli", "serve", service,
-         "--port", str(port), "--admin-port", str(admin)],
-        env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    wait_for(lambda: requests.get(f"http://127.0.0.1:{admin}/readyz", timeout=2).ok, 60, service)
-    return proc, port
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(30)
-
-
 def auth_peak(root: Path, argon2_kib: int) -> tuple[int, int]:
     """Idle and peak RSS of auth (1 worker, 8 threads) through a burst of logins."""
     generate(root / "keys")
-    env = {
-        "VIDEO2MP3_AUTH_DB_URL": f"sqlite:///{root}/auth-{argon2_kib}.db",
-        "VIDEO2MP3_JWT_KEY_DIR": str(root / "keys"),
-        "VIDEO2MP3_WEB_WORKERS": "1",
-        "VIDEO2MP3_WEB_THREADS": "8",
-        "VIDEO2MP3_ARGON2_MEMORY_KIB": str(argon2_kib),
-    }
-    proc, port = serve("auth", env, root / f"auth-{argon2_kib}.log")
-    base = f"http://127.0.0.1:{port}"
+    stack = Stack(
+        root,
+        {
+            "VIDEO2MP3_AUTH_DB_URL": f"sqlite:///{root}/auth.db",
+            "VIDEO2MP3_JWT_KEY_DIR": str(root / "keys"),
+            "VIDEO2MP3_WEB_WORKERS": "1",
+            "VIDEO2MP3_WEB_THREADS": "8",
+            "VIDEO2MP3_ARGON2_MEMORY_KIB": str(argon2_kib),
+        },
+    )
+    stack.start("auth")
+    base = f"http://127.0.0.1:{stack.ports['auth']}"
     try:
         user = {"email": "a@example.com", "password": "pw-123456"}
         requests.post(f"{base}/users", json=user, timeout=30)
-        idle = tree_rss(proc.pid)
+        idle = tree_rss(stack.procs["auth"].pid)
 
         def login(i: int) -> int:
-            user = "a@example.com" if i % 2 else f"nobody{i}@example.com"
-            return requests.post(f"{base}/login", auth=(user, "pw-123456"), timeout=120).status_code
+            email = user["email"] if i % 2 else f"nobody{i}@example.com"
+            return requests.post(
+                f"{base}/login", auth=(email, "pw-123456"), timeout=120
+            ).status_code
 
-        with PeakSampler(proc.pid) as sampler, ThreadPoolExecutor(LOGINS) as pool:
+        with PeakSampler(stack.procs["auth"].pid) as sampler, ThreadPoolExecutor(LOGINS) as pool:
             codes = list(pool.map(login, range(LOGINS)))
         assert set(codes) == {200, 401}, codes
         return idle, sampler.peak
     finally:
-        stop(proc)
+        stack.stop("auth")
 
 
 def paced_body(size: int, boundary: str) -> Iterator[bytes]:
@@ -148,68 +136,50 @@ def paced_body(size: int, boundary: str) -> Iterator[bytes]:
 def gateway_peak(root: Path) -> tuple[int, int]:
     """Idle and peak RSS of the gateway (1 worker, TRANSFERS threads) with TRANSFERS uploads."""
     generate(root / "keys")
-    auth, auth_port = serve(
-        "auth",
+    stack = Stack(
+        root,
         {
-            "VIDEO2MP3_AUTH_DB_URL": f"sqlite:///{root}/auth-gw.db",
+            "VIDEO2MP3_AUTH_DB_URL": f"sqlite:///{root}/auth.db",
             "VIDEO2MP3_JWT_KEY_DIR": str(root / "keys"),
+            "VIDEO2MP3_JOBS_DB_URL": f"sqlite:///{root}/jobs.db",
+            "VIDEO2MP3_BLOB_DIR": str(root / "blobs"),
+            "VIDEO2MP3_WEB_WORKERS": "1",
+            "VIDEO2MP3_WEB_THREADS": str(TRANSFERS),
         },
-        root / "auth-gw.log",
     )
-    env = {
-        "VIDEO2MP3_JOBS_DB_URL": f"sqlite:///{root}/jobs.db",
-        "VIDEO2MP3_AUTH_URL": f"http://127.0.0.1:{auth_port}",
-        "VIDEO2MP3_BROKER_URL": "memory://",
-        "VIDEO2MP3_BLOB_DIR": str(root / "blobs"),
-        "VIDEO2MP3_WEB_WORKERS": "1",
-        "VIDEO2MP3_WEB_THREADS": str(TRANSFERS),
-    }
     try:
-        proc, port = serve("gateway", env, root / "gateway.log")
-        base = f"http://127.0.0.1:{port}"
+        stack.start("auth")
+        stack.start("gateway")
         user = {"email": "g@example.com", "password": "pw-123456"}
-        requests.post(f"{base}/api/v1/users", json=user, timeout=30)
-        token = requests.post(f"{base}/login", auth=(user["email"], user["password"]), timeout=30)
+        requests.post(f"{stack.url}/api/v1/users", json=user, timeout=30)
+        token = requests.post(
+            f"{stack.url}/login", auth=(user["email"], user["password"]), timeout=30
+        )
         headers = {"Authorization": f"Bearer {token.text}"}
-        idle = tree_rss(proc.pid)
+        gateway = stack.procs["gateway"].pid
+        idle = tree_rss(gateway)
 
         def upload(_: int) -> int:
             boundary = uuid.uuid4().hex
             return requests.post(
-                f"{base}/api/v1/jobs",
+                f"{stack.url}/api/v1/jobs",
                 data=paced_body(TRANSFER_BYTES, boundary),
                 headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
                 timeout=600,
             ).status_code
 
-        with PeakSampler(proc.pid) as sampler, ThreadPoolExecutor(TRANSFERS) as pool:
+        with PeakSampler(gateway) as sampler, ThreadPoolExecutor(TRANSFERS) as pool:
             codes = list(pool.map(upload, range(TRANSFERS)))
         assert codes == [202] * TRANSFERS or codes == [201] * TRANSFERS, codes
-        stop(proc)
         return idle, sampler.peak
     finally:
-        stop(auth)
+        for name in list(stack.procs):
+            stack.stop(name)
 
 
 def largest_input(root: Path, size: int) -> Path:
-    """A 720p H.264/AAC MP4 of about ``size`` bytes: one minute of noise, looped by stream copy."""
-    ffmpeg = find_ffmpeg()
-    clip, video = root / "clip.mp4", root / "largest.mp4"
-    subprocess.run(
-        [ffmpeg, "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=60",
-         "-f", "lavfi", "-i", "anoisesrc=d=60:c=pink:r=48000:a=0.3",
-         "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-ac", "2", "-shortest",
-         str(clip)],
-        check=True,
-    )  # fmt: skip
-    loops = max(1, size // clip.stat().st_size)
-    subprocess.run(
-        [ffmpeg, "-loglevel", "error", "-y", "-stream_loop", str(loops - 1), "-i", str(clip),
-         "-c", "copy", str(video)],
-        check=True,
-    )  # fmt: skip
-    return video
+    """A 720p H.264/AAC MP4 of about ``size`` bytes: one minute of noise, repeated."""
+    return repeated(make_video(root / "clip.mp4", 60), size, root / "largest.mp4")
 
 
 CONVERT = """

@@ -57,18 +57,22 @@ class Stack:
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "VIDEO2MP3_LOG_LEVEL": "WARNING"}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
+        self.admin_ports: dict[str, int] = {}
 
     def start(self, service: str, name: str | None = None) -> None:
         name = name or service
         port = self.ports[name] = free_port()
+        # Probes are on the admin listener: the web services' own port, the workers' only one.
+        admin = self.admin_ports[name] = free_port() if service in ("auth", "gateway") else port
         log = (self.root / f"{name}.log").open("wb")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "video2mp3.cli", "serve", service, "--port", str(port)],
+            [sys.executable, "-m", "video2mp3.cli", "serve", service,
+             "--port", str(port), "--admin-port", str(admin)],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
-        )
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).ok, 60, name)
+        )  # fmt: skip
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{admin}/readyz", timeout=2).ok, 60, name)
         if service == "auth":
             self.env["VIDEO2MP3_AUTH_URL"] = f"http://127.0.0.1:{port}"
 
@@ -102,7 +106,7 @@ def embedded() -> Iterator[Stack]:
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_until(lambda: requests.get(f"{stack.url}/readyz", timeout=2).ok, 60, "dev")
+        wait_until(lambda: requests.get(f"{stack.url}/healthz", timeout=2).ok, 60, "dev")
         yield stack
     finally:
         stack.stop("gateway")

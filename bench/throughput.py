@@ -35,7 +35,7 @@ def _jobs(base: str, user: dict[str, str]) -> list[dict[str, object]]:
 def _converted(stack: Stack, names: list[str]) -> int:
     total = 0
     for name in names:
-        text = requests.get(f"http://127.0.0.1:{stack.ports[name]}/metrics", timeout=5).text
+        text = requests.get(f"http://127.0.0.1:{stack.admin_ports[name]}/metrics", timeout=5).text
         for family in text_string_to_metric_families(text):
             if family.name == "video2mp3_conversions":
                 total += int(sum(s.value for s in family.samples if s.name.endswith("_total")))
