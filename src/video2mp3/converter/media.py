@@ -1,9 +1,10 @@
-"""ffmpeg as a hardened subprocess: find it, probe inputs, convert the first audio stream to MP3.
+"""The converter's media work: find ffmpeg, probe an input, turn it into a tagged MP3.
 
-Defences, together (DESIGN.md, "media is hostile input"): a separate probe process; ``-nostdin``;
-``-format_whitelist`` and ``-protocol_whitelist file``; bounded probing; ``-map 0:a:0 -vn -sn -dn``
-so video is never decoded; output bounded in duration and size; server-chosen file names; a
-wall-clock timeout; CPU, memory and file-size limits on the child.
+Defences, together (DESIGN.md, "media is hostile input"): a separate probe process; every ffmpeg
+run hardened by ``ffmpeg.run`` (``-nostdin``, format and protocol whitelists, bounded probing,
+a wall-clock timeout, CPU, memory and file-size limits); only the chosen audio stream mapped, so
+video is never decoded except for a few frames to find a cover; output bounded in duration and
+size; server-chosen file names.
 """
 
 from __future__ import annotations
@@ -11,37 +12,27 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import resource
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
-from video2mp3.converter.probe import PROBE_OPTIONS
+from video2mp3.converter.command import command, loudness_command
+from video2mp3.converter.cover import cover_command
+from video2mp3.converter.facts import MediaInfo
+from video2mp3.converter.ffmpeg import limits, max_output_bytes, run
+from video2mp3.converter.loudness import read_measurement
+from video2mp3.converter.tags import choose_tags, write_tags
 from video2mp3.domain.options import ConversionOptions
-from video2mp3.errors import ConversionTimeout, MediaError, SettingsError, Video2mp3Error
+from video2mp3.errors import MediaError, SettingsError, Video2mp3Error
 
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 60
 PROBE_FILE_BYTES = 1024 * 1024  # the probe writes nothing; room for Python's bytecode cache
-MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
-MAX_BITRATE_BPS = 320_000
-MEMORY_LIMIT = 2 * 1024**3
-FSIZE_SLACK = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    format: str
-    codec: str
-    channels: int
-    sample_rate: int
-    duration: float | None
+COVER_BYTES = 4 * 1024 * 1024  # a 600 px JPEG is far smaller
 
 
 def check_probe() -> None:
@@ -88,39 +79,13 @@ def probe(path: Path) -> MediaInfo:
         raise MediaError("the file could not be analysed", code="invalid_media") from None
     if "error" in facts:
         raise MediaError(facts["error"]["message"], code=facts["error"]["code"])
-    return MediaInfo(**facts)
-
-
-def command(
-    ffmpeg: str,
-    src: Path,
-    dst: Path,
-    info: MediaInfo,
-    options: ConversionOptions,
-    max_seconds: int,
-) -> list[str]:
-    """The ffmpeg command line that writes the MP3 for ``src`` to ``dst``."""
-    args = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"]
-    for option in ("format_whitelist", "protocol_whitelist", "probesize", "analyzeduration"):
-        args += [f"-{option}", PROBE_OPTIONS[option]]
-    args += ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"]
-    if info.codec == "mp3" and options.bitrate is None and options.quality is None:
-        args += ["-c:a", "copy"]  # already MP3: remux, 15x faster than a transcode
-    else:
-        args += ["-c:a", "libmp3lame"]
-        if options.vbr_quality is None:
-            args += ["-b:a", f"{options.bitrate}k"]
-        else:
-            args += ["-q:a", str(options.vbr_quality)]
-        if info.channels > 2:
-            args += ["-ac", "2"]  # MP3 is at most stereo: downmix 5.1 and the like
-        if info.sample_rate not in MP3_SAMPLE_RATES:
-            args += ["-ar", "48000" if info.sample_rate > 48000 else "44100"]
-    args += ["-t", str(max_seconds), "-fs", str(max_output_bytes(max_seconds))]
-    return [*args, "-progress", "pipe:1", "-f", "mp3", str(dst)]
+    return MediaInfo.from_json(facts)
 
 
 class Transcoder:
+    """Turns a probed file into a tagged MP3: loudness measured if asked, audio converted,
+    cover taken, tag written; each ffmpeg run hardened and bounded (``ffmpeg.run``)."""
+
     def __init__(self, ffmpeg: str, *, timeout: int, max_seconds: int) -> None:
         self.ffmpeg = ffmpeg
         self.timeout = timeout
@@ -133,79 +98,60 @@ class Transcoder:
         info: MediaInfo,
         options: ConversionOptions,
         on_progress: Callable[[float], None],
+        filename: str = "",
     ) -> None:
-        """Write the MP3 to ``dst``; ``MediaError`` or ``ConversionTimeout`` on failure."""
-        if info.duration is not None and info.duration > self.max_seconds:
+        """Write the MP3 to ``dst``; ``MediaError`` or ``ConversionTimeout`` on failure.
+
+        ``filename``, the upload's name, is the title when neither the options nor the source
+        give one.
+        """
+        seconds = self._check(info, options)
+        loudness = None
+        file_bytes = max_output_bytes(self.max_seconds)
+        if options.normalize is not None:
+            stats = dst.with_name("loudness.json")
+            args = loudness_command(self.ffmpeg, src, stats, info, options, self.max_seconds)
+            run(args, timeout=self.timeout, file_bytes=file_bytes)
+            loudness = read_measurement(stats)
+        args = command(self.ffmpeg, src, dst, info, options, self.max_seconds, loudness)
+        run(args, timeout=self.timeout, file_bytes=file_bytes,
+            on_progress=on_progress, duration=seconds)  # fmt: skip
+        cover = self._cover(src, dst.with_name("cover.jpg"), info, options)
+        write_tags(dst, replace(choose_tags(info, options, filename), cover=cover))
+
+    def _check(self, info: MediaInfo, options: ConversionOptions) -> float | None:
+        """Refuse early what cannot convert well; the seconds of audio to expect, if known."""
+        if info.truncated:
             raise MediaError(
-                f"the audio lasts {info.duration:.0f} s; the limit is {self.max_seconds} s",
+                f"the file is truncated: its data ends at {info.data_end:.1f} s"
+                f" of the {info.duration:.1f} s it announces",
+                code="truncated",
+            )
+        stream = info.choose_track(options.track)
+        total = stream.duration or info.duration
+        if total is not None and options.start is not None and options.start >= total:
+            raise MediaError(
+                f"start ({options.start:g} s) is past the end of the audio ({total:.1f} s)",
+                code="invalid_trim",
+            )
+        seconds = None if total is None else min(total, options.end or total) - (options.start or 0)
+        if seconds is not None and seconds > self.max_seconds:
+            raise MediaError(
+                f"the audio lasts {seconds:.0f} s; the limit is {self.max_seconds} s",
                 code="too_long",
             )
-        args = command(self.ffmpeg, src, dst, info, options, self.max_seconds)
-        timed_out = threading.Event()
-        with tempfile.TemporaryFile() as stderr:
-            proc = subprocess.Popen(
-                args,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                preexec_fn=limits(
-                    cpu_seconds=self.timeout * 4,  # ffmpeg may use several cores
-                    file_bytes=max_output_bytes(self.max_seconds) + FSIZE_SLACK,  # -fs overshoots
-                ),
-            )
+        return seconds
 
-            def kill() -> None:
-                timed_out.set()
-                proc.kill()
-
-            timer = threading.Timer(self.timeout, kill)
-            timer.start()
-            try:
-                _follow(proc, info.duration, on_progress)
-                code = proc.wait()
-            finally:
-                timer.cancel()
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            if timed_out.is_set():
-                raise ConversionTimeout(f"the conversion took longer than {self.timeout} s")
-            if code < 0:  # killed by a limit: CPU time, memory or file size
-                raise MediaError(
-                    "the conversion needed more CPU, memory or disk than allowed",
-                    code="resource_limit",
-                )
-            if code != 0:
-                stderr.seek(0)
-                last = stderr.read().decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-                raise MediaError(f"ffmpeg could not convert the file: {last[0]}")
-
-
-def limits(*, cpu_seconds: int, file_bytes: int) -> Callable[[], None]:
-    """A ``preexec_fn`` capping CPU time, memory and written file size before the child runs.
-
-    It only calls setrlimit, which takes no lock, so it is safe in the forked child.
-    """
-
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-
-    return apply
-
-
-def max_output_bytes(max_seconds: int) -> int:
-    """The largest MP3 ``max_seconds`` of audio can make, with room for headers."""
-    return max_seconds * MAX_BITRATE_BPS // 8 + 1024 * 1024
-
-
-def _follow(
-    proc: subprocess.Popen[str], duration: float | None, on_progress: Callable[[float], None]
-) -> None:
-    """Read ffmpeg's ``-progress`` lines and report the fraction done."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        key, _, value = line.strip().partition("=")
-        if key == "out_time_us" and duration and value.isdigit():
-            on_progress(min(int(value) / 1_000_000 / duration, 1.0))
+    def _cover(
+        self, src: Path, jpeg: Path, info: MediaInfo, options: ConversionOptions
+    ) -> bytes | None:
+        """The cover's JPEG, or ``None``: no picture to take, or no frame that is not black."""
+        args = cover_command(self.ffmpeg, src, jpeg, info, options)
+        if args is None:
+            return None
+        try:
+            run(args, timeout=self.timeout, file_bytes=COVER_BYTES)
+        except MediaError as exc:  # a cover is a nicety: the MP3 is kept without one
+            log.warning("no cover: %s", exc.message)
+            return None
+        return jpeg.read_bytes() if jpeg.exists() else None

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
+from iso639 import Language, LanguageNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -51,6 +52,11 @@ def parse_time(value: object) -> object:
 def _printable(text: str) -> str:
     """Tag text without control, line or format characters (they end up in ID3 frames)."""
     return "".join(c for c in text if unicodedata.category(c)[0] not in "CZ" or c == " ").strip()
+
+
+def tag_text(text: str) -> str | None:
+    """``text`` fit for a tag: printable, at most ``TAG_LENGTH`` characters; ``None`` if empty."""
+    return _printable(text)[:TAG_LENGTH].strip() or None
 
 
 def _one_of(allowed: tuple[int, ...]) -> Any:
@@ -116,6 +122,16 @@ class ConversionOptions(BaseModel):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("track")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is not None and not value.isdigit():
+            try:
+                Language.match(value)
+            except LanguageNotFoundError:
+                raise ValueError(f"{value!r} is not an ISO 639 language code") from None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ConversionOptions:

@@ -1,0 +1,124 @@
+"""Running ffmpeg on hostile input: the flags every run starts with, limits, a timeout, errors.
+
+Every ffmpeg the converter starts (the conversion, the loudness measurement, the cover still)
+goes through ``run``: ``-nostdin``, format and protocol whitelists and bounded probing before
+the input; CPU, memory and file-size limits on the child; a wall-clock timeout; and a failure
+turned into a ``MediaError`` or ``ConversionTimeout`` with a stable code.
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from video2mp3.converter.probe import PROBE_OPTIONS
+from video2mp3.errors import ConversionTimeout, MediaError
+
+MAX_BITRATE_BPS = 320_000
+MEMORY_LIMIT = 2 * 1024**3
+FSIZE_SLACK = 8 * 1024 * 1024
+
+
+def hardened_input(
+    ffmpeg: str, src: Path, *, seek: float | None = None, loglevel: str = "error"
+) -> list[str]:
+    """The start of every command line, up to and including the one input ``src``; ``seek``
+    starts reading there (decoding resumes at the exact sample, not the previous key frame)."""
+    args = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", loglevel, "-y"]
+    for option in ("format_whitelist", "protocol_whitelist", "probesize", "analyzeduration"):
+        args += [f"-{option}", PROBE_OPTIONS[option]]
+    if seek:
+        args += ["-ss", seconds(seek)]
+    return [*args, "-i", str(src)]
+
+
+def seconds(value: float) -> str:
+    """A time for ffmpeg's command line, to the millisecond."""
+    return f"{value:.3f}"
+
+
+def run(
+    args: list[str],
+    *,
+    timeout: int,
+    file_bytes: int,
+    on_progress: Callable[[float], None] | None = None,
+    duration: float | None = None,
+) -> str:
+    """Run ``args`` and return what it wrote to stderr; ``MediaError`` or ``ConversionTimeout``.
+
+    With ``on_progress``, the command must end with ``-progress pipe:1`` before its output.
+    """
+    timed_out = threading.Event()
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            preexec_fn=limits(
+                cpu_seconds=timeout * 4,  # ffmpeg may use several cores
+                file_bytes=file_bytes + FSIZE_SLACK,  # -fs overshoots
+            ),
+        )
+
+        def kill() -> None:
+            timed_out.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            _follow(proc, duration, on_progress or (lambda _: None))
+            code = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        stderr.seek(0)
+        errors = stderr.read().decode(errors="replace")
+    if timed_out.is_set():
+        raise ConversionTimeout(f"the conversion took longer than {timeout} s")
+    if code < 0:  # killed by a limit: CPU time, memory or file size
+        raise MediaError(
+            "the conversion needed more CPU, memory or disk than allowed", code="resource_limit"
+        )
+    if code != 0:
+        last = errors.strip().splitlines()[-1:] or ["?"]
+        raise MediaError(f"ffmpeg could not convert the file: {last[0]}")
+    return errors
+
+
+def limits(*, cpu_seconds: int, file_bytes: int) -> Callable[[], None]:
+    """A ``preexec_fn`` capping CPU time, memory and written file size before the child runs.
+
+    It only calls setrlimit, which takes no lock, so it is safe in the forked child.
+    """
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+
+    return apply
+
+
+def max_output_bytes(max_seconds: int) -> int:
+    """The largest MP3 ``max_seconds`` of audio can make, with room for headers."""
+    return max_seconds * MAX_BITRATE_BPS // 8 + 1024 * 1024
+
+
+def _follow(
+    proc: subprocess.Popen[str], duration: float | None, on_progress: Callable[[float], None]
+) -> None:
+    """Read ffmpeg's ``-progress`` lines and report the fraction done."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        key, _, value = line.strip().partition("=")
+        if key == "out_time_us" and duration and value.isdigit():
+            on_progress(min(int(value) / 1_000_000 / duration, 1.0))
