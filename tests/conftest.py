@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from tests.support import (
     AMQP_URL,
+    CORPUS,
     MYSQL_URL,
     SAMPLES,
     free_port,
@@ -36,6 +37,12 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def samples(media_dir: Path) -> dict[str, Path]:
     """Every generated sample, by name."""
     return {name: make_sample(sample, media_dir) for name, sample in SAMPLES.items()}
+
+
+@pytest.fixture(scope="session")
+def corpus(media_dir: Path) -> dict[str, Path]:
+    """The generated edge cases, by name."""
+    return {name: make_sample(sample, media_dir) for name, sample in CORPUS.items()}
 
 
 @pytest.fixture(scope="session")

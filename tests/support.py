@@ -169,6 +169,70 @@ SAMPLES = {
 }
 
 
+def sound(seconds: float = 3, layout: str = "stereo", rate: int = 44100) -> tuple[str, ...]:
+    """A generated audio input like ``tone``, but of noise, which no encoder can flatter."""
+    return (
+        "-f",
+        "lavfi",
+        "-i",
+        f"anoisesrc=d={seconds}:r={rate}:a=0.2,aformat=channel_layouts={layout}",
+    )
+
+
+def clip(seconds: float = 3) -> tuple[str, ...]:
+    return ("-f", "lavfi", "-i", f"testsrc2=size=160x120:rate=15:duration={seconds}")
+
+
+# The edge cases real files bring: rates, layouts, codecs, timings and containers. The expected
+# seconds are those of the audio stream the converter picks.
+CORPUS = {
+    s.name: s
+    for s in (
+        Sample("pcm_u8_11k.wav", (*tone(layout="mono", rate=11025), "-c:a", "pcm_u8"), 3.0),
+        Sample("pcm_s24_32k.wav", (*tone(rate=32000), "-c:a", "pcm_s24le"), 3.0),
+        Sample("adpcm_ms_22k.wav", (*tone(rate=22050), "-c:a", "adpcm_ms"), 3.0),
+        Sample(
+            "amr_nb_8k.3gp",
+            (*QCIF, *tone(layout="mono", rate=8000), "-c:v", "h263",
+             "-c:a", "libopencore_amrnb", "-b:a", "12.2k", "-shortest"),
+            3.0,
+        ),
+        Sample("mp2.mpg", (*VIDEO, *tone(rate=48000), "-c:v", "mpeg2video", "-c:a", "mp2",
+                           "-shortest"), 3.0),
+        Sample("ac3_5_1.mkv", (*VIDEO, *tone(layout="5.1", rate=48000), *H264, "-c:a", "ac3",
+                               "-shortest"), 3.0),
+        Sample("flac_88k.mkv", (*VIDEO, *tone(rate=88200), *H264, "-c:a", "flac", "-shortest"),
+               3.0),
+        Sample("alac.mov", (*tone(rate=48000), "-c:a", "alac"), 3.0),
+        Sample("aac_7_1.mkv", (*VIDEO, *tone(layout="7.1", rate=48000), *H264, *AAC,
+                               "-shortest"), 3.0),
+        Sample("vorbis_mono_16k.ogg", (*tone(layout="mono", rate=16000), "-c:a", "libvorbis"),
+               3.0),
+        Sample("opus_mono.webm", (*tone(layout="mono", rate=48000), "-c:a", "libopus"), 3.0),
+        Sample("late_audio.mp4", (*clip(3), "-itsoffset", "1", *tone(2), *H264, *AAC), 2.0),
+        Sample("audio_shorter.mp4", (*clip(3), *tone(2), *H264, *AAC, "-movflags", "+faststart"), 2.0),
+        Sample("audio_shorter.mkv", (*clip(3), *tone(2), *H264, *AAC), 2.0),
+        Sample("audio_longer.mp4", (*clip(1.5), *tone(3), *H264, *AAC), 3.0),
+        Sample(
+            "vfr.mp4",
+            (*clip(3), *tone(3), "-vf", r"select=lt(n\,10)+not(mod(n\,4))",
+             "-fps_mode", "vfr", *H264, *AAC),
+            3.0,
+        ),
+        Sample("fragmented.mp4", (*VIDEO, *tone(), *H264, *AAC, "-shortest",
+                                  "-movflags", "+frag_keyframe+empty_moov"), 3.0),
+        Sample("h264_aac.ts", (*VIDEO, *tone(), *H264, *AAC, "-shortest"), 3.0),
+        Sample(
+            "two_languages.mkv",
+            (*VIDEO, *tone(2), *tone(3, rate=48000), "-map", "0:v", "-map", "1:a", "-map", "2:a",
+             *H264, *AAC, "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fre",
+             "-disposition:a:0", "0", "-disposition:a:1", "default"),
+            3.0,  # the French track: the one marked default
+        ),
+    )
+}  # fmt: skip
+
+
 # An hour of mono noise (11 MB): ffmpeg takes seconds on it, time enough to kill a converter.
 LONG = Sample(
     "long_mono.m4a",
@@ -197,6 +261,19 @@ def make_sample(sample: Sample, folder: Path) -> Path:
             timeout=120,
         )
     return path
+
+
+def decoded_seconds(path: Path, track: int = -1) -> float:
+    """Seconds of audio that decoding ``path``'s audio stream gives (by default the one marked
+    default, else the first), counted in samples."""
+    import av
+
+    with av.open(str(path)) as container:
+        streams = container.streams.audio
+        default = [s for s in streams if s.disposition & s.disposition.default]
+        stream = streams[track] if track >= 0 else (default or list(streams))[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+        return samples / stream.codec_context.sample_rate
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.harness import Harness
 from tests.support import SAMPLES, inspect_audio
-from video2mp3.adapters.blobs.local import LocalBlobStore
-from video2mp3.adapters.bus.inprocess import InProcessBus
-from video2mp3.converter.media import Transcoder, find_ffmpeg
-from video2mp3.converter.worker import Converter
+from video2mp3.converter.media import find_ffmpeg
 from video2mp3.domain.events import (
     ConversionFailed,
-    ConversionProgress,
     ConversionRequested,
     ConversionSucceeded,
     Event,
@@ -28,43 +25,6 @@ from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import NotPublished, Unavailable
 
 CONVERTIBLE = [name for name, s in SAMPLES.items() if s.audio_seconds]
-
-
-class Harness:
-    """A converter wired to a local blob store and a bus whose published events we read."""
-
-    def __init__(self, root: Path, **transcoder: int) -> None:
-        self.blobs = LocalBlobStore(root / "blobs")
-        self.bus = RecordingBus()
-        options = {"timeout": 60, "max_seconds": 3600, **transcoder}
-        self.converter = Converter(self.blobs, self.bus, Transcoder(find_ffmpeg(), **options))
-
-    def convert(self, data: bytes, filename: str, bitrate: int | None = None) -> Event:
-        video = self.blobs.put(iter([data]), filename=filename, content_type="video/x")
-        options = ConversionOptions(bitrate=bitrate)
-        request = ConversionRequested(video.id, Owner(1, "a@example.com"), filename, options)
-        self.converter.handle(Event("job-1", request, correlation_id="c-1"))
-        final = self.bus.published[-1]
-        assert all(e.correlation_id == "c-1" for e in self.bus.published)
-        assert isinstance(self.bus.published[0].data, ConversionProgress)
-        return final
-
-    def mp3(self, event: Event, folder: Path) -> Path:
-        assert isinstance(event.data, ConversionSucceeded), event.data
-        path = folder / "out.mp3"
-        with self.blobs.open(event.data.mp3_fid) as reader:
-            path.write_bytes(reader.read())
-        assert path.stat().st_size == event.data.size
-        return path
-
-
-class RecordingBus(InProcessBus):
-    def __init__(self) -> None:
-        super().__init__()
-        self.published: list[Event] = []
-
-    def publish(self, event: Event, *, transient: bool = False) -> None:
-        self.published.append(event)
 
 
 @pytest.mark.parametrize("name", CONVERTIBLE)
@@ -91,7 +51,9 @@ def test_surround_is_downmixed_to_stereo(samples: dict[str, Path], tmp_path: Pat
 
 def test_requested_bitrate_is_used(samples: dict[str, Path], tmp_path: Path) -> None:
     harness = Harness(tmp_path)
-    event = harness.convert(samples["h264_aac.mp4"].read_bytes(), "a.mp4", bitrate=64)
+    event = harness.convert(
+        samples["h264_aac.mp4"].read_bytes(), "a.mp4", ConversionOptions(bitrate=64)
+    )
     assert isinstance(event.data, ConversionSucceeded)
     # 3 s at 64 kbps is about 24 kB; the default VBR V2 on a stereo tone is larger.
     assert event.data.size < 3 * 64_000 / 8 * 1.2

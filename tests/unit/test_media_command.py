@@ -19,9 +19,7 @@ def info(codec: str = "aac", channels: int = 2, rate: int = 44100, **more: Any) 
     return MediaInfo("mov", 10.0, (stream,), **more)
 
 
-def build(
-    codec: str = "aac", channels: int = 2, rate: int = 44100, **options: Any
-) -> list[str]:
+def build(codec: str = "aac", channels: int = 2, rate: int = 44100, **options: Any) -> list[str]:
     return command(
         "ffmpeg", SRC, DST, info(codec, channels, rate), ConversionOptions(**options), 3600
     )
