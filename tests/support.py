@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -74,6 +75,7 @@ VIDEO = ("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15:duration=3")
 H264 = ("-c:v", "libx264", "-preset", "ultrafast")
 AAC = ("-c:a", "aac")
 MP3 = ("-c:a", "libmp3lame")
+FASTSTART = ("-movflags", "+faststart")
 QCIF = ("-f", "lavfi", "-i", "testsrc2=size=176x144:rate=15:duration=3")  # what H.263 allows
 
 
@@ -210,7 +212,7 @@ CORPUS = {
                3.0),
         Sample("opus_mono.webm", (*tone(layout="mono", rate=48000), "-c:a", "libopus"), 3.0),
         Sample("late_audio.mp4", (*clip(3), "-itsoffset", "1", *tone(2), *H264, *AAC), 2.0),
-        Sample("audio_shorter.mp4", (*clip(3), *tone(2), *H264, *AAC, "-movflags", "+faststart"), 2.0),
+        Sample("audio_shorter.mp4", (*clip(3), *tone(2), *H264, *AAC, *FASTSTART), 2.0),
         Sample("audio_shorter.mkv", (*clip(3), *tone(2), *H264, *AAC), 2.0),
         Sample("audio_longer.mp4", (*clip(1.5), *tone(3), *H264, *AAC), 3.0),
         Sample(
@@ -296,3 +298,18 @@ def inspect_audio(path: Path) -> AudioFacts:
             channels=stream.codec_context.channels,
             duration=container.duration / 1_000_000,
         )
+
+
+def loudness(path: Path) -> tuple[float, float]:
+    """Integrated loudness (LUFS) and true peak (dBTP) of ``path``, as ffmpeg's ebur128 says."""
+    done = subprocess.run(
+        [FFMPEG, "-hide_banner", "-nostats", "-i", str(path), "-map", "0:a:0",
+         "-af", "ebur128=peak=true", "-f", "null", "-"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    summary = done.stderr[done.stderr.rindex("Summary:") :]
+    integrated = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
+    peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    assert integrated, summary
+    assert peak, summary
+    return float(integrated.group(1)), float(peak.group(1))
