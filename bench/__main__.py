@@ -5,6 +5,8 @@ AAC of ``BENCH_SECONDS`` (default ``60,600``):
 
 - ``converter``: the converter's whole job over bare ffmpeg on the same file and settings.
 - ``copy``: an MP3-audio source remuxed against a bare transcode of it (the longest input).
+- ``options``: what the default cover (a still found in the video) and two-pass loudness
+  normalisation add to the converter's job (the longest input).
 - ``e2e``: upload to ``succeeded`` over HTTP, on ``video2mp3 dev`` and on the distributed
   processes, over cp + bare ffmpeg.
 - ``throughput``: 20 short jobs through 1 and 2 converters, counted when the gateway reports
@@ -36,10 +38,11 @@ from video2mp3.adapters.bus.inprocess import InProcessBus
 from video2mp3.converter.media import Transcoder
 from video2mp3.converter.worker import Converter
 from video2mp3.domain.events import ConversionRequested, Event, Owner
+from video2mp3.domain.options import ConversionOptions
 
 RUNS = 3
 SECONDS = [int(s) for s in os.environ.get("BENCH_SECONDS", "60,600").split(",")]
-SECTIONS = os.environ.get("BENCH_SECTIONS", "converter,copy,e2e,throughput,memory,upload")
+SECTIONS = os.environ.get("BENCH_SECTIONS", "converter,copy,options,e2e,throughput,memory,upload")
 CACHE = Path(os.environ.get("BENCH_CACHE", "bench/out/media"))
 
 
@@ -52,7 +55,9 @@ def median_time(work: Callable[[], object]) -> float:
     return statistics.median(times)
 
 
-def through_converter(src: Path, root: Path) -> Callable[[], None]:
+def through_converter(
+    src: Path, root: Path, options: ConversionOptions | None = None
+) -> Callable[[], None]:
     blobs = LocalBlobStore(root / "blobs")
     converter = Converter(
         blobs, InProcessBus(), Transcoder(FFMPEG, timeout=3600, max_seconds=86400)
@@ -62,7 +67,8 @@ def through_converter(src: Path, root: Path) -> Callable[[], None]:
             iter(lambda: data.read(1 << 20), b""), filename=src.name, content_type="video/mp4"
         )
     owner = Owner(1, "bench@example.com")
-    return lambda: converter.handle(Event("bench", ConversionRequested(video.id, owner, src.name)))
+    request = ConversionRequested(video.id, owner, src.name, options or ConversionOptions())
+    return lambda: converter.handle(Event("bench", request))
 
 
 def gibibyte_video(source: Path) -> Path:
@@ -100,6 +106,16 @@ def main() -> None:
                 "bare_transcode_s": round(t_transcode, 2),
                 "converter_copy_s": round(t_copy, 2),
                 "transcode_over_copy": round(t_transcode / t_copy, 1),
+            }
+        if "options" in sections:
+            by_option = {
+                "default_cover_frame": None,
+                "cover_none": ConversionOptions(cover="none"),
+                "normalize_two_passes": ConversionOptions(normalize=-16),
+            }
+            results["options"] = {
+                f"{name}_s": round(median_time(through_converter(longest, root / name, o)), 2)
+                for name, o in by_option.items()
             }
         if "throughput" in sections:
             short = make_video(CACHE / "short-20.mp4", 20, size="320x240")

@@ -34,7 +34,7 @@ SAMPLE_RATES = (22050, 44100, 48000)
 CHANNELS = (1, 2)
 DEFAULT_QUALITY = 2  # LAME VBR -V2: transparent for most listeners, about 190 kbps
 TAG_LENGTH = 200
-_TIME = re.compile(r"^(?:(?:(\d+):)?([0-5]?\d):)?(\d+(?:\.\d+)?)$")
+_TIME = re.compile(r"^(?:(?:(\d+):)?([0-5]?\d):([0-5]?\d(?:\.\d+)?)|(\d+(?:\.\d+)?))$")
 
 
 def parse_time(value: object) -> object:
@@ -45,8 +45,10 @@ def parse_time(value: object) -> object:
     match = _TIME.match(text)
     if match is None:
         raise ValueError("give seconds (90, 12.5) or [hh:]mm:ss[.ms] (01:30, 1:02:03.250)")
-    hours, minutes, seconds = match.groups()
-    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
+    hours, minutes, seconds, plain = match.groups()
+    if plain is not None:
+        return float(plain)
+    return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def _printable(text: str) -> str:
