@@ -13,7 +13,7 @@ from pathlib import Path
 
 from video2mp3.converter.facts import AudioStream, MediaInfo
 from video2mp3.converter.ffmpeg import hardened_input, max_output_bytes, seconds
-from video2mp3.converter.loudness import Loudness, gain_filter, measure_filter
+from video2mp3.converter.loudness import MEASURE_FILTER, Loudness, gain_filter
 from video2mp3.domain.options import ConversionOptions
 
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -43,17 +43,12 @@ def command(
 
 
 def loudness_command(
-    ffmpeg: str,
-    src: Path,
-    stats: Path,
-    info: MediaInfo,
-    options: ConversionOptions,
-    max_seconds: int,
+    ffmpeg: str, src: Path, info: MediaInfo, options: ConversionOptions, max_seconds: int
 ) -> list[str]:
     """The first pass of ``normalize``: measure the audio that ``command`` will convert."""
-    args = hardened_input(ffmpeg, src, seek=options.start)
+    args = hardened_input(ffmpeg, src, seek=options.start, loglevel="info")
     args += select(info.choose_track(options.track))
-    args += ["-af", measure_filter(stats), "-t", seconds(length(options, max_seconds))]
+    args += ["-af", MEASURE_FILTER, "-t", seconds(length(options, max_seconds))]
     return [*args, "-progress", "pipe:1", "-f", "null", "-"]
 
 

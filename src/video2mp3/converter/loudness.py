@@ -4,19 +4,19 @@ Why two passes: a single pass of ffmpeg's ``loudnorm`` cannot know the whole fil
 advance, so it adapts the gain as it goes (dynamic mode): it compresses the sound, and its
 limiter works at 192 kHz, before resampling and MP3 coding, so the MP3's true peak overshoots
 (measured +1.5 to +2 dBTP for a -5 LUFS target). The first pass here measures the integrated
-loudness and the true peak of the audio that will be converted (same stream, same trim); the
-second applies one gain, which keeps the dynamics intact. The gain reaches the target unless the
-true peak would then pass ``PEAK_CEILING``: the peak bound wins, and the MP3 is as loud as it can
-be without clipping. The ceiling leaves 1 dB under -1 dBTP for what resampling and MP3 coding add
-(measured up to 0.5 dB).
+loudness and the true peak of the audio that will be converted (same stream, same trim) with
+``ebur128``, four times cheaper than ``loudnorm``'s own measurement (1.3 s against 5.6 s for two
+minutes of stereo); the second applies one gain, which keeps the dynamics intact. The gain
+reaches the target unless the true peak would then pass ``PEAK_CEILING``: the peak bound wins,
+and the MP3 is as loud as it can be without clipping. The ceiling leaves 1 dB under -1 dBTP for
+what resampling and MP3 coding add (measured up to 0.5 dB).
 """
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from video2mp3.errors import MediaError
 
@@ -30,19 +30,20 @@ class Loudness:
     true_peak: float  # dBTP
 
 
-def measure_filter(stats: Path) -> str:
-    """The filter of the first pass: it writes the measurement as JSON to ``stats``, a file name
-    chosen by the server (it is not escaped for the filter graph)."""
-    return f"loudnorm=print_format=json:stats_file={stats}"
+MEASURE_FILTER = "ebur128=peak=true:framelog=quiet"  # the summary goes to the log, at info level
+_SUMMARY = re.compile(
+    r"Summary:.*?I:\s+(?P<integrated>-?[\d.]+|-inf) LUFS.*?Peak:\s+(?P<peak>-?[\d.]+|-inf) dBFS",
+    re.DOTALL,
+)
 
 
-def read_measurement(stats: Path) -> Loudness:
-    """The first pass's result; ``MediaError`` if ffmpeg wrote none (no audio decoded)."""
-    try:
-        facts = json.loads(stats.read_text())
-        return Loudness(float(facts["input_i"]), float(facts["input_tp"]))
-    except (OSError, ValueError, KeyError):
-        raise MediaError("the loudness of the audio could not be measured") from None
+def read_measurement(log: str) -> Loudness:
+    """The first pass's result from its log; ``MediaError`` if it has none (nothing decoded)."""
+    summaries = list(_SUMMARY.finditer(log))
+    if not summaries:
+        raise MediaError("the loudness of the audio could not be measured")
+    last = summaries[-1]  # ebur128 writes it last: text in the file's metadata cannot fake it
+    return Loudness(float(last["integrated"]), float(last["peak"]))
 
 
 def gain(target: float, measured: Loudness) -> float:

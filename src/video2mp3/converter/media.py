@@ -109,10 +109,8 @@ class Transcoder:
         loudness = None
         file_bytes = max_output_bytes(self.max_seconds)
         if options.normalize is not None:
-            stats = dst.with_name("loudness.json")
-            args = loudness_command(self.ffmpeg, src, stats, info, options, self.max_seconds)
-            run(args, timeout=self.timeout, file_bytes=file_bytes)
-            loudness = read_measurement(stats)
+            args = loudness_command(self.ffmpeg, src, info, options, self.max_seconds)
+            loudness = read_measurement(run(args, timeout=self.timeout, file_bytes=file_bytes))
         args = command(self.ffmpeg, src, dst, info, options, self.max_seconds, loudness)
         run(args, timeout=self.timeout, file_bytes=file_bytes,
             on_progress=on_progress, duration=seconds)  # fmt: skip
