@@ -223,6 +223,13 @@ CORPUS = {
         ),
         Sample("fragmented.mp4", (*VIDEO, *tone(), *H264, *AAC, "-shortest",
                                   "-movflags", "+frag_keyframe+empty_moov"), 3.0),
+        Sample(
+            "vbr_silent_start_no_header.mp3",  # its length guessed from the bitrate: 18 s
+            ("-f", "lavfi", "-i", "anullsrc=r=44100:cl=stereo:d=3", *sound(3),
+             "-filter_complex", "[0][1]concat=n=2:v=0:a=1", *MP3, "-q:a", "0",
+             "-write_xing", "0"),
+            6.0,
+        ),
         Sample("h264_aac.ts", (*VIDEO, *tone(), *H264, *AAC, "-shortest"), 3.0),
         Sample(
             "two_languages.mkv",

@@ -155,6 +155,7 @@ def test_truncated_means_the_data_ends_before_the_announced_duration() -> None:
     assert MediaInfo("mov", 5.0, (), data_end=1.7).truncated
     assert not MediaInfo("mov", 5.0, (), data_end=4.99).truncated
     assert not MediaInfo("mpegts", None, (), data_end=None).truncated
+    assert not MediaInfo("mp3", 18.1, (), data_end=6.0).truncated  # a guess from the bitrate
 
 
 def test_the_cover_is_a_frame_of_a_video_and_none_for_audio() -> None:

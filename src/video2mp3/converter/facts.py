@@ -15,6 +15,9 @@ from iso639 import Language, LanguageNotFoundError
 from video2mp3.errors import MediaError
 
 
+GUESSED_DURATION = frozenset({"mp3", "aac"})  # elementary streams: no header states a length
+
+
 @dataclass(frozen=True)
 class AudioStream:
     index: int  # among all the file's streams, as ffmpeg's -map 0:N counts
@@ -82,9 +85,11 @@ class MediaInfo:
         A cut-off upload keeps its header (MP4 index, Matroska or WAV header) but loses the
         packets at the end, so every stream stops early. Audio that ends before the video is not
         that: the video's packets still reach the announced end, so the file is whole and all of
-        its audio is converted.
+        its audio is converted. Bare MP3 and AAC streams announce nothing: their duration may be
+        guessed from the first frames' bitrate (a VBR MP3 that starts silent is "18 s" long for 6 s
+        of audio), so they are converted to all the audio there is.
         """
-        if self.duration is None or self.data_end is None:
+        if self.format in GUESSED_DURATION or self.duration is None or self.data_end is None:
             return False
         return self.data_end < self.duration - max(0.5, 0.02 * self.duration)
 
