@@ -242,8 +242,18 @@ def test_a_track_by_language_or_index(corpus: dict[str, Path], tmp_path: Path) -
     assert "0: eng, 1: fre" in event.data.message
 
 
-def test_a_start_past_the_end_is_a_clear_error(phone_video: Path, tmp_path: Path) -> None:
+def test_a_start_past_the_end_is_a_clear_error(
+    phone_video: Path, corpus: dict[str, Path], tmp_path: Path
+) -> None:
     harness = Harness(tmp_path)
     event = harness.convert(phone_video.read_bytes(), "p.mp4", ConversionOptions(start=60))
     assert isinstance(event.data, ConversionFailed)
     assert event.data.code == "invalid_trim"
+    # 2 s of audio in 3 s of video: a start at 2.5 s is inside the file but after its audio.
+    short = corpus["audio_shorter.mkv"].read_bytes()
+    event = harness.convert(short, "s.mkv", ConversionOptions(start=2.5))
+    assert isinstance(event.data, ConversionFailed)
+    assert (event.data.code, event.data.message) == (
+        "invalid_trim",
+        "there is no audio after the start you chose",
+    )

@@ -14,7 +14,6 @@ from iso639 import Language, LanguageNotFoundError
 
 from video2mp3.errors import MediaError
 
-
 GUESSED_DURATION = frozenset({"mp3", "aac"})  # elementary streams: no header states a length
 
 

@@ -119,7 +119,7 @@ class Converter:
             FFMPEG_SECONDS.observe(elapsed)
             codec = info.choose_track(request.options.track).codec
             log.info("converted", extra={"seconds": round(elapsed, 2), "codec": codec})
-            duration = probe(dst).duration or 0.0
+            duration = _converted_seconds(dst, trimmed=request.options.start is not None)
             _check_length(info.duration, duration, self.transcoder.max_seconds)
             with dst.open("rb") as mp3:
                 stored = self.blobs.put(
@@ -143,6 +143,20 @@ class Converter:
             )
         except Unavailable as exc:  # progress is a courtesy; the conversion goes on
             log.warning("could not publish progress: %s", exc.message)
+
+
+def _converted_seconds(mp3: Path, *, trimmed: bool) -> float:
+    """The MP3's length. One without a single audio frame is the input's doing: its audio
+    starts after ``start`` (audio shorter than the video), or none of it could be decoded."""
+    try:
+        duration = probe(mp3).duration or 0.0
+    except MediaError:  # libavformat finds no audio stream in a frameless MP3
+        duration = 0.0
+    if duration > 0:
+        return duration
+    if trimmed:
+        raise MediaError("there is no audio after the start you chose", code="invalid_trim")
+    raise MediaError("no audio could be decoded from the file", code="no_audio")
 
 
 def _check_length(announced: float | None, converted: float, max_seconds: int) -> None:
