@@ -82,6 +82,18 @@ class BlobStoreContract:
             store.open(bad_id)
         store.delete(bad_id)  # no error
 
+    def test_a_local_file_holds_the_blob_or_there_is_none(self, store: BlobStore) -> None:
+        info = store.put(chunks(DATA), filename="v.mp4", content_type="video/mp4")
+        path = store.local_path(info.id)
+        if isinstance(store, LocalBlobStore):
+            assert path is not None
+            assert path.read_bytes() == DATA
+            store.delete(info.id)
+            with pytest.raises(BlobNotFound):
+                store.local_path(info.id)
+        else:
+            assert path is None
+
     def test_ping(self, store: BlobStore) -> None:
         store.ping()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from video2mp3.adapters.blobs.local import LocalBlobStore
 from video2mp3.adapters.bus.inprocess import InProcessBus
-from video2mp3.converter.media import Transcoder, find_ffmpeg
+from video2mp3.converter.media import Prober, Transcoder, find_ffmpeg
 from video2mp3.converter.worker import Converter
 from video2mp3.domain.events import (
     ConversionProgress,
@@ -17,6 +17,9 @@ from video2mp3.domain.events import (
 )
 from video2mp3.domain.options import ConversionOptions
 
+# One sandbox child for every harness of the session, as a converter process has one.
+PROBER = Prober()
+
 
 class Harness:
     """A converter wired to a local blob store and a bus whose published events we read."""
@@ -25,7 +28,8 @@ class Harness:
         self.blobs = LocalBlobStore(root / "blobs")
         self.bus = RecordingBus()
         options = {"timeout": 60, "max_seconds": 3600, **transcoder}
-        self.converter = Converter(self.blobs, self.bus, Transcoder(find_ffmpeg(), **options))
+        transcoder = Transcoder(find_ffmpeg(), prober=PROBER, **options)
+        self.converter = Converter(self.blobs, self.bus, transcoder)
 
     def convert(
         self, data: bytes, filename: str, options: ConversionOptions | None = None

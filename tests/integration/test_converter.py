@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,3 +149,20 @@ def test_an_mp3_whose_success_cannot_be_told_is_not_kept(
         harness.convert(samples["h264_aac.mp4"].read_bytes(), "a.mp4")
     kept = [p for p in (tmp_path / "blobs").iterdir() if p.is_file()]
     assert len(kept) == 2  # the video and its metadata: no MP3 left behind for the retry
+
+
+def test_a_video_in_a_local_blob_store_is_read_where_it_lies(
+    samples: dict[str, Path], tmp_path: Path
+) -> None:
+    harness = Harness(tmp_path)
+    opened: list[str] = []
+    open_blob = harness.blobs.open
+
+    def counting_open(blob_id: str) -> Any:
+        opened.append(blob_id)
+        return open_blob(blob_id)
+
+    harness.blobs.open = counting_open  # type: ignore[method-assign]
+    event = harness.convert(samples["h264_aac.mp4"].read_bytes(), "a.mp4")
+    assert isinstance(event.data, ConversionSucceeded)
+    assert opened == []  # no copy: ffmpeg and the probe read the blob's own file

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from video2mp3.converter.probe import PROBE_OPTIONS
@@ -41,6 +42,15 @@ def seconds(value: float) -> str:
     return f"{value:.3f}"
 
 
+@dataclass(frozen=True)
+class Ran:
+    """What a finished ffmpeg run told: its stderr, and (with ``-progress pipe:1``) the seconds
+    of output it wrote, which is the output's duration: no second probe of it is needed."""
+
+    stderr: str
+    written_seconds: float | None
+
+
 def run(
     args: list[str],
     *,
@@ -48,8 +58,8 @@ def run(
     file_bytes: int,
     on_progress: Callable[[float], None] | None = None,
     duration: float | None = None,
-) -> str:
-    """Run ``args`` and return what it wrote to stderr; ``MediaError`` or ``ConversionTimeout``.
+) -> Ran:
+    """Run ``args``; ``MediaError`` or ``ConversionTimeout`` if it fails.
 
     With ``on_progress``, the command must end with ``-progress pipe:1`` before its output.
     """
@@ -73,7 +83,7 @@ def run(
         timer = threading.Timer(timeout, kill)
         timer.start()
         try:
-            _follow(proc, duration, on_progress or (lambda _: None))
+            written = _follow(proc, duration, on_progress or (lambda _: None))
             code = proc.wait()
         finally:
             timer.cancel()
@@ -91,7 +101,7 @@ def run(
     if code != 0:
         last = errors.strip().splitlines()[-1:] or ["?"]
         raise MediaError(f"ffmpeg could not convert the file: {last[0]}")
-    return errors
+    return Ran(errors, written)
 
 
 def limits(*, cpu_seconds: int, file_bytes: int) -> Callable[[], None]:
@@ -115,10 +125,15 @@ def max_output_bytes(max_seconds: int) -> int:
 
 def _follow(
     proc: subprocess.Popen[str], duration: float | None, on_progress: Callable[[float], None]
-) -> None:
-    """Read ffmpeg's ``-progress`` lines and report the fraction done."""
+) -> float | None:
+    """Read ffmpeg's ``-progress`` lines, report the fraction done; the seconds written."""
     assert proc.stdout is not None
-    for line in proc.stdout:
-        key, _, value = line.strip().partition("=")
-        if key == "out_time_us" and duration and value.isdigit():
-            on_progress(min(int(value) / 1_000_000 / duration, 1.0))
+    written = None
+    with proc.stdout:
+        for line in proc.stdout:
+            key, _, value = line.strip().partition("=")
+            if key == "out_time_us" and value.isdigit():
+                written = int(value) / 1_000_000
+                if duration:
+                    on_progress(min(written / duration, 1.0))
+    return written

@@ -10,11 +10,9 @@ size; server-chosen file names.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
+import resource
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,8 +20,10 @@ from pathlib import Path
 from video2mp3.converter.command import command, loudness_command
 from video2mp3.converter.cover import cover_command
 from video2mp3.converter.facts import MediaInfo
-from video2mp3.converter.ffmpeg import limits, max_output_bytes, run
+from video2mp3.converter.ffmpeg import MEMORY_LIMIT, max_output_bytes, run
 from video2mp3.converter.loudness import read_measurement
+from video2mp3.converter.probe import probe as probe_facts
+from video2mp3.converter.sandbox import TASKS_PER_CHILD, Sandbox, SandboxCrashed
 from video2mp3.converter.tags import choose_tags, write_tags
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import MediaError, SettingsError, Video2mp3Error
@@ -56,40 +56,58 @@ def find_ffmpeg(configured: str | None = None) -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def probe(path: Path) -> MediaInfo:
-    """What the file holds; ``MediaError`` (``invalid_media``, ``no_audio``) if unusable."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "video2mp3.converter.probe", str(path)],
-            capture_output=True,
-            timeout=PROBE_TIMEOUT,
-            check=False,
-            preexec_fn=limits(cpu_seconds=PROBE_TIMEOUT, file_bytes=PROBE_FILE_BYTES),
+class Prober:
+    """Probes files with PyAV in a sandbox process (``sandbox``): a crafted file that crashes
+    libav, or exceeds a limit or the time, ends the sandbox's child, never the worker."""
+
+    def __init__(self) -> None:
+        self._sandbox = Sandbox(
+            {
+                resource.RLIMIT_CPU: PROBE_TIMEOUT * TASKS_PER_CHILD,
+                resource.RLIMIT_AS: MEMORY_LIMIT,
+                resource.RLIMIT_FSIZE: PROBE_FILE_BYTES,
+            }
         )
-    except subprocess.TimeoutExpired:
-        raise MediaError("the file took too long to analyse", code="invalid_media") from None
-    if done.returncode > 0 and not done.stdout:  # our failure (say, PyAV missing), not the file's
-        log.error("the probe failed", extra={"stderr": done.stderr.decode(errors="replace")})
-        raise Video2mp3Error(
-            "the converter could not analyse files; operators are told", code="probe_failed"
-        )
-    try:
-        facts = json.loads(done.stdout)
-    except ValueError:  # killed by a signal or a limit: a crafted or broken file
-        raise MediaError("the file could not be analysed", code="invalid_media") from None
-    if "error" in facts:
-        raise MediaError(facts["error"]["message"], code=facts["error"]["code"])
-    return MediaInfo.from_json(facts)
+
+    def probe(self, path: Path) -> MediaInfo:
+        """What the file holds; ``MediaError`` (``invalid_media``, ``no_audio``) if unusable."""
+        try:
+            facts = self._sandbox.run(probe_facts, str(path), timeout=PROBE_TIMEOUT)
+        except SandboxCrashed as exc:  # killed by a signal, a limit or the clock: the file's doing
+            raise MediaError(
+                f"the file could not be analysed ({exc})", code="invalid_media"
+            ) from None
+        except Exception:  # our failure (say, PyAV missing), not the file's
+            log.exception("the probe failed")
+            raise Video2mp3Error(
+                "the converter could not analyse files; operators are told", code="probe_failed"
+            ) from None
+        if "error" in facts:
+            raise MediaError(facts["error"]["message"], code=facts["error"]["code"])
+        return MediaInfo.from_json(facts)
+
+    def close(self) -> None:
+        self._sandbox.close()
 
 
 class Transcoder:
     """Turns a probed file into a tagged MP3: loudness measured if asked, audio converted,
     cover taken, tag written; each ffmpeg run hardened and bounded (``ffmpeg.run``)."""
 
-    def __init__(self, ffmpeg: str, *, timeout: int, max_seconds: int) -> None:
+    def __init__(
+        self, ffmpeg: str, *, timeout: int, max_seconds: int, prober: Prober | None = None
+    ) -> None:
         self.ffmpeg = ffmpeg
         self.timeout = timeout
         self.max_seconds = max_seconds
+        self._prober = prober or Prober()
+
+    def probe(self, path: Path) -> MediaInfo:
+        """What ``path`` holds (``Prober.probe``)."""
+        return self._prober.probe(path)
+
+    def close(self) -> None:
+        self._prober.close()
 
     def convert(
         self,
@@ -99,8 +117,9 @@ class Transcoder:
         options: ConversionOptions,
         on_progress: Callable[[float], None],
         filename: str = "",
-    ) -> None:
-        """Write the MP3 to ``dst``; ``MediaError`` or ``ConversionTimeout`` on failure.
+    ) -> float:
+        """Write the MP3 to ``dst`` and return its length in seconds; ``MediaError`` or
+        ``ConversionTimeout`` on failure.
 
         ``filename``, the upload's name, is the title when neither the options nor the source
         give one.
@@ -110,12 +129,14 @@ class Transcoder:
         file_bytes = max_output_bytes(self.max_seconds)
         if options.normalize is not None:
             args = loudness_command(self.ffmpeg, src, info, options, self.max_seconds)
-            loudness = read_measurement(run(args, timeout=self.timeout, file_bytes=file_bytes))
+            measured = run(args, timeout=self.timeout, file_bytes=file_bytes)
+            loudness = read_measurement(measured.stderr)
         args = command(self.ffmpeg, src, dst, info, options, self.max_seconds, loudness)
-        run(args, timeout=self.timeout, file_bytes=file_bytes,
-            on_progress=on_progress, duration=seconds)  # fmt: skip
+        written = run(args, timeout=self.timeout, file_bytes=file_bytes,
+                      on_progress=on_progress, duration=seconds).written_seconds  # fmt: skip
         cover = self._cover(src, dst.with_name("cover.jpg"), info, options)
         write_tags(dst, replace(choose_tags(info, options, filename), cover=cover))
+        return written or 0.0
 
     def _check(self, info: MediaInfo, options: ConversionOptions) -> float | None:
         """Refuse early what cannot convert well; the seconds of audio to expect, if known."""

@@ -1,10 +1,11 @@
 """The converter's message handler: one ``conversion.requested`` in, one MP3 and one event out.
 
-The job is marked ``processing`` (a transient progress event), the video is copied to a private
-temporary directory (ffmpeg needs a seekable file for moov-at-end MP4), probed, converted, and the
-MP3 streamed into the blob store. Only then is ``conversion.succeeded`` published; the bus acks
-the request after this handler returns. Bad media ends as ``conversion.failed`` with a stable
-code; an unreachable dependency raises, so the message is redelivered.
+The job is marked ``processing`` (a transient progress event), the video is read where it lies
+when the blob store keeps files, else copied to a private temporary directory (ffmpeg needs a
+seekable file for moov-at-end MP4), probed, converted, and the MP3 streamed into the blob
+store. Only then is ``conversion.succeeded`` published; the bus acks the request after this
+handler returns. Bad media ends as ``conversion.failed`` with a stable code; an unreachable
+dependency raises, so the message is redelivered.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from prometheus_client import Counter, Histogram
 
-from video2mp3.converter.media import Transcoder, probe
+from video2mp3.converter.media import Transcoder
 from video2mp3.converter.workspace import workspace
 from video2mp3.domain.events import (
     ConversionFailed,
@@ -99,15 +100,10 @@ class Converter:
 
     def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded:
         with workspace() as tmp:
-            src, dst = Path(tmp, "input"), Path(tmp, "output.mp3")
-            try:
-                with self.blobs.open(request.video_fid) as video, src.open("wb") as out:
-                    shutil.copyfileobj(video, out, CHUNK_SIZE)
-            except BlobNotFound:
-                raise BlobNotFound("the uploaded video is gone", code="video_missing") from None
-            info = probe(src)
+            src, dst = self._input(request.video_fid, Path(tmp, "input")), Path(tmp, "output.mp3")
+            info = self.transcoder.probe(src)
             started = time.monotonic()
-            self.transcoder.convert(
+            written = self.transcoder.convert(
                 src,
                 dst,
                 info,
@@ -119,7 +115,7 @@ class Converter:
             FFMPEG_SECONDS.observe(elapsed)
             codec = info.choose_track(request.options.track).codec
             log.info("converted", extra={"seconds": round(elapsed, 2), "codec": codec})
-            duration = _converted_seconds(dst, trimmed=request.options.start is not None)
+            duration = _converted_seconds(written, trimmed=request.options.start is not None)
             _check_length(info.duration, duration, self.transcoder.max_seconds)
             with dst.open("rb") as mp3:
                 stored = self.blobs.put(
@@ -135,6 +131,17 @@ class Converter:
             filename=request.filename,
         )
 
+    def _input(self, video_fid: str, copy: Path) -> Path:
+        """The uploaded video as a file: where it lies, else a private copy."""
+        try:
+            if (path := self.blobs.local_path(video_fid)) is not None:
+                return path
+            with self.blobs.open(video_fid) as video, copy.open("wb") as out:
+                shutil.copyfileobj(video, out, CHUNK_SIZE)
+        except BlobNotFound:
+            raise BlobNotFound("the uploaded video is gone", code="video_missing") from None
+        return copy
+
     def _progress(self, event: Event, fraction: float) -> None:
         progress = ConversionProgress(progress=round(fraction, 3))
         try:
@@ -145,13 +152,10 @@ class Converter:
             log.warning("could not publish progress: %s", exc.message)
 
 
-def _converted_seconds(mp3: Path, *, trimmed: bool) -> float:
-    """The MP3's length. One without a single audio frame is the input's doing: its audio
-    starts after ``start`` (audio shorter than the video), or none of it could be decoded."""
-    try:
-        duration = probe(mp3).duration or 0.0
-    except MediaError:  # libavformat finds no audio stream in a frameless MP3
-        duration = 0.0
+def _converted_seconds(duration: float, *, trimmed: bool) -> float:
+    """The MP3's length, as ffmpeg wrote it. An MP3 without a single audio frame is the input's
+    doing: its audio starts after ``start`` (audio shorter than the video), or none of it could
+    be decoded."""
     if duration > 0:
         return duration
     if trimmed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, Self
 
 CHUNK_SIZE = 255 * 1024  # GridFS's default chunk size; also the read size when streaming blobs
@@ -43,6 +44,12 @@ class BlobStore(Protocol):
 
     def open(self, blob_id: str) -> BlobReader:
         """Open a blob for reading. Raises ``BlobNotFound`` for an unknown or malformed id."""
+        ...
+
+    def local_path(self, blob_id: str) -> Path | None:
+        """The blob's file, when this store keeps blobs as files on this machine, so that a
+        reader can use it where it lies (never write to it); ``None`` for a remote store.
+        Raises ``BlobNotFound`` for an unknown blob."""
         ...
 
     def delete(self, blob_id: str) -> None:

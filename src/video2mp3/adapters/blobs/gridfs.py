@@ -64,6 +64,9 @@ class GridFSBlobStore:
         info = BlobInfo(blob_id, out.length, out.filename or "", meta.get("contentType", ""))
         return Reader(out, info)
 
+    def local_path(self, blob_id: str) -> None:
+        return None  # chunks in a database, possibly on another machine
+
     def delete(self, blob_id: str) -> None:
         try:
             oid = _object_id(blob_id)

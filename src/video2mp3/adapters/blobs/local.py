@@ -57,6 +57,12 @@ class LocalBlobStore:
             raise BlobNotFound(f"no blob {blob_id!r}") from None
         return Reader(stream, info)
 
+    def local_path(self, blob_id: str) -> Path:
+        path = self._path(blob_id)
+        if not _ID.fullmatch(blob_id) or not path.is_file():
+            raise BlobNotFound(f"no blob {blob_id!r}")
+        return path
+
     def delete(self, blob_id: str) -> None:
         if _ID.fullmatch(blob_id):
             self._path(blob_id).unlink(missing_ok=True)
