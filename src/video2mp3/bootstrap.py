@@ -153,6 +153,7 @@ def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
         find_ffmpeg(settings.ffmpeg),
         timeout=settings.conversion_timeout_seconds,
         max_seconds=settings.max_duration_seconds,
+        cores=settings.converter_cores,
     )
     converter = Converter(blobs, bus, transcoder)
     loops = {"converter": consume(bus, "converter", converter.handle, converter.give_up)}

@@ -7,6 +7,7 @@ service at start-up with one line naming the variable.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -53,6 +54,8 @@ class Settings(BaseSettings):
     conversion_timeout_seconds: int = Field(1200, gt=0)
     max_duration_seconds: int = Field(4 * 3600, gt=0)
     ffmpeg: str | None = None
+    # Cores one conversion may use: a long input is encoded in that many segments at once.
+    converter_cores: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=64)
     web_workers: int = Field(2, ge=1, le=64)
     # Requests one web worker serves at once; the admin listener is apart from them.
     web_threads: int = Field(8, ge=1, le=256)

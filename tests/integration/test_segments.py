@@ -14,9 +14,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from mutagen.id3 import ID3
 
-from tests.support import FFMPEG
-from video2mp3.converter.segments import FRAME, Pcm, encode, feed, plan
+from tests.integration.harness import Harness
+from tests.support import FFMPEG, decoded_seconds, inspect_audio, loudness
+from video2mp3.converter.ffmpeg import run as run_ffmpeg
+from video2mp3.converter.segments import FRAME, SAMPLE_FORMAT, Pcm, Segment, encode, plan
+from video2mp3.domain.events import ConversionProgress, ConversionSucceeded
+from video2mp3.domain.options import ConversionOptions
 
 RATE = 48000
 
@@ -27,29 +32,30 @@ def decoded(path: Path) -> np.ndarray:
         return np.concatenate([f.to_ndarray() for f in container.decode(stream)], axis=1)
 
 
-def run(args: list[str], pcm: Path, offset: int, count: int) -> None:
-    assert feed(args, pcm, offset, count, stderr=subprocess.DEVNULL) == 0
+def run(segment: Segment, pcm: Path) -> None:
+    stdin = (pcm, segment.first_byte, segment.byte_count)
+    run_ffmpeg(segment.args, timeout=120, file_bytes=10**8, stdin=stdin)
 
 
 @pytest.mark.parametrize(("seconds", "quality"), [(95.3, ["-q:a", "2"]), (99.0, ["-b:a", "128k"])])
 def test_segments_join_gapless_and_without_a_seam(
     tmp_path: Path, seconds: float, quality: list[str]
 ) -> None:
-    pcm = Pcm(tmp_path / "audio.f32", RATE, 2)
+    pcm = Pcm(tmp_path / "audio.pcm", RATE, 2)
     subprocess.run(
         [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i",
          f"anoisesrc=d={seconds}:c=pink:r={RATE}:a=0.3,aformat=channel_layouts=stereo",
-         "-f", "f32le", str(pcm.path)],
+         "-f", SAMPLE_FORMAT, str(pcm.path)],
         check=True,
     )  # fmt: skip
     single = tmp_path / "single.mp3"
     subprocess.run(
-        [FFMPEG, "-loglevel", "error", "-f", "f32le", "-ar", str(RATE), "-ac", "2",
+        [FFMPEG, "-loglevel", "error", "-f", SAMPLE_FORMAT, "-ar", str(RATE), "-ac", "2",
          "-i", str(pcm.path), "-c:a", "libmp3lame", *quality, str(single)],
         check=True,
     )  # fmt: skip
     joined = tmp_path / "joined.mp3"
-    assert encode(FFMPEG, pcm, joined, quality, 3, run) == 3
+    assert encode(FFMPEG, pcm, joined, ["-c:a", "libmp3lame", *quality], 3, run) == 3
 
     source = np.fromfile(pcm.path, dtype="<f4").reshape(-1, 2).T
     ours, theirs = decoded(joined), decoded(single)
@@ -67,3 +73,38 @@ def test_a_short_input_is_one_segment() -> None:
     bounds = plan(200 * RATE, RATE, 4)
     assert len(bounds) == 5
     assert all(b % FRAME == 0 for b in bounds[:-1])
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """50 s of small video with 48 kHz stereo pink noise."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    subprocess.run(
+        [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=5:d=50",
+         "-f", "lavfi", "-i", "anoisesrc=d=50:c=pink:r=48000:a=0.2", "-ac", "2",
+         "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def test_the_converter_splits_a_long_input_and_every_option_holds(
+    long_video: Path, tmp_path: Path
+) -> None:
+    harness = Harness(tmp_path, cores=3, segment_after=20)
+    options = ConversionOptions(start=4.5, end=44.5, normalize=-20, channels=1, title="Long")
+    event = harness.convert(long_video.read_bytes(), "long.mp4", options)
+    assert isinstance(event.data, ConversionSucceeded), event.data
+    mp3 = harness.mp3(event, tmp_path)
+    assert decoded_seconds(mp3) == pytest.approx(40.0, abs=0.001)  # gapless, to the sample
+    assert event.data.duration == pytest.approx(40.0, abs=0.001)
+    facts = inspect_audio(mp3)
+    assert (facts.codec, facts.channels) == ("mp3", 1)
+    integrated, peak = loudness(mp3)
+    assert integrated == pytest.approx(-20, abs=1.0)
+    assert peak <= -1.0
+    assert str(ID3(mp3)["TIT2"]) == "Long"
+    progress = [
+        e.data.progress for e in harness.bus.published if isinstance(e.data, ConversionProgress)
+    ]
+    assert progress == sorted(progress)

@@ -14,6 +14,7 @@ from pathlib import Path
 from video2mp3.converter.facts import AudioStream, MediaInfo
 from video2mp3.converter.ffmpeg import hardened_input, max_output_bytes, seconds
 from video2mp3.converter.loudness import MEASURE_FILTER, Loudness, gain_filter
+from video2mp3.converter.segments import SAMPLE_FORMAT, Pcm
 from video2mp3.domain.options import ConversionOptions
 
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -40,6 +41,26 @@ def command(
         if loudness is not None and options.normalize is not None:
             args += ["-af", gain_filter(options.normalize, loudness)]
     return args + output(dst, length(options, max_seconds), max_seconds)
+
+
+def decode_command(
+    ffmpeg: str,
+    src: Path,
+    pcm: Pcm,
+    info: MediaInfo,
+    options: ConversionOptions,
+    max_seconds: int,
+    loudness: Loudness | None = None,
+) -> list[str]:
+    """The first step of a segmented encode: the audio ``command`` would encode, with every
+    filter applied, written as raw PCM in ``pcm``'s rate and channels."""
+    stream = info.choose_track(options.track)
+    args = hardened_input(ffmpeg, src, seek=options.start) + select(stream)
+    args += ["-ac", str(pcm.channels), "-ar", str(pcm.rate)]
+    if loudness is not None and options.normalize is not None:
+        args += ["-af", gain_filter(options.normalize, loudness)]
+    args += ["-t", seconds(length(options, max_seconds))]
+    return [*args, "-progress", "pipe:1", "-f", SAMPLE_FORMAT, str(pcm.path)]
 
 
 def loudness_command(

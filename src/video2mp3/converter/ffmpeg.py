@@ -8,6 +8,8 @@ turned into a ``MediaError`` or ``ConversionTimeout`` with a stable code.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
 import subprocess
 import tempfile
@@ -58,15 +60,18 @@ def run(
     file_bytes: int,
     on_progress: Callable[[float], None] | None = None,
     duration: float | None = None,
+    stdin: tuple[Path, int, int] | None = None,
 ) -> Ran:
     """Run ``args``; ``MediaError`` or ``ConversionTimeout`` if it fails.
 
     With ``on_progress``, the command must end with ``-progress pipe:1`` before its output.
+    ``stdin`` is ``(file, offset, count)``: those bytes of the file go to its standard input.
     """
     timed_out = threading.Event()
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(
             args,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -82,6 +87,8 @@ def run(
 
         timer = threading.Timer(timeout, kill)
         timer.start()
+        if stdin:
+            threading.Thread(target=_pump, args=(proc, *stdin), daemon=True).start()
         try:
             written = _follow(proc, duration, on_progress or (lambda _: None))
             code = proc.wait()
@@ -116,6 +123,23 @@ def limits(*, cpu_seconds: int, file_bytes: int) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
 
     return apply
+
+
+def _pump(proc: subprocess.Popen[str], source: Path, offset: int, count: int) -> None:
+    """Send ``count`` bytes of ``source`` from ``offset`` to the child's standard input (in the
+    kernel: ``sendfile``); a child that stops reading ends it, and its exit status says why."""
+    assert proc.stdin is not None
+    try:
+        with source.open("rb") as data:
+            while count > 0 and (
+                sent := os.sendfile(proc.stdin.fileno(), data.fileno(), offset, count)
+            ):
+                offset, count = offset + sent, count - sent
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
 
 
 def max_output_bytes(max_seconds: int) -> int:

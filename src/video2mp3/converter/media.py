@@ -13,17 +13,29 @@ import importlib.util
 import logging
 import resource
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from video2mp3.converter.command import command, loudness_command
+from video2mp3.converter import segments
+from video2mp3.converter.command import (
+    command,
+    copies,
+    decode_command,
+    encoder,
+    loudness_command,
+    output_channels,
+    output_rate,
+)
 from video2mp3.converter.cover import cover_command
-from video2mp3.converter.facts import MediaInfo
+from video2mp3.converter.facts import AudioStream, MediaInfo
 from video2mp3.converter.ffmpeg import MEMORY_LIMIT, max_output_bytes, run
-from video2mp3.converter.loudness import read_measurement
+from video2mp3.converter.loudness import Loudness, read_measurement
 from video2mp3.converter.probe import probe as probe_facts
 from video2mp3.converter.sandbox import TASKS_PER_CHILD, Sandbox, SandboxCrashed
+from video2mp3.converter.segments import SAMPLE_BYTES, Pcm, Segment
 from video2mp3.converter.tags import choose_tags, write_tags
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import MediaError, SettingsError, Video2mp3Error
@@ -33,6 +45,13 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 60
 PROBE_FILE_BYTES = 1024 * 1024  # the probe writes nothing; room for Python's bytecode cache
 COVER_BYTES = 4 * 1024 * 1024  # a 600 px JPEG is far smaller
+# Inputs at least this long are encoded in segments on several cores: below it, starting the
+# extra encoders and the decoding pass cost more than they save.
+SEGMENT_AFTER = 120.0
+# ... and at most this much decoded audio (about 70 min of 48 kHz stereo), which with the input
+# and the MP3 fits the converter's 4 GiB of scratch space; longer audio is encoded in one pass.
+SEGMENT_MAX_PCM_BYTES = 1536 * 1024**2
+DECODE_SHARE = 0.1  # of a segmented job's progress
 
 
 def check_probe() -> None:
@@ -95,11 +114,20 @@ class Transcoder:
     cover taken, tag written; each ffmpeg run hardened and bounded (``ffmpeg.run``)."""
 
     def __init__(
-        self, ffmpeg: str, *, timeout: int, max_seconds: int, prober: Prober | None = None
+        self,
+        ffmpeg: str,
+        *,
+        timeout: int,
+        max_seconds: int,
+        cores: int = 1,
+        segment_after: float = SEGMENT_AFTER,
+        prober: Prober | None = None,
     ) -> None:
         self.ffmpeg = ffmpeg
         self.timeout = timeout
         self.max_seconds = max_seconds
+        self.cores = cores  # LAME encodes on one core: longer inputs are split over these
+        self.segment_after = segment_after
         self._prober = prober or Prober()
 
     def probe(self, path: Path) -> MediaInfo:
@@ -131,12 +159,70 @@ class Transcoder:
             args = loudness_command(self.ffmpeg, src, info, options, self.max_seconds)
             measured = run(args, timeout=self.timeout, file_bytes=file_bytes)
             loudness = read_measurement(measured.stderr)
-        args = command(self.ffmpeg, src, dst, info, options, self.max_seconds, loudness)
-        written = run(args, timeout=self.timeout, file_bytes=file_bytes,
-                      on_progress=on_progress, duration=seconds).written_seconds  # fmt: skip
+        stream = info.choose_track(options.track)
+        written: float | None
+        if self._segments(stream, options, seconds):
+            written = self._segmented(src, dst, info, options, loudness, seconds, on_progress)
+        else:
+            args = command(self.ffmpeg, src, dst, info, options, self.max_seconds, loudness)
+            written = run(args, timeout=self.timeout, file_bytes=file_bytes,
+                          on_progress=on_progress, duration=seconds).written_seconds  # fmt: skip
         cover = self._cover(src, dst.with_name("cover.jpg"), info, options)
         write_tags(dst, replace(choose_tags(info, options, filename), cover=cover))
         return written or 0.0
+
+    def _segments(
+        self, stream: AudioStream, options: ConversionOptions, seconds: float | None
+    ) -> bool:
+        """Whether to encode in segments: several cores, a long input, room for its PCM."""
+        if self.cores < 2 or seconds is None or seconds < self.segment_after:
+            return False
+        rate, channels = output_rate(stream, options), output_channels(stream, options)
+        pcm_bytes = seconds * rate * channels * SAMPLE_BYTES
+        return pcm_bytes <= SEGMENT_MAX_PCM_BYTES and not copies(stream, options)
+
+    def _segmented(
+        self,
+        src: Path,
+        dst: Path,
+        info: MediaInfo,
+        options: ConversionOptions,
+        loudness: Loudness | None,
+        seconds: float | None,
+        on_progress: Callable[[float], None],
+    ) -> float:
+        """Decode once to PCM, then encode segments on ``cores`` cores at once (``segments``).
+
+        Progress: decoding counts for ``DECODE_SHARE`` of the job, the encoders for the rest.
+        """
+        stream = info.choose_track(options.track)
+        rate, channels = output_rate(stream, options), output_channels(stream, options)
+        pcm = Pcm(dst.with_name("audio.pcm"), rate, channels)
+        deadline = time.monotonic() + self.timeout
+        pcm_bytes = SEGMENT_MAX_PCM_BYTES + rate * channels * SAMPLE_BYTES  # a second of slack
+        decode = decode_command(self.ffmpeg, src, pcm, info, options, self.max_seconds, loudness)
+        run(decode, timeout=self.timeout, file_bytes=pcm_bytes, duration=seconds,
+            on_progress=lambda p: on_progress(p * DECODE_SHARE))  # fmt: skip
+        done: dict[int, float] = {}
+        lock = threading.Lock()
+
+        def encode_one(segment: Segment, path: Path) -> None:
+            def report(fraction: float) -> None:
+                with lock:
+                    done[segment.index] = fraction * segment.seconds
+                    total = sum(done.values()) / max(pcm.samples / rate, 1e-9)
+                on_progress(DECODE_SHARE + (1 - DECODE_SHARE) * min(total, 1.0))
+
+            left = max(1, int(deadline - time.monotonic()))
+            run(segment.args, timeout=left, file_bytes=max_output_bytes(self.max_seconds),
+                on_progress=report, duration=segment.seconds,
+                stdin=(path, segment.first_byte, segment.byte_count))  # fmt: skip
+
+        count = segments.encode(self.ffmpeg, pcm, dst, encoder(options), self.cores, encode_one)
+        log.info("encoded in segments", extra={"segments": count})
+        samples = pcm.samples
+        pcm.path.unlink()
+        return samples / rate
 
     def _check(self, info: MediaInfo, options: ConversionOptions) -> float | None:
         """Refuse early what cannot convert well; the seconds of audio to expect, if known."""

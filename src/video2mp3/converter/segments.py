@@ -24,10 +24,7 @@ ffmpeg at once, and the MP3 frames are joined into one stream. Why the seams can
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,12 +34,14 @@ FRAME = 1152  # samples per MPEG-1 Layer III frame
 OVERLAP = 8  # frames of context either side of a segment (about 0.2 s)
 MIN_SEGMENT_SECONDS = 30.0  # shorter pieces cost more in overlap and start-up than they gain
 ENCODER_DELAY = 576  # what LAME's tag counts; the padding makes up the rest of the last frame
-SAMPLE_BYTES = 4  # f32le
+# Floats between the decoder and the encoders, as a single pass gives LAME: a downmix to 16-bit
+# integers is scaled down against clipping (3 dB quieter for stereo to mono), floats are not.
+SAMPLE_FORMAT, SAMPLE_BYTES = "f32le", 4
 
 
 @dataclass(frozen=True)
 class Pcm:
-    """Decoded audio in a raw f32le file."""
+    """Decoded audio in a raw ``SAMPLE_FORMAT`` file."""
 
     path: Path
     rate: int
@@ -61,44 +60,55 @@ def plan(samples: int, rate: int, workers: int) -> list[int]:
     return [0, *cuts, samples]
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One ffmpeg's share: which bytes of the PCM it reads, and where it writes its frames."""
+
+    index: int
+    args: list[str]
+    first_byte: int
+    byte_count: int
+    seconds: float
+
+
 def encode(
     ffmpeg: str,
     pcm: Pcm,
     dst: Path,
-    quality_args: Sequence[str],
+    encoder_args: Sequence[str],
     workers: int,
-    run: Callable[[list[str], Path, int, int], None],
+    run: Callable[[Segment, Path], None],
 ) -> int:
     """Encode ``pcm`` to the MP3 ``dst`` in up to ``workers`` segments at once; return how many.
 
-    ``run(args, pcm_path, first_byte, byte_count)`` runs one segment's ffmpeg with that slice
-    of the PCM file on its standard input.
+    ``run(segment, pcm_path)`` runs one segment's ffmpeg (``segment.args``) with the segment's
+    slice of the PCM file on its standard input.
     """
     bounds = plan(pcm.samples, pcm.rate, workers)
+    width = SAMPLE_BYTES * pcm.channels
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix="segments-") as tmp:
         parts: list[tuple[Path, int, int]] = []  # file, first frame kept, frames kept (-1: all)
-        jobs = []
+        segments = []
         for k, (start, end) in enumerate(itertools.pairwise(bounds)):
             last = k == len(bounds) - 2
             first = max(0, start - OVERLAP * FRAME)
             stop = pcm.samples if last else min(pcm.samples, end + OVERLAP * FRAME)
             out = Path(tmp, f"{k}.mp3")
             args = [
-                ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                "-f", "f32le", "-ar", str(pcm.rate), "-ac", str(pcm.channels), "-i", "pipe:0",
-                "-c:a", "libmp3lame", *quality_args, "-reservoir", "0",
-                "-id3v2_version", "0", "-write_xing", "1" if k == 0 else "0",
-                "-f", "mp3", str(out),
+                ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+                "-f", SAMPLE_FORMAT, "-ar", str(pcm.rate), "-ac", str(pcm.channels),
+                "-i", "pipe:0", *encoder_args, "-reservoir", "0", "-id3v2_version", "0",
+                "-write_xing", "1" if k == 0 else "0", "-progress", "pipe:1", "-f", "mp3", str(out),
             ]  # fmt: skip
-            width = SAMPLE_BYTES * pcm.channels
-            jobs.append((args, first * width, (stop - first) * width))
-            keep = -1 if last else (end - start) // FRAME
-            parts.append((out, (start - first) // FRAME, keep))
-        with ThreadPoolExecutor(len(jobs)) as pool:
-            for done in [pool.submit(run, a, pcm.path, o, n) for a, o, n in jobs]:
+            segments.append(
+                Segment(k, args, first * width, (stop - first) * width, (stop - first) / pcm.rate)
+            )
+            parts.append((out, (start - first) // FRAME, -1 if last else (end - start) // FRAME))
+        with ThreadPoolExecutor(len(segments)) as pool:
+            for done in [pool.submit(run, segment, pcm.path) for segment in segments]:
                 done.result()
         join(parts, pcm.samples, dst)
-    return len(jobs)
+    return len(segments)
 
 
 def join(parts: Sequence[tuple[Path, int, int]], samples: int, dst: Path) -> None:
@@ -194,32 +204,3 @@ def crc16(data: bytes) -> int:
         for _ in range(8):
             crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
     return crc
-
-
-def feed(args: list[str], pcm: Path, offset: int, count: int, **popen: object) -> int:
-    """Run ``args`` with ``count`` bytes of ``pcm`` from ``offset`` on its standard input."""
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, **popen)  # type: ignore[call-overload]
-    assert proc.stdin is not None
-    failure: list[BaseException] = []
-
-    def pump() -> None:
-        try:
-            with pcm.open("rb") as source:
-                left = count
-                while left > 0:
-                    sent = os.sendfile(
-                        proc.stdin.fileno(), source.fileno(), offset + count - left, left
-                    )
-                    if sent == 0:
-                        break
-                    left -= sent
-        except OSError as exc:  # ffmpeg died: its exit status says why
-            failure.append(exc)
-        finally:
-            proc.stdin.close()
-
-    writer = threading.Thread(target=pump, daemon=True)
-    writer.start()
-    code = proc.wait()
-    writer.join()
-    return int(code)
