@@ -18,6 +18,7 @@ from mutagen.id3 import ID3
 
 from tests.integration.harness import Harness
 from tests.support import FFMPEG, decoded_seconds, inspect_audio, loudness
+from video2mp3.converter.ffmpeg import Feed
 from video2mp3.converter.ffmpeg import run as run_ffmpeg
 from video2mp3.converter.segments import FRAME, SAMPLE_FORMAT, Pcm, Segment, encode, plan
 from video2mp3.domain.events import ConversionProgress, ConversionSucceeded
@@ -32,8 +33,8 @@ def decoded(path: Path) -> np.ndarray:
         return np.concatenate([f.to_ndarray() for f in container.decode(stream)], axis=1)
 
 
-def run(segment: Segment, pcm: Path) -> None:
-    stdin = (pcm, segment.first_byte, segment.byte_count)
+def run(segment: Segment, pcm: Pcm) -> None:
+    stdin = Feed(pcm.path, segment.first_byte, segment.byte_count, pcm.finished)
     run_ffmpeg(segment.args, timeout=120, file_bytes=10**8, stdin=stdin)
 
 
@@ -55,7 +56,9 @@ def test_segments_join_gapless_and_without_a_seam(
         check=True,
     )  # fmt: skip
     joined = tmp_path / "joined.mp3"
-    assert encode(FFMPEG, pcm, joined, ["-c:a", "libmp3lame", *quality], 3, run) == 3
+    pcm.finished.set()
+    args = ["-c:a", "libmp3lame", *quality]
+    assert encode(FFMPEG, pcm, joined, args, 3, run, pcm.samples) == 3
 
     source = np.fromfile(pcm.path, dtype="<f4").reshape(-1, 2).T
     ours, theirs = decoded(joined), decoded(single)

@@ -9,11 +9,14 @@ turned into a ``MediaError`` or ``ConversionTimeout`` with a stable code.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
+import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,8 @@ from pathlib import Path
 from video2mp3.converter.probe import PROBE_OPTIONS
 from video2mp3.errors import ConversionTimeout, MediaError
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork
 MAX_BITRATE_BPS = 320_000
 MEMORY_LIMIT = 2 * 1024**3
 FSIZE_SLACK = 8 * 1024 * 1024
@@ -60,12 +65,12 @@ def run(
     file_bytes: int,
     on_progress: Callable[[float], None] | None = None,
     duration: float | None = None,
-    stdin: tuple[Path, int, int] | None = None,
+    stdin: Feed | None = None,
 ) -> Ran:
     """Run ``args``; ``MediaError`` or ``ConversionTimeout`` if it fails.
 
     With ``on_progress``, the command must end with ``-progress pipe:1`` before its output.
-    ``stdin`` is ``(file, offset, count)``: those bytes of the file go to its standard input.
+    ``stdin``: bytes of a (possibly growing) file for its standard input.
     """
     timed_out = threading.Event()
     with tempfile.TemporaryFile() as stderr:
@@ -88,7 +93,7 @@ def run(
         timer = threading.Timer(timeout, kill)
         timer.start()
         if stdin:
-            threading.Thread(target=_pump, args=(proc, *stdin), daemon=True).start()
+            threading.Thread(target=_pump, args=(proc, stdin), daemon=True).start()
         try:
             written = _follow(proc, duration, on_progress or (lambda _: None))
             code = proc.wait()
@@ -112,12 +117,15 @@ def run(
 
 
 def limits(*, cpu_seconds: int, file_bytes: int) -> Callable[[], None]:
-    """A ``preexec_fn`` capping CPU time, memory and written file size before the child runs.
+    """A ``preexec_fn`` capping CPU time, memory and written file size before the child runs,
+    and asking the kernel to kill it if the converter dies first: a SIGKILLed converter leaves
+    no ffmpeg working on for nobody (its wall-clock timer died with it).
 
-    It only calls setrlimit, which takes no lock, so it is safe in the forked child.
+    It only makes system calls that take no lock, so it is safe in the forked child.
     """
 
     def apply() -> None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
@@ -125,18 +133,38 @@ def limits(*, cpu_seconds: int, file_bytes: int) -> Callable[[], None]:
     return apply
 
 
-def _pump(proc: subprocess.Popen[str], source: Path, offset: int, count: int) -> None:
-    """Send ``count`` bytes of ``source`` from ``offset`` to the child's standard input (in the
+@dataclass(frozen=True)
+class Feed:
+    """``count`` bytes of ``source`` from ``offset`` (``None``: to its end) for a child's standard
+    input. While ``finished`` is not set, the file is still being written: wait for more."""
+
+    source: Path
+    offset: int
+    count: int | None
+    finished: threading.Event
+
+
+def _pump(proc: subprocess.Popen[str], feed: Feed) -> None:
+    """Send the fed bytes to the child's standard input as they become available (in the
     kernel: ``sendfile``); a child that stops reading ends it, and its exit status says why."""
     assert proc.stdin is not None
+    offset, left = feed.offset, feed.count
     try:
-        with source.open("rb") as data:
-            while count > 0 and (
-                sent := os.sendfile(proc.stdin.fileno(), data.fileno(), offset, count)
-            ):
-                offset, count = offset + sent, count - sent
+        with feed.source.open("rb") as data:
+            while left is None or left > 0:
+                done = feed.finished.is_set()  # before the size: no byte written after is missed
+                available = os.fstat(data.fileno()).st_size - offset
+                if available <= 0:
+                    if done:
+                        break
+                    time.sleep(0.01)
+                    continue
+                size = available if left is None else min(available, left)
+                sent = os.sendfile(proc.stdin.fileno(), data.fileno(), offset, size)
+                offset += sent
+                left = None if left is None else left - sent
     except OSError:
-        pass
+        pass  # the child closed its input: its exit status tells why
     finally:
         with contextlib.suppress(OSError):
             proc.stdin.close()

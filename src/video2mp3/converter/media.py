@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from video2mp3.converter.command import (
 )
 from video2mp3.converter.cover import cover_command
 from video2mp3.converter.facts import AudioStream, MediaInfo
-from video2mp3.converter.ffmpeg import MEMORY_LIMIT, max_output_bytes, run
+from video2mp3.converter.ffmpeg import MEMORY_LIMIT, Feed, max_output_bytes, run
 from video2mp3.converter.loudness import Loudness, read_measurement
 from video2mp3.converter.probe import probe as probe_facts
 from video2mp3.converter.sandbox import TASKS_PER_CHILD, Sandbox, SandboxCrashed
@@ -47,11 +48,10 @@ PROBE_FILE_BYTES = 1024 * 1024  # the probe writes nothing; room for Python's by
 COVER_BYTES = 4 * 1024 * 1024  # a 600 px JPEG is far smaller
 # Inputs at least this long are encoded in segments on several cores: below it, starting the
 # extra encoders and the decoding pass cost more than they save.
-SEGMENT_AFTER = 120.0
+SEGMENT_AFTER = 40.0
 # ... and at most this much decoded audio (about 70 min of 48 kHz stereo), which with the input
 # and the MP3 fits the converter's 4 GiB of scratch space; longer audio is encoded in one pass.
 SEGMENT_MAX_PCM_BYTES = 1536 * 1024**2
-DECODE_SHARE = 0.1  # of a segmented job's progress
 
 
 def check_probe() -> None:
@@ -161,21 +161,22 @@ class Transcoder:
             loudness = read_measurement(measured.stderr)
         stream = info.choose_track(options.track)
         written: float | None
-        if self._segments(stream, options, seconds):
-            written = self._segmented(src, dst, info, options, loudness, seconds, on_progress)
-        else:
-            args = command(self.ffmpeg, src, dst, info, options, self.max_seconds, loudness)
-            written = run(args, timeout=self.timeout, file_bytes=file_bytes,
-                          on_progress=on_progress, duration=seconds).written_seconds  # fmt: skip
-        cover = self._cover(src, dst.with_name("cover.jpg"), info, options)
-        write_tags(dst, replace(choose_tags(info, options, filename), cover=cover))
+        # The cover is taken on another core while the audio is encoded.
+        with ThreadPoolExecutor(1, thread_name_prefix="cover") as side:
+            cover = side.submit(self._cover, src, dst.with_name("cover.jpg"), info, options)
+            if seconds is not None and self._segments(stream, options, seconds):
+                written = self._segmented(src, dst, info, options, loudness, seconds, on_progress)
+            else:
+                args = command(self.ffmpeg, src, dst, info, options, self.max_seconds, loudness)
+                done = run(args, timeout=self.timeout, file_bytes=file_bytes,
+                           on_progress=on_progress, duration=seconds)  # fmt: skip
+                written = done.written_seconds
+            write_tags(dst, replace(choose_tags(info, options, filename), cover=cover.result()))
         return written or 0.0
 
-    def _segments(
-        self, stream: AudioStream, options: ConversionOptions, seconds: float | None
-    ) -> bool:
+    def _segments(self, stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
         """Whether to encode in segments: several cores, a long input, room for its PCM."""
-        if self.cores < 2 or seconds is None or seconds < self.segment_after:
+        if self.cores < 2 or seconds < self.segment_after:
             return False
         rate, channels = output_rate(stream, options), output_channels(stream, options)
         pcm_bytes = seconds * rate * channels * SAMPLE_BYTES
@@ -188,40 +189,65 @@ class Transcoder:
         info: MediaInfo,
         options: ConversionOptions,
         loudness: Loudness | None,
-        seconds: float | None,
+        seconds: float,
         on_progress: Callable[[float], None],
-    ) -> float:
-        """Decode once to PCM, then encode segments on ``cores`` cores at once (``segments``).
-
-        Progress: decoding counts for ``DECODE_SHARE`` of the job, the encoders for the rest.
-        """
+    ) -> float | None:
+        """Decode once to PCM while segments of it are encoded on ``cores`` cores (``segments``):
+        each encoder starts as soon as the decoder has reached its part. Audio that turns out
+        shorter than announced is encoded in one pass instead."""
         stream = info.choose_track(options.track)
         rate, channels = output_rate(stream, options), output_channels(stream, options)
         pcm = Pcm(dst.with_name("audio.pcm"), rate, channels)
+        pcm.path.touch()  # the encoders open it at once; ffmpeg then writes to the same file
         deadline = time.monotonic() + self.timeout
-        pcm_bytes = SEGMENT_MAX_PCM_BYTES + rate * channels * SAMPLE_BYTES  # a second of slack
         decode = decode_command(self.ffmpeg, src, pcm, info, options, self.max_seconds, loudness)
-        run(decode, timeout=self.timeout, file_bytes=pcm_bytes, duration=seconds,
-            on_progress=lambda p: on_progress(p * DECODE_SHARE))  # fmt: skip
-        done: dict[int, float] = {}
+        pcm_bytes = SEGMENT_MAX_PCM_BYTES + rate * channels * SAMPLE_BYTES  # a second of slack
+        encoded: dict[int, float] = {}
         lock = threading.Lock()
 
-        def encode_one(segment: Segment, path: Path) -> None:
+        def decoder() -> None:
+            try:
+                run(decode, timeout=self.timeout, file_bytes=pcm_bytes)
+            finally:
+                pcm.finished.set()
+
+        def encode_one(segment: Segment, audio: Pcm) -> None:
             def report(fraction: float) -> None:
                 with lock:
-                    done[segment.index] = fraction * segment.seconds
-                    total = sum(done.values()) / max(pcm.samples / rate, 1e-9)
-                on_progress(DECODE_SHARE + (1 - DECODE_SHARE) * min(total, 1.0))
+                    encoded[segment.index] = fraction * segment.seconds
+                    on_progress(min(sum(encoded.values()) / seconds, 1.0))
 
-            left = max(1, int(deadline - time.monotonic()))
-            run(segment.args, timeout=left, file_bytes=max_output_bytes(self.max_seconds),
-                on_progress=report, duration=segment.seconds,
-                stdin=(path, segment.first_byte, segment.byte_count))  # fmt: skip
+            feed = Feed(audio.path, segment.first_byte, segment.byte_count, audio.finished)
+            run(segment.args, timeout=max(1, int(deadline - time.monotonic())),
+                file_bytes=max_output_bytes(self.max_seconds), on_progress=report,
+                duration=segment.seconds, stdin=feed)  # fmt: skip
 
-        count = segments.encode(self.ffmpeg, pcm, dst, encoder(options), self.cores, encode_one)
+        with ThreadPoolExecutor(1, thread_name_prefix="decoder") as pool:
+            decoding = pool.submit(decoder)
+            try:
+                count = segments.encode(
+                    self.ffmpeg, pcm, dst, encoder(options), self.cores, encode_one,
+                    round(seconds * rate),
+                )  # fmt: skip
+                samples = pcm.samples
+            except (MediaError, segments.ShortAudio) as exc:
+                decoding.result()  # a decoder's failure explains the encoders': it is raised
+                if not isinstance(exc, segments.ShortAudio):
+                    raise
+                log.info("shorter audio than announced: one pass", extra={"why": str(exc)})
+                args = command(self.ffmpeg, src, dst, info, options, self.max_seconds, loudness)
+                return run(
+                    args,
+                    timeout=self.timeout,
+                    file_bytes=max_output_bytes(self.max_seconds),
+                    on_progress=on_progress,
+                    duration=seconds,
+                ).written_seconds
+            finally:
+                pcm.finished.wait()
+                pcm.path.unlink(missing_ok=True)
+            decoding.result()
         log.info("encoded in segments", extra={"segments": count})
-        samples = pcm.samples
-        pcm.path.unlink()
         return samples / rate
 
     def _check(self, info: MediaInfo, options: ConversionOptions) -> float | None:

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 FRAME = 1152  # samples per MPEG-1 Layer III frame
@@ -41,11 +42,13 @@ SAMPLE_FORMAT, SAMPLE_BYTES = "f32le", 4
 
 @dataclass(frozen=True)
 class Pcm:
-    """Decoded audio in a raw ``SAMPLE_FORMAT`` file."""
+    """Decoded audio in a raw ``SAMPLE_FORMAT`` file, which may still be growing: ``finished``
+    is set once the decoder has written all of it (or failed)."""
 
     path: Path
     rate: int
     channels: int
+    finished: threading.Event = field(default_factory=threading.Event)
 
     @property
     def samples(self) -> int:
@@ -67,8 +70,8 @@ class Segment:
     index: int
     args: list[str]
     first_byte: int
-    byte_count: int
-    seconds: float
+    byte_count: int | None  # None: to the end of the audio, however long it turns out
+    seconds: float  # expected
 
 
 def encode(
@@ -77,14 +80,17 @@ def encode(
     dst: Path,
     encoder_args: Sequence[str],
     workers: int,
-    run: Callable[[Segment, Path], None],
+    run: Callable[[Segment, Pcm], None],
+    expected_samples: int,
 ) -> int:
     """Encode ``pcm`` to the MP3 ``dst`` in up to ``workers`` segments at once; return how many.
 
-    ``run(segment, pcm_path)`` runs one segment's ffmpeg (``segment.args``) with the segment's
-    slice of the PCM file on its standard input.
+    The segments are planned from ``expected_samples``, so that they can start while the PCM
+    is still being decoded: ``run(segment, pcm)`` runs one segment's ffmpeg (``segment.args``)
+    with the segment's bytes of the PCM on its standard input, as they arrive. ``ShortAudio``
+    if the audio ends before a segment other than the last.
     """
-    bounds = plan(pcm.samples, pcm.rate, workers)
+    bounds = plan(expected_samples, pcm.rate, workers)
     width = SAMPLE_BYTES * pcm.channels
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix="segments-") as tmp:
         parts: list[tuple[Path, int, int]] = []  # file, first frame kept, frames kept (-1: all)
@@ -92,7 +98,7 @@ def encode(
         for k, (start, end) in enumerate(itertools.pairwise(bounds)):
             last = k == len(bounds) - 2
             first = max(0, start - OVERLAP * FRAME)
-            stop = pcm.samples if last else min(pcm.samples, end + OVERLAP * FRAME)
+            stop = end if last else min(expected_samples, end + OVERLAP * FRAME)
             out = Path(tmp, f"{k}.mp3")
             args = [
                 ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
@@ -100,15 +106,20 @@ def encode(
                 "-i", "pipe:0", *encoder_args, "-reservoir", "0", "-id3v2_version", "0",
                 "-write_xing", "1" if k == 0 else "0", "-progress", "pipe:1", "-f", "mp3", str(out),
             ]  # fmt: skip
-            segments.append(
-                Segment(k, args, first * width, (stop - first) * width, (stop - first) / pcm.rate)
-            )
+            count = None if last else (stop - first) * width
+            segments.append(Segment(k, args, first * width, count, (stop - first) / pcm.rate))
             parts.append((out, (start - first) // FRAME, -1 if last else (end - start) // FRAME))
         with ThreadPoolExecutor(len(segments)) as pool:
-            for done in [pool.submit(run, segment, pcm.path) for segment in segments]:
+            for done in [pool.submit(run, segment, pcm) for segment in segments]:
                 done.result()
+        if pcm.samples < bounds[-2] + OVERLAP * FRAME:
+            raise ShortAudio(f"{pcm.samples} samples decoded, {expected_samples} expected")
         join(parts, pcm.samples, dst)
     return len(segments)
+
+
+class ShortAudio(Exception):
+    """The decoded audio ended before the last segment began: encode it in one pass instead."""
 
 
 def join(parts: Sequence[tuple[Path, int, int]], samples: int, dst: Path) -> None:
