@@ -20,7 +20,15 @@ from tests.integration.harness import Harness
 from tests.support import FFMPEG, decoded_seconds, inspect_audio, loudness
 from video2mp3.converter.ffmpeg import Feed
 from video2mp3.converter.ffmpeg import run as run_ffmpeg
-from video2mp3.converter.segments import FRAME, SAMPLE_FORMAT, Pcm, Segment, encode, plan
+from video2mp3.converter.segments import (
+    FRAME,
+    SAMPLE_FORMAT,
+    Pcm,
+    Segment,
+    encode,
+    frame_samples,
+    plan,
+)
 from video2mp3.domain.events import ConversionProgress, ConversionSucceeded
 from video2mp3.domain.options import ConversionOptions
 
@@ -38,20 +46,27 @@ def run(segment: Segment, pcm: Pcm) -> None:
     run_ffmpeg(segment.args, timeout=120, file_bytes=10**8, stdin=stdin)
 
 
-@pytest.mark.parametrize(("seconds", "quality"), [(95.3, ["-q:a", "2"]), (99.0, ["-b:a", "128k"])])
+@pytest.mark.parametrize(
+    ("seconds", "quality", "rate", "channels"),
+    [
+        (95.3, ["-q:a", "2"], 48000, 2),
+        (99.0, ["-b:a", "128k"], 44100, 2),
+        (97.1, ["-q:a", "5"], 16000, 1),  # MPEG-2: 576 samples a frame
+    ],
+)
 def test_segments_join_gapless_and_without_a_seam(
-    tmp_path: Path, seconds: float, quality: list[str]
+    tmp_path: Path, seconds: float, quality: list[str], rate: int, channels: int
 ) -> None:
-    pcm = Pcm(tmp_path / "audio.pcm", RATE, 2)
+    pcm = Pcm(tmp_path / "audio.pcm", rate, channels)
     subprocess.run(
         [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i",
-         f"anoisesrc=d={seconds}:c=pink:r={RATE}:a=0.3,aformat=channel_layouts=stereo",
+         f"anoisesrc=d={seconds}:c=pink:r={rate}:a=0.3", "-ac", str(channels),
          "-f", SAMPLE_FORMAT, str(pcm.path)],
         check=True,
     )  # fmt: skip
     single = tmp_path / "single.mp3"
     subprocess.run(
-        [FFMPEG, "-loglevel", "error", "-f", SAMPLE_FORMAT, "-ar", str(RATE), "-ac", "2",
+        [FFMPEG, "-loglevel", "error", "-f", SAMPLE_FORMAT, "-ar", str(rate), "-ac", str(channels),
          "-i", str(pcm.path), "-c:a", "libmp3lame", *quality, str(single)],
         check=True,
     )  # fmt: skip
@@ -60,13 +75,14 @@ def test_segments_join_gapless_and_without_a_seam(
     args = ["-c:a", "libmp3lame", *quality]
     assert encode(FFMPEG, pcm, joined, args, 3, run, pcm.samples) == 3
 
-    source = np.fromfile(pcm.path, dtype="<f4").reshape(-1, 2).T
+    source = np.fromfile(pcm.path, dtype="<f4").reshape(-1, channels).T
     ours, theirs = decoded(joined), decoded(single)
     assert ours.shape == theirs.shape == source.shape  # gapless: every sample, no more
-    frames = source.shape[1] // FRAME
-    error = (ours - source)[:, : frames * FRAME].reshape(2, frames, FRAME)
+    size = frame_samples(rate)
+    frames = source.shape[1] // size
+    error = (ours - source)[:, : frames * size].reshape(channels, frames, size)
     rms = np.sqrt((error**2).mean(axis=(0, 2)))
-    seams = {b // FRAME + d for b in plan(source.shape[1], RATE, 3)[1:-1] for d in (-1, 0, 1)}
+    seams = {b // size + d for b in plan(source.shape[1], rate, 3)[1:-1] for d in (-1, 0, 1)}
     elsewhere = np.delete(rms, sorted(seams))
     assert rms[sorted(seams)].max() <= elsewhere.max()
 

@@ -4,8 +4,9 @@ LAME encodes on one core. A long input is first decoded once (with every filter:
 channels, rate, loudness) to raw PCM; the PCM is cut into segments, each encoded by its own
 ffmpeg at once, and the MP3 frames are joined into one stream. Why the seams cannot be heard:
 
-- Frame-exact cuts. Every segment starts on a multiple of 1152 samples (one MPEG-1 Layer III
-  frame), so frame ``j`` of a segment that starts at sample ``s`` is frame ``s / 1152 + j`` of a
+- Frame-exact cuts. Every segment starts on a multiple of a frame's samples (1152 for MPEG-1
+  Layer III, 576 below 32 kHz), so frame ``j`` of a segment that starts at sample ``s`` is frame
+  ``s / 1152 + j`` (at 32 kHz and up) of a
   single-pass encode: the same grid, with the encoder delay (576 samples, plus the decoder's 529)
   applying identically. The join keeps, from each segment, exactly the frames of its own range.
 - Overlap. Each segment is encoded with ``OVERLAP`` frames of the audio before and after its
@@ -31,7 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FRAME = 1152  # samples per MPEG-1 Layer III frame
+FRAME = 1152  # samples per MPEG-1 Layer III frame (32 kHz and up)
+
+
+def frame_samples(rate: int) -> int:
+    """Samples per Layer III frame: 1152 for MPEG-1, 576 for MPEG-2 and 2.5 (below 32 kHz)."""
+    return FRAME if rate >= 32000 else FRAME // 2
+
+
 OVERLAP = 8  # frames of context either side of a segment (about 0.2 s)
 MIN_SEGMENT_SECONDS = 30.0  # shorter pieces cost more in overlap and start-up than they gain
 ENCODER_DELAY = 576  # what LAME's tag counts; the padding makes up the rest of the last frame
@@ -56,10 +64,11 @@ class Pcm:
 
 
 def plan(samples: int, rate: int, workers: int) -> list[int]:
-    """Segment boundaries (sample indices, multiples of ``FRAME``) from 0 to ``samples``."""
+    """Segment boundaries (sample indices, on frame boundaries) from 0 to ``samples``."""
     count = max(1, min(workers, int(samples / rate // MIN_SEGMENT_SECONDS)))
-    frames = -(-samples // FRAME)
-    cuts = [round(frames * k / count) * FRAME for k in range(1, count)]
+    size = frame_samples(rate)
+    frames = -(-samples // size)
+    cuts = [round(frames * k / count) * size for k in range(1, count)]
     return [0, *cuts, samples]
 
 
@@ -92,13 +101,14 @@ def encode(
     """
     bounds = plan(expected_samples, pcm.rate, workers)
     width = SAMPLE_BYTES * pcm.channels
+    frame = frame_samples(pcm.rate)
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix="segments-") as tmp:
         parts: list[tuple[Path, int, int]] = []  # file, first frame kept, frames kept (-1: all)
         segments = []
         for k, (start, end) in enumerate(itertools.pairwise(bounds)):
             last = k == len(bounds) - 2
-            first = max(0, start - OVERLAP * FRAME)
-            stop = end if last else min(expected_samples, end + OVERLAP * FRAME)
+            first = max(0, start - OVERLAP * frame)
+            stop = end if last else min(expected_samples, end + OVERLAP * frame)
             out = Path(tmp, f"{k}.mp3")
             args = [
                 ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
@@ -108,13 +118,13 @@ def encode(
             ]  # fmt: skip
             count = None if last else (stop - first) * width
             segments.append(Segment(k, args, first * width, count, (stop - first) / pcm.rate))
-            parts.append((out, (start - first) // FRAME, -1 if last else (end - start) // FRAME))
+            parts.append((out, (start - first) // frame, -1 if last else (end - start) // frame))
         with ThreadPoolExecutor(len(segments)) as pool:
             for done in [pool.submit(run, segment, pcm) for segment in segments]:
                 done.result()
-        if pcm.samples < bounds[-2] + OVERLAP * FRAME:
+        if pcm.samples < bounds[-2] + OVERLAP * frame:
             raise ShortAudio(f"{pcm.samples} samples decoded, {expected_samples} expected")
-        join(parts, pcm.samples, dst)
+        join(parts, pcm.samples, frame, dst)
     return len(segments)
 
 
@@ -122,7 +132,7 @@ class ShortAudio(Exception):
     """The decoded audio ended before the last segment began: encode it in one pass instead."""
 
 
-def join(parts: Sequence[tuple[Path, int, int]], samples: int, dst: Path) -> None:
+def join(parts: Sequence[tuple[Path, int, int]], samples: int, per_frame: int, dst: Path) -> None:
     """Concatenate the kept frames of each part behind the first part's header frame, then
     complete that header for the whole: frame count, size, seek table and end padding."""
     header: bytes | None = None
@@ -141,7 +151,7 @@ def join(parts: Sequence[tuple[Path, int, int]], samples: int, dst: Path) -> Non
                 sizes.append(len(frame))
         assert header is not None
         out.seek(0)
-        out.write(completed(header, sizes, samples))
+        out.write(completed(header, sizes, samples, per_frame))
 
 
 def mp3_frames(data: bytes) -> list[bytes]:
@@ -177,7 +187,7 @@ def frame_size(header: bytes) -> int | None:
     return per_frame * kbps * 1000 // rate + ((header[2] >> 1) & 1)
 
 
-def completed(header: bytes, sizes: Sequence[int], samples: int) -> bytes:
+def completed(header: bytes, sizes: Sequence[int], samples: int, per_frame: int) -> bytes:
     """The Xing/LAME header frame describing ``sizes`` frames that decode to ``samples``."""
     frame = bytearray(header)
     tag = max(frame.find(b"Xing"), frame.find(b"Info"))
@@ -197,7 +207,7 @@ def completed(header: bytes, sizes: Sequence[int], samples: int) -> bytes:
     lame = tag + 116 + (4 if flags & 8 else 0)  # the LAME extension after the quality field
     fields = lame + 9 + 1 + 1 + 8 + 1 + 1  # encoder, revision, lowpass, gain, flags, bitrate
     delay = int.from_bytes(frame[fields : fields + 3], "big") >> 12
-    padding = len(sizes) * FRAME - samples - delay
+    padding = len(sizes) * per_frame - samples - delay
     frame[fields : fields + 3] = ((delay << 12) | min(max(padding, 0), 4095)).to_bytes(3, "big")
     frame[fields + 7 : fields + 11] = total.to_bytes(4, "big")  # music length
     # The music checksum is left empty: no decoder checks it, and a CRC of the whole stream in
