@@ -196,6 +196,18 @@ class TestRabbitMQBus(BusContract):
         with pika.BlockingConnection(bus._params) as connection:
             connection.channel().basic_publish("", f"{bus.prefix}.{queue}", body)
 
+    def test_a_stopping_consumer_finishes_its_message_and_takes_no_other(self, bus: Bus) -> None:
+        assert isinstance(bus, RabbitMQBus)
+        for n in range(5):
+            bus.publish(requested(f"job{n}"))
+        consumer = Consumer(bus, "converter", lambda e: time.sleep(0.3))
+        wait_for(lambda: consumer.seen, 10, "the first delivery")
+        consumer.close()  # stop while the first is in hand
+        assert [e.job_id for e in consumer.seen] == ["job0"]
+        with pika.BlockingConnection(bus._params) as connection:
+            queue = connection.channel().queue_declare(f"{bus.prefix}.converter", passive=True)
+        assert queue.method.message_count == 4  # job0 acked; the rest back in the queue
+
     def test_unreachable_broker_is_unavailable(self) -> None:
         bus = RabbitMQBus("amqp://guest:guest@127.0.0.1:1/%2F")
         with pytest.raises(Unavailable):

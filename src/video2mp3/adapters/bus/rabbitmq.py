@@ -171,18 +171,26 @@ class RabbitMQBus:
             def on_message(
                 _ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
             ) -> None:
+                if stop.is_set():  # sent before our cancel reached the broker: not ours to start
+                    channel.basic_nack(method.delivery_tag, requeue=True)
+                    return
                 count = (props.headers or {}).get("x-delivery-count", 0) + 1
                 delivery = _Delivery(method.delivery_tag, count, body)
                 work = (connection, channel, delivery, handler, give_up, stop)
                 in_hand.add(pool.submit(self._deliver, *work))
 
-            channel.basic_consume(queue, on_message)
+            tag = channel.basic_consume(queue, on_message)
             log.info("consuming", extra={"queue": queue, "concurrency": concurrency})
             try:
                 while not stop.is_set() and not cancelled.is_set():
                     connection.process_data_events(time_limit=1)
                     in_hand -= {f for f in in_hand if f.done()}
-                # Let the messages in hand be settled before the connection closes.
+                if not cancelled.is_set():
+                    # No new deliveries (each settled one would free a prefetch slot); pika
+                    # requeues those it holds but has not handed to on_message yet.
+                    channel.basic_cancel(tag)
+                # Let the messages in hand be settled before the connection closes: each settle
+                # is a callback this thread runs.
                 while any(not f.done() for f in in_hand):
                     connection.process_data_events(time_limit=0.1)
                 connection.process_data_events(time_limit=0)
