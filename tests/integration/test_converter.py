@@ -7,13 +7,14 @@ duration within 0.1 s of the source audio.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.harness import Harness
-from tests.support import SAMPLES, inspect_audio
+from tests.support import SAMPLES, decoded_seconds, inspect_audio
 from video2mp3.converter.media import find_ffmpeg
 from video2mp3.domain.events import (
     ConversionFailed,
@@ -166,3 +167,22 @@ def test_a_video_in_a_local_blob_store_is_read_where_it_lies(
     event = harness.convert(samples["h264_aac.mp4"].read_bytes(), "a.mp4")
     assert isinstance(event.data, ConversionSucceeded)
     assert opened == []  # no copy: ffmpeg and the probe read the blob's own file
+
+
+def test_the_reported_duration_is_the_mp3s_when_the_audio_starts_late(tmp_path: Path) -> None:
+    """ffmpeg counts written time from where the audio starts in the source; the job must say
+    how long the MP3 plays."""
+    late = tmp_path / "late.mkv"
+    subprocess.run(
+        [find_ffmpeg(), "-loglevel", "error", "-f", "lavfi", "-i",
+         "testsrc2=size=160x120:rate=5:d=20", "-itsoffset", "5", "-f", "lavfi", "-i",
+         "anoisesrc=d=10:r=48000:a=0.2", "-map", "0:v", "-map", "1:a", "-c:v", "libx264",
+         "-preset", "ultrafast", "-c:a", "libvorbis", "-t", "20", str(late)],
+        check=True,
+    )  # fmt: skip
+    harness = Harness(tmp_path)
+    event = harness.convert(late.read_bytes(), "late.mkv")
+    assert isinstance(event.data, ConversionSucceeded), event.data
+    played = decoded_seconds(harness.mp3(event, tmp_path))
+    assert played == pytest.approx(10.0, abs=0.05)
+    assert event.data.duration == pytest.approx(played, abs=0.001)

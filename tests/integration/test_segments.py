@@ -20,15 +20,8 @@ from tests.integration.harness import Harness
 from tests.support import FFMPEG, decoded_seconds, inspect_audio, loudness
 from video2mp3.converter.ffmpeg import Feed
 from video2mp3.converter.ffmpeg import run as run_ffmpeg
-from video2mp3.converter.segments import (
-    FRAME,
-    SAMPLE_FORMAT,
-    Pcm,
-    Segment,
-    encode,
-    frame_samples,
-    plan,
-)
+from video2mp3.converter.mp3 import FRAME, frame_samples
+from video2mp3.converter.segments import SAMPLE_FORMAT, Pcm, Segment, encode, plan
 from video2mp3.domain.events import ConversionProgress, ConversionSucceeded
 from video2mp3.domain.options import ConversionOptions
 

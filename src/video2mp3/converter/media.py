@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from video2mp3.converter import segments
+from video2mp3.converter import mp3, segments
 from video2mp3.converter.command import (
     command,
     copies,
@@ -171,8 +171,11 @@ class Transcoder:
                 done = run(args, timeout=self.timeout, file_bytes=file_bytes,
                            on_progress=on_progress, duration=seconds)  # fmt: skip
                 written = done.written_seconds
+            # ffmpeg's count of written time starts where the audio starts in the source (late
+            # in some files); the header counts the samples.
+            length = mp3.seconds(dst) or written or 0.0
             write_tags(dst, replace(choose_tags(info, options, filename), cover=cover.result()))
-        return written or 0.0
+        return length
 
     def _segments(self, stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
         """Whether to encode in segments: several cores, a long input, room for its PCM."""

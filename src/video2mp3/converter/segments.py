@@ -32,13 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FRAME = 1152  # samples per MPEG-1 Layer III frame (32 kHz and up)
-
-
-def frame_samples(rate: int) -> int:
-    """Samples per Layer III frame: 1152 for MPEG-1, 576 for MPEG-2 and 2.5 (below 32 kHz)."""
-    return FRAME if rate >= 32000 else FRAME // 2
-
+from video2mp3.converter import mp3
+from video2mp3.converter.mp3 import frame_samples
 
 OVERLAP = 8  # frames of context either side of a segment (about 0.2 s)
 MIN_SEGMENT_SECONDS = 30.0  # shorter pieces cost more in overlap and start-up than they gain
@@ -139,7 +134,7 @@ def join(parts: Sequence[tuple[Path, int, int]], samples: int, per_frame: int, d
     sizes: list[int] = []
     with dst.open("wb") as out:
         for index, (path, first, keep) in enumerate(parts):
-            found = mp3_frames(path.read_bytes())
+            found = mp3.frames(path.read_bytes())
             if index == 0:
                 header, found = found[0], found[1:]  # the Xing/LAME frame of the first part
                 out.write(header)  # completed below, once the frames are known
@@ -151,77 +146,4 @@ def join(parts: Sequence[tuple[Path, int, int]], samples: int, per_frame: int, d
                 sizes.append(len(frame))
         assert header is not None
         out.seek(0)
-        out.write(completed(header, sizes, samples, per_frame))
-
-
-def mp3_frames(data: bytes) -> list[bytes]:
-    """The MPEG audio frames of a raw MP3 stream (no ID3 tag in front)."""
-    frames, at = [], 0
-    while at + 4 <= len(data):
-        size = frame_size(data[at : at + 4])
-        if size is None:
-            raise ValueError(f"no MPEG audio frame at byte {at}")
-        frames.append(data[at : at + size])
-        at += size
-    return frames
-
-
-_BITRATES = {  # kbps by index: MPEG-1 Layer III, then MPEG-2/2.5 Layer III
-    3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
-    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
-}
-_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-
-
-def frame_size(header: bytes) -> int | None:
-    """The length in bytes of the Layer III frame that starts with ``header``."""
-    if header[0] != 0xFF or header[1] & 0xE0 != 0xE0 or (header[1] >> 1) & 3 != 1:
-        return None
-    version = (header[1] >> 3) & 3
-    bitrate_index, rate_index = header[2] >> 4, (header[2] >> 2) & 3
-    if version == 1 or bitrate_index in (0, 15) or rate_index == 3:
-        return None
-    kbps = _BITRATES[3 if version == 3 else 2][bitrate_index]
-    rate = _RATES[version][rate_index]
-    per_frame = 144 if version == 3 else 72  # bytes per (kbps / kHz)
-    return per_frame * kbps * 1000 // rate + ((header[2] >> 1) & 1)
-
-
-def completed(header: bytes, sizes: Sequence[int], samples: int, per_frame: int) -> bytes:
-    """The Xing/LAME header frame describing ``sizes`` frames that decode to ``samples``."""
-    frame = bytearray(header)
-    tag = max(frame.find(b"Xing"), frame.find(b"Info"))
-    flags = int.from_bytes(frame[tag + 4 : tag + 8], "big")
-    if tag < 0 or flags & 0b111 != 0b111:
-        raise ValueError("the first segment has no complete Xing header")
-    total = len(frame) + sum(sizes)
-    frame[tag + 8 : tag + 12] = len(sizes).to_bytes(4, "big")
-    frame[tag + 12 : tag + 16] = total.to_bytes(4, "big")
-    starts = [len(frame)]
-    for size in sizes:
-        starts.append(starts[-1] + size)
-    toc = bytes(
-        min(255, starts[len(sizes) * i // 100] * 256 // total) for i in range(100)
-    )  # the byte position of each percent of the playing time, in 256ths of the file
-    frame[tag + 16 : tag + 116] = toc
-    lame = tag + 116 + (4 if flags & 8 else 0)  # the LAME extension after the quality field
-    fields = lame + 9 + 1 + 1 + 8 + 1 + 1  # encoder, revision, lowpass, gain, flags, bitrate
-    delay = int.from_bytes(frame[fields : fields + 3], "big") >> 12
-    padding = len(sizes) * per_frame - samples - delay
-    frame[fields : fields + 3] = ((delay << 12) | min(max(padding, 0), 4095)).to_bytes(3, "big")
-    frame[fields + 7 : fields + 11] = total.to_bytes(4, "big")  # music length
-    # The music checksum is left empty: no decoder checks it, and a CRC of the whole stream in
-    # Python would cost more than the join itself. The tag's own checksum is kept valid.
-    frame[fields + 11 : fields + 13] = bytes(2)
-    frame[fields + 13 : fields + 15] = crc16(bytes(frame[: fields + 13])).to_bytes(2, "big")
-    return bytes(frame)
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/ARC, the checksum of LAME tags."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
+        out.write(mp3.completed(header, sizes, samples, per_frame))
