@@ -60,8 +60,12 @@ def through_converter(
 ) -> Callable[[], None]:
     blobs = LocalBlobStore(root / "blobs")
     converter = Converter(
-        blobs, InProcessBus(), Transcoder(FFMPEG, timeout=3600, max_seconds=86400)
+        blobs,
+        InProcessBus(),
+        # as deployed: every core this process may use, the probe's sandbox started
+        Transcoder(FFMPEG, timeout=3600, max_seconds=86400, cores=len(os.sched_getaffinity(0))),
     )
+    converter.transcoder.start()
     with src.open("rb") as data:
         video = blobs.put(
             iter(lambda: data.read(1 << 20), b""), filename=src.name, content_type="video/mp4"

@@ -20,7 +20,8 @@ from video2mp3.adapters.sql.jobs import SQLJobRepository
 from video2mp3.adapters.sql.users import SQLUserRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing
-from video2mp3.converter.media import Transcoder, check_probe, find_ffmpeg
+from video2mp3.converter.media import Transcoder, find_ffmpeg
+from video2mp3.converter.probing import check_probe
 from video2mp3.converter.worker import Converter
 from video2mp3.converter.workspace import remove_leftovers
 from video2mp3.gateway import background
@@ -155,6 +156,7 @@ def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
         max_seconds=settings.max_duration_seconds,
         cores=settings.converter_cores,
     )
+    transcoder.start()  # the probe's sandbox boots while the consumer connects
     converter = Converter(blobs, bus, transcoder)
     loops = {"converter": consume(bus, "converter", converter.handle, converter.give_up)}
     return Worker(loops, {"bus": bus.ping, "blobs": blobs.ping})

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from video2mp3.adapters.blobs.local import LocalBlobStore
 from video2mp3.adapters.bus.inprocess import InProcessBus
-from video2mp3.converter.media import Prober, Transcoder, find_ffmpeg
+from video2mp3.converter.media import Transcoder, find_ffmpeg
+from video2mp3.converter.probing import Prober
 from video2mp3.converter.worker import Converter
 from video2mp3.domain.events import (
     ConversionProgress,

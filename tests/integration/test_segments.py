@@ -89,11 +89,11 @@ def test_a_short_input_is_one_segment() -> None:
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """50 s of small video with 48 kHz stereo pink noise."""
+    """75 s of small video with 48 kHz stereo pink noise."""
     path = tmp_path_factory.mktemp("long") / "long.mp4"
     subprocess.run(
-        [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=5:d=50",
-         "-f", "lavfi", "-i", "anoisesrc=d=50:c=pink:r=48000:a=0.2", "-ac", "2",
+        [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=5:d=75",
+         "-f", "lavfi", "-i", "anoisesrc=d=75:c=pink:r=48000:a=0.2", "-ac", "2",
          "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(path)],
         check=True,
     )  # fmt: skip
@@ -104,12 +104,13 @@ def test_the_converter_splits_a_long_input_and_every_option_holds(
     long_video: Path, tmp_path: Path
 ) -> None:
     harness = Harness(tmp_path, cores=3, segment_after=20)
-    options = ConversionOptions(start=4.5, end=44.5, normalize=-20, channels=1, title="Long")
+    options = ConversionOptions(start=4.5, end=68.5, normalize=-20, channels=1, title="Long")
+    assert len(plan(64 * 48000, 48000, 3)) == 3  # two segments: a seam at 32 s
     event = harness.convert(long_video.read_bytes(), "long.mp4", options)
     assert isinstance(event.data, ConversionSucceeded), event.data
     mp3 = harness.mp3(event, tmp_path)
-    assert decoded_seconds(mp3) == pytest.approx(40.0, abs=0.001)  # gapless, to the sample
-    assert event.data.duration == pytest.approx(40.0, abs=0.001)
+    assert decoded_seconds(mp3) == pytest.approx(64.0, abs=0.001)  # gapless, to the sample
+    assert event.data.duration == pytest.approx(64.0, abs=0.001)
     facts = inspect_audio(mp3)
     assert (facts.codec, facts.channels) == ("mp3", 1)
     integrated, peak = loudness(mp3)

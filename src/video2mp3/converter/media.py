@@ -9,15 +9,13 @@ size; server-chosen file names.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import resource
 import shutil
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from video2mp3.converter import mp3, segments
@@ -32,32 +30,23 @@ from video2mp3.converter.command import (
 )
 from video2mp3.converter.cover import cover_command
 from video2mp3.converter.facts import AudioStream, MediaInfo
-from video2mp3.converter.ffmpeg import MEMORY_LIMIT, Feed, max_output_bytes, run
+from video2mp3.converter.ffmpeg import Feed, max_output_bytes, run
 from video2mp3.converter.loudness import Loudness, read_measurement
-from video2mp3.converter.probe import probe as probe_facts
-from video2mp3.converter.sandbox import TASKS_PER_CHILD, Sandbox, SandboxCrashed
+from video2mp3.converter.probing import Prober
 from video2mp3.converter.segments import SAMPLE_BYTES, Pcm, Segment
 from video2mp3.converter.tags import choose_tags, write_tags
 from video2mp3.domain.options import ConversionOptions
-from video2mp3.errors import MediaError, SettingsError, Video2mp3Error
+from video2mp3.errors import MediaError, SettingsError
 
 log = logging.getLogger(__name__)
 
-PROBE_TIMEOUT = 60
-PROBE_FILE_BYTES = 1024 * 1024  # the probe writes nothing; room for Python's bytecode cache
 COVER_BYTES = 4 * 1024 * 1024  # a 600 px JPEG is far smaller
 # Inputs at least this long are encoded in segments on several cores: below it, starting the
 # extra encoders and the decoding pass cost more than they save.
-SEGMENT_AFTER = 40.0
+SEGMENT_AFTER = 60.0
 # ... and at most this much decoded audio (about 70 min of 48 kHz stereo), which with the input
 # and the MP3 fits the converter's 4 GiB of scratch space; longer audio is encoded in one pass.
 SEGMENT_MAX_PCM_BYTES = 1536 * 1024**2
-
-
-def check_probe() -> None:
-    """Fail at start-up, not on every job, when PyAV (the probe) is not installed."""
-    if importlib.util.find_spec("av") is None:
-        raise SettingsError("the converter needs PyAV: install video2mp3[converter]")
 
 
 def find_ffmpeg(configured: str | None = None) -> str:
@@ -73,40 +62,6 @@ def find_ffmpeg(configured: str | None = None) -> str:
             "VIDEO2MP3_FFMPEG: no ffmpeg on PATH; install ffmpeg or video2mp3[converter]"
         ) from None
     return str(imageio_ffmpeg.get_ffmpeg_exe())
-
-
-class Prober:
-    """Probes files with PyAV in a sandbox process (``sandbox``): a crafted file that crashes
-    libav, or exceeds a limit or the time, ends the sandbox's child, never the worker."""
-
-    def __init__(self) -> None:
-        self._sandbox = Sandbox(
-            {
-                resource.RLIMIT_CPU: PROBE_TIMEOUT * TASKS_PER_CHILD,
-                resource.RLIMIT_AS: MEMORY_LIMIT,
-                resource.RLIMIT_FSIZE: PROBE_FILE_BYTES,
-            }
-        )
-
-    def probe(self, path: Path) -> MediaInfo:
-        """What the file holds; ``MediaError`` (``invalid_media``, ``no_audio``) if unusable."""
-        try:
-            facts = self._sandbox.run(probe_facts, str(path), timeout=PROBE_TIMEOUT)
-        except SandboxCrashed as exc:  # killed by a signal, a limit or the clock: the file's doing
-            raise MediaError(
-                f"the file could not be analysed ({exc})", code="invalid_media"
-            ) from None
-        except Exception:  # our failure (say, PyAV missing), not the file's
-            log.exception("the probe failed")
-            raise Video2mp3Error(
-                "the converter could not analyse files; operators are told", code="probe_failed"
-            ) from None
-        if "error" in facts:
-            raise MediaError(facts["error"]["message"], code=facts["error"]["code"])
-        return MediaInfo.from_json(facts)
-
-    def close(self) -> None:
-        self._sandbox.close()
 
 
 class Transcoder:
@@ -134,6 +89,10 @@ class Transcoder:
         """What ``path`` holds (``Prober.probe``)."""
         return self._prober.probe(path)
 
+    def start(self) -> None:
+        """Start what each job uses (the probe's sandbox child) now, not in the first job."""
+        self._prober.start()
+
     def close(self) -> None:
         self._prober.close()
 
@@ -153,24 +112,24 @@ class Transcoder:
         give one.
         """
         seconds = self._check(info, options)
+        deadline = time.monotonic() + self.timeout  # one budget for every step of the job
         loudness = None
-        file_bytes = max_output_bytes(self.max_seconds)
         if options.normalize is not None:
             args = loudness_command(self.ffmpeg, src, info, options, self.max_seconds)
-            measured = run(args, timeout=self.timeout, file_bytes=file_bytes)
+            measured = run(
+                args, timeout=_left(deadline), file_bytes=max_output_bytes(self.max_seconds)
+            )
             loudness = read_measurement(measured.stderr)
-        stream = info.choose_track(options.track)
+        job = _Job(src, dst, info, options, loudness, seconds, on_progress, deadline)
         written: float | None
         # The cover is taken on another core while the audio is encoded.
         with ThreadPoolExecutor(1, thread_name_prefix="cover") as side:
-            cover = side.submit(self._cover, src, dst.with_name("cover.jpg"), info, options)
+            cover = side.submit(self._cover, job)
+            stream = info.choose_track(options.track)
             if seconds is not None and self._segments(stream, options, seconds):
-                written = self._segmented(src, dst, info, options, loudness, seconds, on_progress)
+                written = self._segmented(job, seconds)
             else:
-                args = command(self.ffmpeg, src, dst, info, options, self.max_seconds, loudness)
-                done = run(args, timeout=self.timeout, file_bytes=file_bytes,
-                           on_progress=on_progress, duration=seconds)  # fmt: skip
-                written = done.written_seconds
+                written = self._one_pass(job)
             # ffmpeg's count of written time starts where the audio starts in the source (late
             # in some files); the header counts the samples.
             length = mp3.seconds(dst) or written or 0.0
@@ -178,39 +137,42 @@ class Transcoder:
         return length
 
     def _segments(self, stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
-        """Whether to encode in segments: several cores, a long input, room for its PCM."""
-        if self.cores < 2 or seconds < self.segment_after:
+        """Whether to encode in segments: several cores, an input long enough for two segments,
+        room for its PCM."""
+        if self.cores < 2 or seconds < self.segment_after or copies(stream, options):
             return False
         rate, channels = output_rate(stream, options), output_channels(stream, options)
-        pcm_bytes = seconds * rate * channels * SAMPLE_BYTES
-        return pcm_bytes <= SEGMENT_MAX_PCM_BYTES and not copies(stream, options)
+        two = len(segments.plan(round(seconds * rate), rate, self.cores)) > 2
+        return two and seconds * rate * channels * SAMPLE_BYTES <= SEGMENT_MAX_PCM_BYTES
 
-    def _segmented(
-        self,
-        src: Path,
-        dst: Path,
-        info: MediaInfo,
-        options: ConversionOptions,
-        loudness: Loudness | None,
-        seconds: float,
-        on_progress: Callable[[float], None],
-    ) -> float | None:
+    def _one_pass(self, job: _Job) -> float | None:
+        args = command(self.ffmpeg, job.src, job.dst, job.info, job.options, self.max_seconds,
+                       job.loudness)  # fmt: skip
+        return run(
+            args,
+            timeout=_left(job.deadline),
+            file_bytes=max_output_bytes(self.max_seconds),
+            on_progress=job.on_progress,
+            duration=job.seconds,
+        ).written_seconds
+
+    def _segmented(self, job: _Job, seconds: float) -> float | None:
         """Decode once to PCM while segments of it are encoded on ``cores`` cores (``segments``):
         each encoder starts as soon as the decoder has reached its part. Audio that turns out
         shorter than announced is encoded in one pass instead."""
-        stream = info.choose_track(options.track)
-        rate, channels = output_rate(stream, options), output_channels(stream, options)
-        pcm = Pcm(dst.with_name("audio.pcm"), rate, channels)
+        stream = job.info.choose_track(job.options.track)
+        rate, channels = output_rate(stream, job.options), output_channels(stream, job.options)
+        pcm = Pcm(job.dst.with_name("audio.pcm"), rate, channels)
         pcm.path.touch()  # the encoders open it at once; ffmpeg then writes to the same file
-        deadline = time.monotonic() + self.timeout
-        decode = decode_command(self.ffmpeg, src, pcm, info, options, self.max_seconds, loudness)
+        decode = decode_command(self.ffmpeg, job.src, pcm, job.info, job.options,
+                                self.max_seconds, job.loudness)  # fmt: skip
         pcm_bytes = SEGMENT_MAX_PCM_BYTES + rate * channels * SAMPLE_BYTES  # a second of slack
         encoded: dict[int, float] = {}
         lock = threading.Lock()
 
         def decoder() -> None:
             try:
-                run(decode, timeout=self.timeout, file_bytes=pcm_bytes)
+                run(decode, timeout=_left(job.deadline), file_bytes=pcm_bytes)
             finally:
                 pcm.finished.set()
 
@@ -218,10 +180,10 @@ class Transcoder:
             def report(fraction: float) -> None:
                 with lock:
                     encoded[segment.index] = fraction * segment.seconds
-                    on_progress(min(sum(encoded.values()) / seconds, 1.0))
+                    job.on_progress(min(sum(encoded.values()) / seconds, 1.0))
 
             feed = Feed(audio.path, segment.first_byte, segment.byte_count, audio.finished)
-            run(segment.args, timeout=max(1, int(deadline - time.monotonic())),
+            run(segment.args, timeout=_left(job.deadline),
                 file_bytes=max_output_bytes(self.max_seconds), on_progress=report,
                 duration=segment.seconds, stdin=feed)  # fmt: skip
 
@@ -229,7 +191,7 @@ class Transcoder:
             decoding = pool.submit(decoder)
             try:
                 count = segments.encode(
-                    self.ffmpeg, pcm, dst, encoder(options), self.cores, encode_one,
+                    self.ffmpeg, pcm, job.dst, encoder(job.options), self.cores, encode_one,
                     round(seconds * rate),
                 )  # fmt: skip
                 samples = pcm.samples
@@ -238,14 +200,7 @@ class Transcoder:
                 if not isinstance(exc, segments.ShortAudio):
                     raise
                 log.info("shorter audio than announced: one pass", extra={"why": str(exc)})
-                args = command(self.ffmpeg, src, dst, info, options, self.max_seconds, loudness)
-                return run(
-                    args,
-                    timeout=self.timeout,
-                    file_bytes=max_output_bytes(self.max_seconds),
-                    on_progress=on_progress,
-                    duration=seconds,
-                ).written_seconds
+                return self._one_pass(job)
             finally:
                 pcm.finished.wait()
                 pcm.path.unlink(missing_ok=True)
@@ -276,16 +231,34 @@ class Transcoder:
             )
         return seconds
 
-    def _cover(
-        self, src: Path, jpeg: Path, info: MediaInfo, options: ConversionOptions
-    ) -> bytes | None:
+    def _cover(self, job: _Job) -> bytes | None:
         """The cover's JPEG, or ``None``: no picture to take, or no frame that is not black."""
-        args = cover_command(self.ffmpeg, src, jpeg, info, options)
+        jpeg = job.dst.with_name("cover.jpg")
+        args = cover_command(self.ffmpeg, job.src, jpeg, job.info, job.options)
         if args is None:
             return None
         try:
-            run(args, timeout=self.timeout, file_bytes=COVER_BYTES)
+            run(args, timeout=_left(job.deadline), file_bytes=COVER_BYTES)
         except MediaError as exc:  # a cover is a nicety: the MP3 is kept without one
             log.warning("no cover: %s", exc.message)
             return None
         return jpeg.read_bytes() if jpeg.exists() else None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One conversion's inputs, shared by its steps; ``deadline`` (monotonic) bounds them all."""
+
+    src: Path
+    dst: Path
+    info: MediaInfo
+    options: ConversionOptions
+    loudness: Loudness | None
+    seconds: float | None
+    on_progress: Callable[[float], None]
+    deadline: float
+
+
+def _left(deadline: float) -> int:
+    """Whole seconds left before ``deadline``, at least one (ffmpeg then times out at once)."""
+    return max(1, int(deadline - time.monotonic()))

@@ -3,24 +3,30 @@
 Probing hostile media with libav in the worker itself would let a crafted file crash the worker;
 starting a fresh interpreter per file (and importing PyAV in it) costs about a third of a second
 per job. ``Sandbox`` keeps one child process ready instead: a crash, a limit or a timeout kills
-only that child, which is replaced for the next call, and nothing of one file's parse can
-persist into the next's beyond ``TASKS_PER_CHILD`` calls (the child is then replaced anyway,
-which also bounds the CPU time its limit counts).
+only that child, and nothing of one file's parse persists beyond ``TASKS_PER_CHILD`` calls. A
+replacement child starts (and imports what it needs) at once, in the background, so the next
+job rarely waits for it. The child dies with its parent (``PR_SET_PDEATHSIG``), and each call
+gets its own CPU-time limit.
 """
 
 from __future__ import annotations
 
+import ctypes
+import importlib
 import multiprocessing
+import os
 import resource
+import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 TASKS_PER_CHILD = 50
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class SandboxCrashed(Exception):
@@ -28,24 +34,32 @@ class SandboxCrashed(Exception):
 
 
 class Sandbox:
-    def __init__(self, limits: dict[int, int]) -> None:
-        """``limits``: ``resource.RLIMIT_*`` -> value, set in each new child before any call."""
+    def __init__(self, limits: dict[int, int], *, preload: tuple[str, ...] = ()) -> None:
+        """``limits``: ``resource.RLIMIT_*`` -> value, set in each new child, which also imports
+        the ``preload`` modules before it is ready."""
         self._limits = limits
+        self._preload = preload
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
 
-    def run(self, function: Callable[..., T], *args: Any, timeout: float) -> T:
-        """``function(*args)`` in the child; ``SandboxCrashed`` if the child dies or overruns."""
+    def start(self) -> None:
+        """Start the child now (it boots in the background), not on the first call."""
+        with self._lock:
+            self._pool = self._pool or self._start()
+
+    def run(self, function: Callable[..., T], *args: Any, timeout: float, cpu_seconds: int) -> T:
+        """``function(*args)`` in the child with at most ``cpu_seconds`` of CPU time;
+        ``SandboxCrashed`` if the child dies or overruns ``timeout``."""
         with self._lock:  # one parse at a time: the limits are per process
             pool = self._pool = self._pool or self._start()
-            future = pool.submit(function, *args)
+            future: Future[T] = pool.submit(_call, function, args, cpu_seconds)
             try:
                 return future.result(timeout)
             except FutureTimeout:
-                self._kill()
+                self._replace()
                 raise SandboxCrashed(f"no answer within {timeout} s") from None
             except BrokenProcessPool:
-                self._kill()
+                self._replace()
                 raise SandboxCrashed("the child process died") from None
 
     def close(self) -> None:
@@ -53,14 +67,20 @@ class Sandbox:
             self._kill()
 
     def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=1,
             # spawn, not fork: a fresh interpreter, no copy of the worker's threads and locks
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_apply,
-            initargs=(self._limits,),
+            initializer=_prepare,
+            initargs=(self._limits, self._preload, os.getpid()),
             max_tasks_per_child=TASKS_PER_CHILD,
         )
+        pool.submit(os.getpid)  # spawns the child now: it boots while the caller goes on
+        return pool
+
+    def _replace(self) -> None:
+        self._kill()
+        self._pool = self._start()
 
     def _kill(self) -> None:
         pool, self._pool = self._pool, None
@@ -71,6 +91,22 @@ class Sandbox:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _apply(limits: dict[int, int]) -> None:
+def _prepare(limits: dict[int, int], preload: tuple[str, ...], parent: int) -> None:
+    """In the new child: die with the parent, apply the limits, import what calls will need."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above: nobody will ask
+        os._exit(1)
     for which, value in limits.items():
         resource.setrlimit(which, (value, value))
+    for module in preload:
+        importlib.import_module(module)
+
+
+def _call(function: Callable[..., T], args: tuple[Any, ...], cpu_seconds: int) -> T:
+    """Run one call with a CPU-time limit of its own: the soft limit, raised from what the
+    child has used so far (its hard limit stays as the parent left it)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(usage.ru_utime + usage.ru_stime) + 1 + cpu_seconds
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard) if hard >= 0 else soft, hard))
+    return function(*args)
