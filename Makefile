@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-peaks clean
+.PHONY: run test lint bench bench-peaks screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: $(STAMP)
 # Peak memory of auth, the gateway and the converter under their worst allowed load (DEPLOY.md).
 bench-peaks: $(STAMP)
 	$(BIN)/python -m bench.peaks
+
+# The README's pictures of the page, from a real run (needs the system's chromium).
+screenshot: $(STAMP)
+	$(BIN)/python -m tests.e2e.screenshot docs/screenshot.png
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

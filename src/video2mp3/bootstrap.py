@@ -35,6 +35,7 @@ from video2mp3.ports.identity import Identity
 from video2mp3.ports.jobs import JobRepository
 from video2mp3.ports.mail import Mailer
 from video2mp3.settings import Settings
+from video2mp3.signing import DownloadLinks, SecretRing
 from video2mp3.worker import Loop
 
 
@@ -110,6 +111,13 @@ def accounts(settings: Settings) -> Accounts:
     )
 
 
+def links(settings: Settings) -> DownloadLinks:
+    """Signed download links (and the CSRF tokens the gateway derives from the same keys)."""
+    settings.require("the gateway and the notifier", "link_key_dir")
+    assert settings.link_key_dir is not None
+    return DownloadLinks(SecretRing.load(settings.link_key_dir), settings.link_ttl_seconds)
+
+
 def jobs(settings: Settings) -> JobRepository:
     settings.require("the gateway", "jobs_db_url")
     return SQLJobRepository(create_engine(str(settings.jobs_db_url)))
@@ -124,8 +132,15 @@ def gateway_app(
     on_queued: Callable[[], None] = lambda: None,
 ) -> Flask:
     """The gateway's web app. It starts nothing: its background work is ``gateway_worker``."""
-    service = Gateway(jobs, blobs, settings.max_upload_bytes, on_queued=on_queued)
-    return create_gateway_app(service, identity, {})
+    service = Gateway(jobs, blobs, settings.max_upload_bytes, links(settings), on_queued=on_queued)
+    return create_gateway_app(
+        service,
+        identity,
+        {},
+        signup_enabled=settings.signup_enabled,
+        public_url=settings.public_url,
+        max_streams=settings.live_pages,
+    )
 
 
 @dataclass(frozen=True)
@@ -163,7 +178,9 @@ def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
 
 
 def notifier_worker(settings: Settings, mailer: Mailer, bus: Bus) -> Worker:
-    notifier = Notifier(mailer, mail_from=settings.mail_from, public_url=settings.public_url)
+    notifier = Notifier(
+        mailer, links(settings), mail_from=settings.mail_from, public_url=settings.public_url
+    )
     return Worker(
         {"notifier": consume(bus, "notifier", notifier.handle)},
         {"bus": bus.ping, "mail": mailer.ping},

@@ -33,7 +33,8 @@ def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
         web.serve(lambda: auth_app(bootstrap.accounts(settings)), **http)
         return 0
     if service == "gateway":
-        settings.require("the gateway", "jobs_db_url", "auth_url")
+        settings.require("the gateway", "jobs_db_url", "auth_url", "link_key_dir")
+        bootstrap.links(settings)  # fail fast, in the master: keys
         settings.require_one("the gateway", "mongodb_url", "blob_dir")
         bootstrap.create_schemas(settings, service)
         web.serve(
@@ -44,7 +45,8 @@ def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
                 bootstrap.blob_store(settings, "the gateway"),
             ),
             timeout=600,
-            **http,
+            # Each live page holds a thread of its own: web_threads stay free for requests.
+            **{**http, "threads": settings.web_threads + settings.live_pages},
         )
         return 0
     bus = bootstrap.bus(settings, service)
@@ -73,8 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     dev_cmd = commands.add_parser("dev", help="run all four services in one process on ./var")
     dev_cmd.add_argument("--port", type=int, default=8080)
     dev_cmd.add_argument("--data-dir", type=Path, default=Path("var"))
-    keygen_cmd = commands.add_parser("keygen", help="add a new JWT signing key to a directory")
+    keygen_cmd = commands.add_parser(
+        "keygen", help="add a new JWT signing key (or, with --links, download link key) to DIR"
+    )
     keygen_cmd.add_argument("directory", type=Path)
+    keygen_cmd.add_argument(
+        "--links", action="store_true", help="an HMAC key for VIDEO2MP3_LINK_KEY_DIR"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -88,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             from video2mp3.dev import run
 
             run(args.data_dir, args.port)
+        elif args.links:
+            from video2mp3.signing import generate as generate_link_key
+
+            print(generate_link_key(args.directory))
         else:
             from video2mp3.auth.keys import generate
 

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"
     jwt_key_dir: Path | None = None
     jwt_ttl_seconds: int = Field(3600, ge=60, le=7 * 86400)
+    link_key_dir: Path | None = None
+    link_ttl_seconds: int = Field(86400, ge=60, le=30 * 86400)
     signup_enabled: bool = True
     max_upload_bytes: int = Field(2 * 1024**3, gt=0)
     conversion_timeout_seconds: int = Field(1200, gt=0)
@@ -59,6 +61,9 @@ class Settings(BaseSettings):
     web_workers: int = Field(2, ge=1, le=64)
     # Requests one web worker serves at once; the admin listener is apart from them.
     web_threads: int = Field(8, ge=1, le=256)
+    # Pages each gateway process keeps live (an event stream each, holding a thread of its own
+    # beyond web_threads); past them a page polls. README, "What an open page costs".
+    live_pages: int = Field(24, ge=0, le=4096)
     # How long a stopping web service lets requests in flight (uploads, downloads) finish.
     drain_seconds: int = Field(300, ge=0, le=3600)
     # argon2id cost per password hash: each hash in flight holds argon2_memory_kib of memory

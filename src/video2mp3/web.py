@@ -10,6 +10,7 @@ app the worker builds, so that no connection crosses a fork.
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,9 @@ from video2mp3.health import Health, listen
 log = logging.getLogger(__name__)
 
 HEALTH = "video2mp3.health"  # the app's Health, in app.extensions
+# Callables an app lists under this extension run when its gunicorn worker is told to stop, so
+# that long requests (the page's event streams) end at once instead of after drain_seconds.
+ON_STOP = "video2mp3.on_stop"
 
 # Busy request threads: I/O-bound saturation (slow transfers) that CPU does not show.
 IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served")
@@ -136,6 +140,19 @@ class _Gunicorn(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
         return app
 
 
+def _on_stop_too(worker: Any) -> None:
+    """gunicorn's ``post_worker_init``: SIGTERM also runs the app's ``ON_STOP`` callables."""
+    callbacks = worker.wsgi.extensions.get(ON_STOP, [])
+    handle_exit = worker.handle_exit
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        for callback in callbacks:
+            callback()
+        handle_exit(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def serve(
     factory: Callable[[], Flask],
     *,
@@ -164,5 +181,6 @@ def serve(
             "errorlog": "-",
             # No control socket: it lives in $HOME, which is shared or read-only in containers.
             "control_socket_disable": True,
+            "post_worker_init": _on_stop_too,
         },
     ).run()

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
 from tests.support import wait_for
-from video2mp3 import bootstrap
+from video2mp3 import bootstrap, signing
 from video2mp3.adapters.bus.inprocess import InProcessBus
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
@@ -34,11 +34,13 @@ MP3 = bytes(range(256)) * 40  # stands in for an MP3: the gateway only streams b
 class Stack:
     def __init__(self, root: Path, **overrides: Any) -> None:
         generate(root / "keys")
+        signing.generate(root / "link-keys")
         self.settings = load(
             auth_db_url=f"sqlite:///{root}/auth.db",
             jobs_db_url=f"sqlite:///{root}/jobs.db",
             blob_dir=root / "blobs",
             jwt_key_dir=root / "keys",
+            link_key_dir=root / "link-keys",
             mongodb_url=None,
             **overrides,
         )

@@ -1,17 +1,22 @@
-"""HTTP helpers the gateway's views share: the caller's identity, job JSON and MP3 responses."""
+"""HTTP helpers the gateway's views share: the caller's identity, job JSON and MP3 responses.
+
+``principal()`` is the one way every view learns its caller: a bearer token (the API, curl, the
+tutorial's client) or the page's session cookie, which on a state-changing request must come
+with its CSRF token (``X-CSRF-Token``) and, when the browser says, from this origin.
+"""
 
 from __future__ import annotations
 
 import unicodedata
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Response, current_app, request, url_for
 from werkzeug.wsgi import FileWrapper
 
 from video2mp3.domain.jobs import Job, mp3_filename
 from video2mp3.domain.options import ConversionOptions
-from video2mp3.errors import InvalidRequest, Unauthorized
+from video2mp3.errors import Forbidden, InvalidRequest, Unauthorized
 from video2mp3.gateway.multipart import FILE_FIELD, MultipartForm
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import Principal, TokenVerifier
@@ -19,6 +24,9 @@ from video2mp3.ports.blobs import CHUNK_SIZE, BlobReader
 from video2mp3.ports.identity import Identity
 
 MULTIPART_OVERHEAD = 64 * 1024  # room for the part headers and the form fields
+SESSION_COOKIE = "video2mp3_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def gateway() -> Gateway:
@@ -32,13 +40,35 @@ def identity() -> Identity:
 
 
 def principal() -> Principal:
-    """The caller, from ``Authorization: Bearer <jwt>``; ``Unauthorized`` otherwise."""
+    """The caller, from ``Authorization: Bearer <jwt>`` or the session cookie (with its CSRF
+    token unless the method is safe); ``Unauthorized`` or ``Forbidden`` otherwise."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send a token from POST /login as 'Authorization: Bearer <token>'")
     verifier: TokenVerifier = current_app.extensions["video2mp3.verifier"]
-    return verifier.verify(token.strip())
+    if scheme.lower() == "bearer" and token.strip():
+        return verifier.verify(token.strip())
+    session = request.cookies.get(SESSION_COOKIE, "")
+    if not session:
+        raise Unauthorized("send a token from POST /login as 'Authorization: Bearer <token>'")
+    found = verifier.verify(session)
+    if request.method not in SAFE_METHODS:
+        check_origin()
+        if not gateway().links.ring.verify("csrf", session, request.headers.get(CSRF_HEADER, "")):
+            raise Forbidden(f"missing or wrong {CSRF_HEADER} header", code="csrf")
+    return found
+
+
+def csrf_token(session: str) -> str:
+    """The CSRF token that goes with a session: a MAC of it, so nothing is stored."""
+    return gateway().links.ring.sign("csrf", session)
+
+
+def check_origin() -> None:
+    """``Forbidden`` when the browser says the request comes from another host. Hosts, not
+    schemes, are compared: behind a proxy that ends TLS the page is https and this server http."""
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise Forbidden("cross-origin requests are refused", code="csrf")
 
 
 def int_arg(name: str, default: int) -> int:
@@ -76,6 +106,7 @@ def _iso(moment: Any) -> str | None:
 
 def job_json(job: Job) -> dict[str, Any]:
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+    token = gateway().download_token(job)
     return {
         "id": job.id,
         "status": str(job.status),
@@ -89,6 +120,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "duration": job.duration,
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
+        "download_url": url_for("page.download", token=token, _external=True) if token else None,
         "links": {
             "self": url_for("api.get_job", job_id=job.id),
             "mp3": url_for("api.get_mp3", job_id=job.id) if job.mp3_fid else None,

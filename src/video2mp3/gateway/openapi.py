@@ -62,7 +62,50 @@ SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "video2mp3", "version": "1"},
     "paths": {
-        "/": {"get": {"summary": "Where to start", "responses": {"200": {"description": "Links"}}}},
+        "/": {
+            "get": {
+                "summary": "The web page; where to start, as JSON, for Accept: application/json",
+                "responses": {"200": {"description": "The page, or links"}},
+            }
+        },
+        "/mp3/{token}": {
+            "get": {
+                "summary": "An MP3 through a signed, expiring link (a job's download_url)",
+                "parameters": [
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {**_MP3, "403": _ERROR},
+            }
+        },
+        "/session": {
+            "get": {
+                "summary": "The page's session: the user's email and CSRF token, or email null",
+                "responses": {"200": _json(_ref("Session"), "The session")},
+            },
+            "post": {
+                "summary": "Log in the page: sets an HttpOnly session cookie",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Credentials")}},
+                },
+                "responses": {"200": _json(_ref("Session"), "Logged in"), "401": _ERROR},
+            },
+            "delete": {
+                "summary": "Log out the page (needs X-CSRF-Token)",
+                "responses": {"204": {"description": "Logged out"}, "401": _ERROR, "403": _ERROR},
+            },
+        },
+        "/api/v1/events": {
+            "get": {
+                "summary": "The caller's job changes as Server-Sent Events (event: job)",
+                "security": _BEARER,
+                "responses": {
+                    "200": {"description": "An event stream", "content": {"text/event-stream": {}}},
+                    "503": _ERROR,
+                    **_ERRORS,
+                },
+            }
+        },
         "/login": {"post": _LOGIN},
         "/upload": {"post": {"summary": "Upload a video (tutorial-compatible)", **_UPLOAD}},
         "/download": {
@@ -156,6 +199,13 @@ SPEC: dict[str, Any] = {
                     "password": {"type": "string", "minLength": 8},
                 },
             },
+            "Session": {
+                "type": "object",
+                "properties": {
+                    "email": {"type": ["string", "null"]},
+                    "csrf": {"type": "string", "description": "send as X-CSRF-Token"},
+                },
+            },
             "User": {
                 "type": "object",
                 "properties": {"id": {"type": "integer"}, "email": {"type": "string"}},
@@ -175,6 +225,10 @@ SPEC: dict[str, Any] = {
                     "bitrate_kbps": {"type": ["integer", "null"]},
                     "mp3_fid": {"type": ["string", "null"]},
                     "mp3_size": {"type": ["integer", "null"]},
+                    "download_url": {
+                        "type": ["string", "null"],
+                        "description": "a signed link to the MP3 that needs no header; expires",
+                    },
                     "duration": {"type": ["number", "null"]},
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},
@@ -193,19 +247,6 @@ SPEC: dict[str, Any] = {
         },
     },
 }
-
-
-@bp.get("/")
-def index() -> Response:
-    """Where to start: the API description and the main endpoints."""
-    return jsonify(
-        service="video2mp3",
-        openapi="/openapi.json",
-        sign_up="POST /api/v1/users",
-        login="POST /login (HTTP Basic)",
-        upload="POST /api/v1/jobs (multipart field 'file')",
-        jobs="GET /api/v1/jobs",
-    )
 
 
 @bp.get("/openapi.json")

@@ -18,6 +18,7 @@ from video2mp3.gateway.tokens import Principal
 from video2mp3.logs import correlation_id
 from video2mp3.ports.blobs import BlobReader, BlobStore
 from video2mp3.ports.jobs import JobRepository
+from video2mp3.signing import DownloadLinks
 
 MAX_PAGE = 100
 MAX_OFFSET = 10**9
@@ -38,6 +39,7 @@ class Gateway:
     jobs: JobRepository
     blobs: BlobStore
     max_upload_bytes: int
+    links: DownloadLinks
     on_queued: Callable[[], None] = lambda: None  # wakes the outbox relay
 
     def upload(
@@ -102,6 +104,16 @@ class Gateway:
     def open_mp3_by_fid(self, owner: Principal, fid: str) -> tuple[Job, BlobReader]:
         """The MP3 with blob id ``fid`` (the tutorial's download), for its owner only."""
         return self._opened(self.jobs.by_mp3(fid, owner.user_id))
+
+    def open_link(self, token: str) -> tuple[Job, BlobReader]:
+        """The MP3 a signed download link opens, with no other credential. ``NotFound`` for a
+        forged link or once its job is deleted, ``Forbidden`` once it has expired."""
+        target = self.links.open(token)
+        return self._opened(self.jobs.by_mp3(target.mp3_fid, target.owner_id))
+
+    def download_token(self, job: Job) -> str | None:
+        """A signed, expiring token for the job's MP3 (``None`` while it has none)."""
+        return self.links.token(job.owner_id, job.mp3_fid) if job.mp3_fid else None
 
     def delete(self, owner: Principal, job_id: str) -> None:
         """Delete the job and both its blobs. A conversion still running finds nothing later."""

@@ -11,6 +11,7 @@ from prometheus_client import Counter
 from video2mp3.domain.events import Event, JobFinished
 from video2mp3.domain.jobs import mp3_filename
 from video2mp3.ports.mail import Mailer
+from video2mp3.signing import DownloadLinks
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +19,11 @@ EMAILS = Counter("video2mp3_emails_total", "Emails sent, by event type", ["event
 
 
 class Notifier:
-    def __init__(self, mailer: Mailer, *, mail_from: str, public_url: str) -> None:
+    def __init__(
+        self, mailer: Mailer, links: DownloadLinks, *, mail_from: str, public_url: str
+    ) -> None:
         self.mailer = mailer
+        self.links = links
         self.mail_from = mail_from
         self.public_url = public_url.rstrip("/")
 
@@ -35,17 +39,18 @@ class Notifier:
         data = event.data
         if not isinstance(data, JobFinished):
             return None
-        if data.status == "succeeded":
-            link = f"{self.public_url}/api/v1/jobs/{event.job_id}/mp3"
+        if data.status == "succeeded" and data.mp3_fid:
+            link = self.links.url(self.public_url, data.owner.id, data.mp3_fid)
+            days = self.links.ttl / 86400
             subject = f"Your MP3 is ready: {mp3_filename(data.filename)}"
             body = (
                 f"Your video {data.filename!r} is now an MP3 "
                 f"({data.duration or 0:.1f} s, {(data.size or 0) / 1e6:.1f} MB).\n\n"
+                f"Download it: {link}\n"
+                f"(the link works for {days:g} day{'s' if days != 1 else ''}; "
+                f"after that, download it from {self.public_url}/)\n\n"
                 f"Job id:      {event.job_id}\n"
                 f"MP3 file id: {data.mp3_fid}\n"
-                f"Download:    {link}\n"
-                f"        or:  {self.public_url}/download?fid={data.mp3_fid}\n\n"
-                "Both links need your login token (Authorization: Bearer <token>).\n"
             )
         else:
             subject = f"We could not convert {data.filename}"

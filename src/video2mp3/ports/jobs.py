@@ -32,6 +32,11 @@ class JobRepository(Protocol):
         """One page of the owner's jobs, newest first, and the owner's total."""
         ...
 
+    def changed_since(self, since: datetime, limit: int = 1000) -> list[Job]:
+        """Every owner's jobs updated after ``since``, oldest change first, at most ``limit``
+        (what the page's live feed polls)."""
+        ...
+
     def delete(self, job_id: str, owner_id: int) -> Job | None:
         """Delete and return the owner's job (and its unsent request), or ``None``. Idempotent."""
         ...
