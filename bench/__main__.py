@@ -43,7 +43,9 @@ from video2mp3.domain.options import ConversionOptions
 
 RUNS = 3
 SECONDS = [int(s) for s in os.environ.get("BENCH_SECONDS", "60,600").split(",")]
-SECTIONS = os.environ.get("BENCH_SECTIONS", "converter,copy,options,e2e,throughput,memory,upload,live")
+SECTIONS = os.environ.get(
+    "BENCH_SECTIONS", "converter,copy,options,e2e,throughput,memory,upload,live"
+)
 CACHE = Path(os.environ.get("BENCH_CACHE", "bench/out/media"))
 
 

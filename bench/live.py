@@ -44,6 +44,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def admin() -> list[str]:
+    """A free admin port: the default ones may be taken by another stack on this machine."""
+    return ["--admin-port", str(free_port())]
+
+
 def proc_status(pid: int) -> dict[str, int]:
     fields = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
@@ -103,8 +108,7 @@ def measure(streams: int) -> dict[str, Any]:
     env["VIDEO2MP3_AUTH_URL"] = f"http://127.0.0.1:{ports['auth']}"
     procs = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "video2mp3.cli", "serve", name, "--port", str(port),
-             "--admin-port", str(free_port())],  # fmt: skip
+            [sys.executable, "-m", "video2mp3.cli", "serve", name, "--port", str(port), *admin()],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=(root / f"{name}.log").open("wb"),

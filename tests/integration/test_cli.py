@@ -109,6 +109,8 @@ def test_a_taken_admin_port_stops_the_service_with_one_line(service: str, tmp_pa
     assert done.returncode == 2, done.stderr
     line = done.stderr.strip().splitlines()[-1]  # after the JSON logs of a migration
     assert line == "video2mp3: [Errno 98] Address already in use"
+
+
 def test_keygen_adds_a_link_key(tmp_path: Path) -> None:
     """``keygen --links`` makes a key the gateway and the notifier can load."""
     for _ in range(2):
