@@ -89,6 +89,7 @@ def test_an_unreachable_database_stops_the_service_with_one_line(tmp_path: Path)
 @pytest.mark.parametrize("service", ["auth", "notifier"])
 def test_a_taken_admin_port_stops_the_service_with_one_line(service: str, tmp_path: Path) -> None:
     generate(tmp_path / "keys")
+    generate_link_key(tmp_path / "link-keys")
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))  # noqa: S104 - where the admin listener binds
         taken.listen()
@@ -101,6 +102,7 @@ def test_a_taken_admin_port_stops_the_service_with_one_line(service: str, tmp_pa
                 "VIDEO2MP3_JWT_KEY_DIR": str(tmp_path / "keys"),
                 "VIDEO2MP3_BROKER_URL": "memory://",
                 "VIDEO2MP3_MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+                "VIDEO2MP3_LINK_KEY_DIR": str(tmp_path / "link-keys"),
             },
             capture_output=True,
             text=True,
