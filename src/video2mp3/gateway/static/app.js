@@ -4,6 +4,8 @@
 // /session hands out. Live updates come from one Server-Sent Events stream; when the server has no
 // room for another stream the page polls the first page of jobs once a second instead.
 
+import { duration, problem, size, when } from "./format.js";
+
 const PAGE = 20;
 const RANK = { uploading: 0, queued: 1, processing: 2, succeeded: 3, failed: 3 };
 
@@ -16,46 +18,6 @@ let stream = null;
 let pollTimer = null;
 let uploading = 0;
 let loaded = 0; // jobs of the history loaded from the server, for "Show older"
-
-// --- formatting -------------------------------------------------------------------------------
-
-function size(bytes) {
-  if (bytes == null) return "";
-  const units = ["B", "KB", "MB", "GB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  return `${value.toFixed(value < 10 && unit > 0 ? 1 : 0)} ${units[unit]}`;
-}
-
-function duration(seconds) {
-  if (seconds == null) return "";
-  const whole = Math.round(seconds);
-  const h = Math.floor(whole / 3600);
-  const m = Math.floor((whole % 3600) / 60);
-  const s = String(whole % 60).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
-}
-
-function when(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  const today = new Date().toDateString() === date.toDateString();
-  const options = today ? { hour: "2-digit", minute: "2-digit" } : { day: "numeric", month: "short" };
-  return date.toLocaleString(undefined, options);
-}
-
-async function problem(response) {
-  try {
-    const { error } = await response.json();
-    return `${error.message} (${error.code})`;
-  } catch {
-    return `the server answered ${response.status}`;
-  }
-}
 
 // --- the server -------------------------------------------------------------------------------
 
