@@ -151,6 +151,9 @@ def _on_stop_too(worker: Any) -> None:
         handle_exit(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # signal.signal makes the signal interrupt system calls again; gunicorn had turned that off
+    # so that SIGTERM does not disturb the requests in flight.
+    signal.siginterrupt(signal.SIGTERM, False)
 
 
 def serve(
