@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from flask import Flask
 
 from video2mp3 import migrations
+from video2mp3.adapters.sql.deliveries import SQLDeliveryLog
 from video2mp3.adapters.sql.engine import create_engine
 from video2mp3.adapters.sql.jobs import SQLJobRepository
 from video2mp3.adapters.sql.users import SQLUserRepository
@@ -47,6 +48,9 @@ def create_schemas(settings: Settings, *services: str) -> None:
     if "gateway" in services:
         settings.require("the gateway", "jobs_db_url")
         migrations.upgrade(create_engine(str(settings.jobs_db_url)), "gateway")
+    if "notifier" in services:
+        settings.require("the notifier", "notifier_db_url")
+        migrations.upgrade(create_engine(str(settings.notifier_db_url)), "notifier")
 
 
 def blob_store(settings: Settings, service: str) -> BlobStore:
@@ -178,12 +182,18 @@ def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
 
 
 def notifier_worker(settings: Settings, mailer: Mailer, bus: Bus) -> Worker:
+    settings.require("the notifier", "notifier_db_url")
+    deliveries = SQLDeliveryLog(create_engine(str(settings.notifier_db_url)))
     notifier = Notifier(
-        mailer, links(settings), mail_from=settings.mail_from, public_url=settings.public_url
+        mailer,
+        links(settings),
+        deliveries,
+        mail_from=settings.mail_from,
+        public_url=settings.public_url,
     )
     return Worker(
         {"notifier": consume(bus, "notifier", notifier.handle)},
-        {"bus": bus.ping, "mail": mailer.ping},
+        {"bus": bus.ping, "mail": mailer.ping, "database": deliveries.ping},
     )
 
 

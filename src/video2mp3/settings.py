@@ -22,6 +22,7 @@ PREFIX = "VIDEO2MP3_"
 _SCHEMES: dict[str, tuple[str, ...]] = {
     "auth_db_url": ("mysql+pymysql://", "sqlite://"),
     "jobs_db_url": ("mysql+pymysql://", "sqlite://"),
+    "notifier_db_url": ("mysql+pymysql://", "sqlite://"),
     "broker_url": ("amqp://", "amqps://", "memory://"),
     "mongodb_url": ("mongodb://", "mongodb+srv://"),
     "smtp_url": ("smtp://", "smtps://"),
@@ -37,6 +38,7 @@ class Settings(BaseSettings):
 
     auth_db_url: str | None = None
     jobs_db_url: str | None = None
+    notifier_db_url: str | None = None
     broker_url: str | None = None
     broker_prefix: str = Field("video2mp3", pattern=r"^[a-z0-9][a-z0-9._-]{0,60}$")
     mongodb_url: str | None = None

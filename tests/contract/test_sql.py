@@ -14,6 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from video2mp3 import migrations
+from video2mp3.adapters.sql import deliveries as delivery_module
+from video2mp3.adapters.sql.deliveries import SQLDeliveryLog as DeliveryLog
+from video2mp3.adapters.sql.deliveries import metadata as deliveries_metadata
 from video2mp3.adapters.sql.engine import create_engine, ping
 from video2mp3.adapters.sql.jobs import SQLJobRepository as JobRepository
 from video2mp3.adapters.sql.jobs import metadata as jobs_metadata
@@ -28,6 +31,7 @@ from video2mp3.domain.events import (
 )
 from video2mp3.domain.jobs import Job, Status, utcnow
 from video2mp3.errors import Conflict, Unavailable
+from video2mp3.ports.deliveries import Busy, Claim
 
 
 def new_job(owner: int = 1, name: str = "a.mp4") -> tuple[Job, Event]:
@@ -51,7 +55,8 @@ class SQLContract:
         return UserRepository(engine)
 
     @pytest.mark.parametrize(
-        ("service", "metadata"), [("auth", users_metadata), ("gateway", jobs_metadata)]
+        ("service", "metadata"),
+        [("auth", users_metadata), ("gateway", jobs_metadata), ("notifier", deliveries_metadata)],
     )
     def test_migrations_build_exactly_the_models_schema(
         self, engine: sa.Engine, service: migrations.Service, metadata: sa.MetaData
@@ -66,8 +71,10 @@ class SQLContract:
     def test_both_services_can_share_one_database(self, engine: sa.Engine) -> None:
         migrations.upgrade(engine, "auth")
         migrations.upgrade(engine, "gateway")
+        migrations.upgrade(engine, "notifier")
         migrations.upgrade(engine, "auth")
-        assert {"users", "jobs", "outbox"} <= set(sa.inspect(engine).get_table_names())
+        tables = set(sa.inspect(engine).get_table_names())
+        assert {"users", "jobs", "outbox", "deliveries"} <= tables
 
     def test_users(self, users: UserRepository) -> None:
         ann = users.add("ann@example.com", "hash")
@@ -222,6 +229,30 @@ class SQLContract:
 
     def test_ping(self, engine: sa.Engine) -> None:
         ping(engine)
+
+    def test_a_delivery_is_claimed_once_and_done_once_sent(self, engine: sa.Engine) -> None:
+        migrations.upgrade(engine, "notifier")
+        first, second = DeliveryLog(engine), DeliveryLog(engine)  # two notifier processes
+        assert first.claim("ev-1", "email") is Claim.TAKEN
+        assert first.claim("ev-1", "email") is Claim.TAKEN  # our own claim, say after an SMTP error
+        with pytest.raises(Busy):  # the other one may be sending right now
+            second.claim("ev-1", "email")
+        assert second.claim("ev-1", "webhook:7") is Claim.TAKEN  # channels are independent
+        first.mark_sent("ev-1", "email")
+        assert second.claim("ev-1", "email") is Claim.DONE
+        assert first.claim("ev-1", "email") is Claim.DONE
+
+    def test_a_dead_holders_claim_is_taken_over_after_the_lease(
+        self, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        migrations.upgrade(engine, "notifier")
+        dead, alive = DeliveryLog(engine), DeliveryLog(engine)
+        assert dead.claim("ev-2", "email") is Claim.TAKEN
+        monkeypatch.setattr(delivery_module, "LEASE", timedelta(seconds=-1))
+        assert alive.claim("ev-2", "email") is Claim.TAKEN
+        monkeypatch.undo()
+        with pytest.raises(Busy):  # the claim is now the live one's
+            dead.claim("ev-2", "email")
 
 
 class TestSQLite(SQLContract):

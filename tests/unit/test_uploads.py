@@ -156,8 +156,9 @@ def test_huge_form_field_is_refused(blobs: LocalBlobStore, store_upload: Upload)
     [
         ("../../x.mp4", "x.mp4"),
         ("C:\\a\\b.mov", "b.mov"),
-        ("a\x00\nb.mp4", "ab.mp4"),
-        ("a\u2028b\u2029c\u202e.mp4", "abc.mp4"),
+        ("a\x00\nb.mp4", "a b.mp4"),
+        ("a\u2028b\u2029c\u202e.mp4", "a b c.mp4"),
+        ("evil\u202egpj.exe", "evilgpj.exe"),
         (None, "upload"),
     ],
 )

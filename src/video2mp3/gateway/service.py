@@ -7,12 +7,12 @@ A caller is a ``Principal`` (from a token or a session); a job or an MP3 that is
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from video2mp3.domain.jobs import Job
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.text import one_line
 from video2mp3.errors import InvalidRequest, NotFound, TooLarge
 from video2mp3.gateway.tokens import Principal
 from video2mp3.logs import correlation_id
@@ -131,11 +131,9 @@ class Gateway:
 
 
 def clean_filename(name: str | None) -> str:
-    """A display-safe file name: the last path component, no control, line or format
-    characters, bounded."""
+    """A display-safe file name: the last path component, on one line, bounded."""
     name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C" and c not in "\u2028\u2029")
-    return name.strip()[:200] or "upload"
+    return one_line(name, limit=200) or "upload"
 
 
 def limited(chunks: Iterable[bytes], max_bytes: int, what: str) -> Iterator[bytes]:

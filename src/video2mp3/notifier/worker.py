@@ -1,38 +1,68 @@
-"""Turn ``job.finished`` (sent by the gateway once per job) into an email to its owner."""
+"""Turn ``job.finished`` (sent by the gateway once per job) into one email to its owner.
+
+The bus delivers at least once; the ``DeliveryLog`` makes the email go out once per event whatever
+the redeliveries, and its Message-ID is derived from the event id, so that the rare resend after
+a crash (see ``adapters.sql.deliveries``) is recognisable downstream as the same message.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import parseaddr
 
 from prometheus_client import Counter
 
 from video2mp3.domain.events import Event, JobFinished
 from video2mp3.domain.jobs import mp3_filename
+from video2mp3.domain.text import one_line
+from video2mp3.ports.deliveries import Claim, DeliveryLog
 from video2mp3.ports.mail import Mailer
 from video2mp3.signing import DownloadLinks
 
 log = logging.getLogger(__name__)
 
 EMAILS = Counter("video2mp3_emails_total", "Emails sent, by event type", ["event_type"])
+DUPLICATES = Counter(
+    "video2mp3_emails_skipped_total", "Redelivered events whose email had been sent already"
+)
+CHANNEL = "email"
 
 
 class Notifier:
     def __init__(
-        self, mailer: Mailer, links: DownloadLinks, *, mail_from: str, public_url: str
+        self,
+        mailer: Mailer,
+        links: DownloadLinks,
+        deliveries: DeliveryLog,
+        *,
+        mail_from: str,
+        public_url: str,
     ) -> None:
         self.mailer = mailer
         self.links = links
+        self.deliveries = deliveries
         self.mail_from = mail_from
         self.public_url = public_url.rstrip("/")
+        # Sent, but the database was down when we tried to record it: retries record, not resend.
+        self._unrecorded: set[str] = set()
 
     def handle(self, event: Event) -> None:
         message = self.compose(event)
-        if message is not None:
+        if message is None:
+            return
+        if event.event_id not in self._unrecorded:
+            if self.deliveries.claim(event.event_id, CHANNEL) is Claim.DONE:
+                DUPLICATES.inc()
+                log.info("email sent before; not again", extra={"event_type": event.type})
+                return
             self.mailer.send(message)
+            self._unrecorded.add(event.event_id)
             EMAILS.labels(event.type).inc()
             log.info("emailed the owner", extra={"event_type": event.type})
+        self.deliveries.mark_sent(event.event_id, CHANNEL)
+        self._unrecorded.discard(event.event_id)
 
     def compose(self, event: Event) -> EmailMessage | None:
         """The email for ``event``, or ``None`` if it calls for none."""
@@ -61,9 +91,15 @@ class Notifier:
             )
         message = EmailMessage()
         message["From"] = self.mail_from
-        message["To"] = data.owner.email
-        message["Subject"] = subject
-        # One Message-ID per event, so a redelivered event can be recognised downstream.
-        message["Message-ID"] = make_msgid(idstring=event.event_id, domain="video2mp3")
+        message["To"] = one_line(data.owner.email)
+        # File names come from users: a line break in a header would make it unsendable.
+        message["Subject"] = one_line(subject)
+        message["Message-ID"] = self.message_id(event)
         message.set_content(body)
         return message
+
+    def message_id(self, event: Event) -> str:
+        """The same for every delivery of ``event``, so duplicates are recognisable downstream."""
+        domain = parseaddr(self.mail_from)[1].rpartition("@")[2] or "video2mp3"
+        local = re.sub(r"[^A-Za-z0-9.-]", "", event.event_id)
+        return f"<{local}.{CHANNEL}@{re.sub(r'[^A-Za-z0-9.-]', '', domain) or 'video2mp3'}>"
