@@ -13,14 +13,17 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from video2mp3 import migrations
 from video2mp3.adapters.sql.deliveries import SQLDeliveryLog
 from video2mp3.adapters.sql.engine import create_engine
 from video2mp3.adapters.sql.jobs import SQLJobRepository
+from video2mp3.adapters.sql.login_failures import SQLLoginFailures
 from video2mp3.adapters.sql.users import SQLUserRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing
+from video2mp3.auth.throttle import LoginThrottle
 from video2mp3.converter.media import Transcoder, find_ffmpeg
 from video2mp3.converter.probing import check_probe
 from video2mp3.converter.worker import Converter
@@ -101,10 +104,11 @@ def accounts(settings: Settings) -> Accounts:
     settings.require("auth", "auth_db_url", "jwt_key_dir")
     assert settings.auth_db_url is not None
     assert settings.jwt_key_dir is not None
-    users = SQLUserRepository(create_engine(settings.auth_db_url))
+    engine = create_engine(settings.auth_db_url)
     return Accounts(
-        users,
+        SQLUserRepository(engine),
         KeyRing.load(settings.jwt_key_dir),
+        LoginThrottle(SQLLoginFailures(engine)),
         token_ttl=settings.jwt_ttl_seconds,
         signup_enabled=settings.signup_enabled,
         hasher=PasswordHasher(
@@ -137,7 +141,7 @@ def gateway_app(
 ) -> Flask:
     """The gateway's web app. It starts nothing: its background work is ``gateway_worker``."""
     service = Gateway(jobs, blobs, settings.max_upload_bytes, links(settings), on_queued=on_queued)
-    return create_gateway_app(
+    app = create_gateway_app(
         service,
         identity,
         {},
@@ -145,6 +149,9 @@ def gateway_app(
         public_url=settings.public_url,
         max_streams=settings.live_pages,
     )
+    if settings.proxy_hops:  # the client's address, as the proxies in front of us saw it
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
+    return app
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
         "workers": settings.web_workers,
         "threads": settings.web_threads,
         "drain_seconds": settings.drain_seconds,
+        "client_timeout": settings.client_timeout_seconds,
     }
     if service == "auth":
         settings.require("auth", "auth_db_url", "jwt_key_dir")

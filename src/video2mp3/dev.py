@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 from video2mp3 import bootstrap, signing
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
+from video2mp3.serving import DevRequestHandler
 from video2mp3.settings import load
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
     for worker in workers:
         for name, loop in worker.loops.items():
             threading.Thread(target=loop, args=(stop,), name=name, daemon=True).start()
-    server = make_server(host, port, app, threaded=True)
+    handler = type("Handler", (DevRequestHandler,), {"timeout": settings.client_timeout_seconds})
+    server = make_server(host, port, app, threaded=True, request_handler=handler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(USAGE.format(url=url, data=data), flush=True)
     try:

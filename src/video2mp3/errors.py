@@ -13,11 +13,14 @@ class Video2mp3Error(Exception):
     code = "internal_error"
     retryable = False
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        self.retry_after = retry_after  # seconds, for an HTTP Retry-After
 
 
 class SettingsError(Video2mp3Error):
@@ -60,6 +63,12 @@ class TooLarge(Video2mp3Error):
     """An upload exceeds the configured limit."""
 
     code = "too_large"
+
+
+class TooManyRequests(Video2mp3Error):
+    """The caller must wait ``retry_after`` seconds (too many failed logins, say)."""
+
+    code = "too_many_requests"
 
 
 class BlobNotFound(NotFound):
@@ -106,6 +115,7 @@ HTTP_STATUS: dict[type[Video2mp3Error], int] = {
     NotFound: 404,
     Conflict: 409,
     TooLarge: 413,
+    TooManyRequests: 429,
     Unavailable: 503,
 }
 

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from video2mp3.errors import Unavailable
+from video2mp3.serving import AdminRequestHandler
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,8 @@ class _Server(ThreadingHTTPServer):
 
 
 def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
-    class AdminHandler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
+    class AdminHandler(AdminRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
             if self.path == "/metrics":
                 self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
             elif self.path == "/healthz":

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(19 * 1024, ge=8 * 1024, le=1024 * 1024)
     argon2_time_cost: int = Field(2, ge=1, le=20)
     argon2_parallelism: int = Field(1, ge=1, le=16)
+    proxy_hops: int = Field(0, ge=0, le=5)
+    client_timeout_seconds: int = Field(30, ge=1, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(*_SCHEMES)

@@ -5,17 +5,22 @@ constant ``/healthz`` on the public port (for a load balancer that can reach not
 real probes and ``/metrics`` are on ``health``'s admin listener (``video2mp3.health``). ``serve``
 binds that listener's socket in gunicorn's master and answers on it in each worker, beside the
 app the worker builds, so that no connection crosses a fork.
+Every body is limited to ``MAX_BODY_BYTES`` unless its view is marked ``@streams_body`` (uploads
+count their own bytes); JSON is read only through ``json_body``, which bounds its nesting too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import gunicorn.app.base
 from flask import Flask, Response, g, jsonify, request
@@ -23,8 +28,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from werkzeug.exceptions import HTTPException
 
 from video2mp3 import logs
-from video2mp3.errors import InvalidRequest, Unauthorized, Video2mp3Error, http_status
+from video2mp3.errors import InvalidRequest, TooLarge, Unauthorized, Video2mp3Error, http_status
 from video2mp3.health import Health, listen
+from video2mp3.serving import CLIENT_TIMEOUT, Worker
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,15 @@ HEALTH = "video2mp3.health"  # the app's Health, in app.extensions
 # Callables an app lists under this extension run when its gunicorn worker is told to stop, so
 # that long requests (the page's event streams) end at once instead of after drain_seconds.
 ON_STOP = "video2mp3.on_stop"
+View = TypeVar("View", bound=Callable[..., Any])
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+# What a client may call its request: anything else is replaced by an id of ours.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_JSON_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# Stable codes for the errors werkzeug raises itself, where its name is not one already.
+_HTTP_CODES = {413: "too_large", 408: "request_timeout"}
 
 # Busy request threads: I/O-bound saturation (slow transfers) that CPU does not show.
 IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served")
@@ -47,9 +62,38 @@ def basic_credentials() -> tuple[str, str]:
     return auth.username, auth.password or ""
 
 
+def streams_body(view: View) -> View:
+    """Mark ``view`` as reading a large body itself, past ``MAX_BODY_BYTES``."""
+    view.streams_body = True  # type: ignore[attr-defined]
+    return view
+
+
+def json_body() -> object:
+    """The request's JSON: ``TooLarge`` past ``MAX_BODY_BYTES``, ``InvalidRequest`` if it is not
+    JSON or is nested deeper than ``MAX_JSON_DEPTH`` (the parser recurses per level)."""
+    raw = request.get_data(cache=False)  # bounded by the request's max_content_length
+    if _depth(raw) > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("the body is not valid JSON") from None
+
+
+def _depth(raw: bytes) -> int:
+    deepest = depth = 0
+    for byte in _JSON_STRINGS.sub(b'""', raw):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
 def credentials_body() -> tuple[str, str]:
     """Email and password from a JSON body; ``InvalidRequest`` if it is not that."""
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict) or not all(
         isinstance(body.get(k), str) for k in ("email", "password")
     ):
@@ -66,14 +110,22 @@ def json_error(status: int, code: str, message: str) -> Response:
 def install(app: Flask, health: Health) -> None:
     """Add error handlers, request ids, access logs and metrics to ``app``; keep its ``health``."""
     app.extensions[HEALTH] = health
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # also bounds chunked bodies
 
     @app.before_request
     def _start() -> None:
         IN_FLIGHT.inc()
         g.in_flight = True
         g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         logs.correlation_id.set(g.request_id)
+        view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "streams_body", False):
+            # The view counts the bytes itself (None would mean the app's MAX_CONTENT_LENGTH).
+            request.max_content_length = sys.maxsize
+        elif (request.content_length or 0) > MAX_BODY_BYTES:
+            raise TooLarge(f"the body exceeds the limit of {MAX_BODY_BYTES} bytes")
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -97,12 +149,28 @@ def install(app: Flask, health: Health) -> None:
         status = http_status(error)
         if status >= 500:
             log.error("request failed: %s", error.message, extra={"code": error.code})
-        return json_error(status, error.code, error.message)
+        response = json_error(status, error.code, error.message)
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
-        code = (error.name or "error").lower().replace(" ", "_")
-        return json_error(error.code or 500, code, error.description or code)
+        status = error.code or 500
+        code = _HTTP_CODES.get(status) or (error.name or "error").lower().replace(" ", "_")
+        response = json_error(status, code, error.description or code)
+        for name, value in error.get_headers():  # Allow on a 405, Retry-After...
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(TimeoutError)
+    def _timeout(error: TimeoutError) -> Response:
+        # A raw socket timeout here is the client's socket going silent mid-body (the adapters
+        # turn their own timeouts into Unavailable).
+        response = json_error(408, "request_timeout", "the client stopped sending its request")
+        response.headers["Connection"] = "close"
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
@@ -165,18 +233,21 @@ def serve(
     threads: int,
     drain_seconds: int,
     timeout: int = 120,
+    client_timeout: float = CLIENT_TIMEOUT,
 ) -> None:
     """Run the app from ``factory`` on gunicorn (threaded workers suit streaming uploads).
 
-    On SIGTERM, requests in flight get ``drain_seconds`` to finish before they are cut.
+    On SIGTERM, requests in flight get ``drain_seconds`` to finish before they are cut. A client
+    silent for ``client_timeout`` seconds mid-request is cut off (``serving.Worker``).
     """
+    worker = type("Worker", (Worker,), {"client_timeout": client_timeout})
     _Gunicorn(
         factory,
         listen(admin_port),
         {
             "bind": f"0.0.0.0:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": worker,
             "threads": threads,
             "timeout": timeout,
             "graceful_timeout": drain_seconds,

@@ -8,9 +8,11 @@ import pytest
 
 from video2mp3 import bootstrap, migrations
 from video2mp3.adapters.sql.engine import create_engine
+from video2mp3.adapters.sql.login_failures import SQLLoginFailures
 from video2mp3.adapters.sql.users import SQLUserRepository as UserRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing, generate
+from video2mp3.auth.throttle import LoginThrottle
 from video2mp3.errors import Conflict, Forbidden, InvalidRequest, Unauthorized, Unavailable
 from video2mp3.gateway.tokens import TokenVerifier
 from video2mp3.settings import load
@@ -22,7 +24,9 @@ def accounts(tmp_path: Path) -> Accounts:
     engine = create_engine(f"sqlite:///{tmp_path}/auth.db")
     migrations.upgrade(engine, "auth")
     users = UserRepository(engine)
-    return Accounts(users, KeyRing.load(tmp_path / "keys"), token_ttl=60, signup_enabled=True)
+    keys = KeyRing.load(tmp_path / "keys")
+    throttle = LoginThrottle(SQLLoginFailures(engine))
+    return Accounts(users, keys, throttle, token_ttl=60, signup_enabled=True)
 
 
 class CountingIdentity:
@@ -71,14 +75,14 @@ def test_login_fails_the_same_way_for_any_miss(accounts: Accounts) -> None:
         ("bad", "x"),
     ]:
         with pytest.raises(Unauthorized) as caught:
-            accounts.login(email, password)
+            accounts.login(email, password, "192.0.2.1")
         messages.add(caught.value.message)
     assert len(messages) == 1
 
 
 def test_tokens_verify_against_the_published_keys(accounts: Accounts) -> None:
     user = accounts.register("ann@example.com", "correct horse")
-    token = accounts.login("ann@example.com", "correct horse")
+    token = accounts.login("ann@example.com", "correct horse", "192.0.2.1")
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "EdDSA"
     assert header["kid"] == accounts.keys.signing.kid
@@ -98,7 +102,7 @@ def test_expired_forged_and_foreign_tokens_are_refused(accounts: Accounts, tmp_p
     with pytest.raises(Unauthorized):
         verifier.verify(forged)
     other = KeyRing.load(generate(tmp_path / "other").parent)
-    stranger = Accounts(accounts.users, other, token_ttl=60, signup_enabled=True)
+    stranger = Accounts(accounts.users, other, accounts.throttle, token_ttl=60, signup_enabled=True)
     with pytest.raises(Unauthorized, match="unknown key"):
         verifier.verify(stranger.issue_token(user))
     with pytest.raises(Unauthorized):
@@ -170,5 +174,5 @@ def test_the_argon2_cost_comes_from_the_settings(tmp_path: Path) -> None:
     assert "$m=8192,t=1,p=1$" in accounts.users.by_email(user.email).password_hash  # type: ignore[union-attr]
     # A hash made at another cost still verifies, and is redone at the configured one.
     stronger = bootstrap.accounts(settings.model_copy(update={"argon2_memory_kib": 9216}))
-    assert stronger.authenticate("cost@example.com", "pw-123456").id == user.id
+    assert stronger.authenticate("cost@example.com", "pw-123456", "192.0.2.1").id == user.id
     assert "$m=9216," in accounts.users.by_email(user.email).password_hash  # type: ignore[union-attr]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import jwt
 from argon2 import PasswordHasher
@@ -11,12 +14,18 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from email_validator import EmailNotValidError, validate_email
 
 from video2mp3.auth.keys import KeyRing
+from video2mp3.auth.throttle import LoginThrottle
 from video2mp3.domain.tokens import ALGORITHM, AUDIENCE, ISSUER
 from video2mp3.domain.users import User
-from video2mp3.errors import Forbidden, InvalidRequest, Unauthorized
+from video2mp3.errors import Forbidden, InvalidRequest, Unauthorized, Unavailable
 from video2mp3.ports.users import UserRepository
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+# Each argon2 run takes a core for tens of milliseconds: this many at once per process, so that a
+# flood of logins queues (then gets 503) instead of taking every core from the other requests.
+ARGON2_SLOTS = 2
+ARGON2_WAIT = 10.0
+T = TypeVar("T")
 
 
 def normalize_email(email: str) -> str:
@@ -32,6 +41,7 @@ class Accounts:
         self,
         users: UserRepository,
         keys: KeyRing,
+        throttle: LoginThrottle,
         *,
         token_ttl: int,
         signup_enabled: bool,
@@ -39,12 +49,22 @@ class Accounts:
     ) -> None:
         self.users = users
         self.keys = keys
+        self.throttle = throttle
         self.token_ttl = token_ttl
         self.signup_enabled = signup_enabled
         # Each hash in flight holds the hasher's memory cost: it bounds auth's memory (DEPLOY.md).
         self.hasher = hasher or PasswordHasher()
         # Verified when the email is unknown, so that a miss costs as much as a wrong password.
         self._dummy_hash = self.hasher.hash(uuid.uuid4().hex)
+        self._slots = threading.BoundedSemaphore(ARGON2_SLOTS)
+
+    def _hashing(self, work: Callable[[], T]) -> T:
+        if not self._slots.acquire(timeout=ARGON2_WAIT):
+            raise Unavailable("too many logins at once; try again in a moment", retry_after=1)
+        try:
+            return work()
+        finally:
+            self._slots.release()
 
     def register(self, email: str, password: str) -> User:
         """Create an account; ``InvalidRequest``, ``Conflict``, or ``Forbidden`` if disabled."""
@@ -55,22 +75,32 @@ class Accounts:
             raise InvalidRequest(
                 f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
             )
-        return self.users.add(email, self.hasher.hash(password))
+        return self.users.add(email, self._hashing(lambda: self.hasher.hash(password)))
 
-    def authenticate(self, email: str, password: str) -> User:
-        """The user with these credentials, else ``Unauthorized`` (same answer for any miss)."""
+    def authenticate(self, email: str, password: str, address: str) -> User:
+        """The user with these credentials, else ``Unauthorized`` (same answer for any miss).
+
+        ``TooManyRequests`` while the account or the client ``address`` is throttled
+        (``throttle``), before any password is checked.
+        """
         try:
-            user = self.users.by_email(normalize_email(email))
+            canonical = normalize_email(email)
         except InvalidRequest:
-            user = None
+            canonical = email.strip().lower()[:254]
+        self.throttle.check(canonical, address)
+        user = self.users.by_email(canonical)
+        stored = user.password_hash if user else self._dummy_hash
         try:
-            self.hasher.verify(user.password_hash if user else self._dummy_hash, password)
+            self._hashing(lambda: self.hasher.verify(stored, password))
         except (VerifyMismatchError, InvalidHashError):
             user = None
         if user is None:
+            self.throttle.failed(canonical, address)
             raise Unauthorized("invalid email or password")
+        self.throttle.succeeded(canonical)
         if self.hasher.check_needs_rehash(user.password_hash):
-            self.users.set_password_hash(user.id, self.hasher.hash(password))
+            rehashed = self._hashing(lambda: self.hasher.hash(password))
+            self.users.set_password_hash(user.id, rehashed)
         return user
 
     def issue_token(self, user: User) -> str:
@@ -88,5 +118,6 @@ class Accounts:
         key = self.keys.signing
         return jwt.encode(claims, key.private_key, ALGORITHM, headers={"kid": key.kid})
 
-    def login(self, email: str, password: str) -> str:
-        return self.issue_token(self.authenticate(email, password))
+    def login(self, email: str, password: str, address: str) -> str:
+        """A token for these credentials, tried from the client ``address``."""
+        return self.issue_token(self.authenticate(email, password, address))

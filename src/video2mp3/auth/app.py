@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from video2mp3 import web
 from video2mp3.auth.accounts import Accounts
@@ -18,8 +18,12 @@ def _accounts() -> Accounts:
 
 @bp.post("/login")
 def login() -> Response:
-    """Exchange HTTP Basic credentials for a JWT (text/plain)."""
-    return Response(_accounts().login(*web.basic_credentials()), mimetype="text/plain")
+    """Exchange HTTP Basic credentials for a JWT (text/plain).
+
+    The client is the gateway's ``X-Forwarded-For``, else the peer: only the gateway reaches us.
+    """
+    client = request.access_route[-1] if request.access_route else "unknown"
+    return Response(_accounts().login(*web.basic_credentials(), client), mimetype="text/plain")
 
 
 @bp.post("/users")

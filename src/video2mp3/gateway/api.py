@@ -14,7 +14,7 @@ from video2mp3.gateway.http import (
     principal,
     upload_from_request,
 )
-from video2mp3.web import credentials_body
+from video2mp3.web import credentials_body, streams_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -25,6 +25,7 @@ def create_user() -> tuple[Response, int]:
     return jsonify(identity().register(*credentials_body())), 201
 
 
+@streams_body
 def upload_job() -> Response:
     """Store the uploaded video and queue its conversion: 202 with the job."""
     job = upload_from_request(principal())

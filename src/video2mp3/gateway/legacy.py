@@ -11,11 +11,14 @@ from video2mp3.web import basic_credentials
 
 bp = Blueprint("legacy", __name__)
 
+MAX_FID = 64  # the longest blob id any store makes
+
 
 @bp.post("/login")
 def login() -> Response:
     """HTTP Basic credentials in, a JWT out (text/plain)."""
-    return Response(identity().login(*basic_credentials()), mimetype="text/plain")
+    client = request.remote_addr or "unknown"
+    return Response(identity().login(*basic_credentials(), client), mimetype="text/plain")
 
 
 bp.add_url_rule("/upload", "upload", upload_job, methods=["POST"])
@@ -25,6 +28,6 @@ bp.add_url_rule("/upload", "upload", upload_job, methods=["POST"])
 def download() -> Response:
     """The MP3 with file id ``?fid=``, for its owner only."""
     fid = request.args.get("fid", "")
-    if not fid:
-        raise InvalidRequest("give the MP3 file id as ?fid=")
+    if not 0 < len(fid) <= MAX_FID:
+        raise InvalidRequest(f"give the MP3 file id (at most {MAX_FID} characters) as ?fid=")
     return mp3_response(*gateway().open_mp3_by_fid(principal(), fid))

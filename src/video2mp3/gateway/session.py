@@ -43,7 +43,7 @@ def log_in() -> Response:
     """``{"email", "password"}`` in: the session cookie set, ``{"email", "csrf"}`` out."""
     check_origin()
     email, password = credentials_body()
-    session = identity().login(email, password)
+    session = identity().login(email, password, request.remote_addr or "unknown")
     response = jsonify(email=email, csrf=csrf_token(session))
     response.set_cookie(
         SESSION_COOKIE,

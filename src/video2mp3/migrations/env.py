@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from video2mp3.adapters.sql import login_failures  # noqa: F401 - its table is in auth's metadata
 from video2mp3.adapters.sql.deliveries import metadata as notifier_metadata
 from video2mp3.adapters.sql.jobs import metadata as gateway_metadata
 from video2mp3.adapters.sql.users import metadata as auth_metadata

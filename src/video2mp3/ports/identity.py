@@ -6,8 +6,12 @@ from typing import Any, Protocol
 
 
 class Identity(Protocol):
-    def login(self, email: str, password: str) -> str:
-        """A JWT for these credentials. Raises ``Unauthorized``, or ``Unavailable``."""
+    def login(self, email: str, password: str, client: str) -> str:
+        """A JWT for these credentials, tried from the address ``client``.
+
+        Raises ``Unauthorized``, ``TooManyRequests`` (with ``retry_after``) while the account or
+        the address is throttled, or ``Unavailable``.
+        """
         ...
 
     def register(self, email: str, password: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from video2mp3.errors import (
     Conflict,
     Forbidden,
     InvalidRequest,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
     Video2mp3Error,
@@ -21,6 +22,7 @@ _BY_STATUS: dict[int, type[Video2mp3Error]] = {
     403: Forbidden,
     409: Conflict,
     422: InvalidRequest,
+    429: TooManyRequests,
 }
 
 
@@ -41,10 +43,14 @@ class HTTPIdentity:
             message = response.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = f"auth service answered {response.status_code}"
-        raise error_class(message)
+        retry_after = response.headers.get("Retry-After", "")
+        raise error_class(message, retry_after=int(retry_after) if retry_after.isdigit() else None)
 
-    def login(self, email: str, password: str) -> str:
-        return self._call("POST", "/login", auth=(email, password)).text
+    def login(self, email: str, password: str, client: str) -> str:
+        # Auth sees the gateway's address; it throttles by the client's, which only the gateway
+        # can reach it to tell (see the README).
+        headers = {"X-Forwarded-For": client}
+        return self._call("POST", "/login", auth=(email, password), headers=headers).text
 
     def register(self, email: str, password: str) -> dict[str, Any]:
         body = {"email": email, "password": password}

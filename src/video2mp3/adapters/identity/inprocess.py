@@ -11,8 +11,8 @@ class InProcessIdentity:
     def __init__(self, accounts: Accounts) -> None:
         self._accounts = accounts
 
-    def login(self, email: str, password: str) -> str:
-        return self._accounts.login(email, password)
+    def login(self, email: str, password: str, client: str) -> str:
+        return self._accounts.login(email, password, client)
 
     def register(self, email: str, password: str) -> dict[str, Any]:
         user = self._accounts.register(email, password)

@@ -1,0 +1,124 @@
+"""The HTTP servers under our apps, made to hold against slow and malformed clients.
+
+Gunicorn (production) and werkzeug's server (``video2mp3 dev``) both answer some requests before
+our app sees them: a request line or headers over their limits (414, 431), a request they cannot
+parse (400). Both write HTML for those; here they write the JSON every other error has. Both would
+also wait forever for a client that sends half a request and stalls, holding a thread: a socket
+timeout bounds every read (the request line, the headers and the body alike). Neither says which
+version it is in ``Server``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from gunicorn.http.errors import (
+    InvalidHeader,
+    InvalidHeaderName,
+    LimitRequestHeaders,
+    LimitRequestLine,
+)
+from gunicorn.workers.gthread import TConn, ThreadWorker
+from werkzeug.serving import WSGIRequestHandler
+
+# Seconds a client may stay silent while it sends its request or reads our answer.
+CLIENT_TIMEOUT = 30
+SERVER_NAME = "video2mp3"
+
+_CODES = {
+    400: "bad_request",
+    408: "request_timeout",
+    413: "too_large",
+    414: "uri_too_long",
+    431: "headers_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+}
+
+
+def error_response(status: int, reason: str, message: str) -> bytes:
+    """A complete HTTP/1.1 answer with our JSON error body, closing the connection."""
+    code = _CODES.get(status, "bad_request")
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class _TimedConn(TConn):  # type: ignore[misc]
+    client_timeout: float = CLIENT_TIMEOUT
+
+    def init(self) -> None:
+        super().init()
+        # gunicorn makes the socket blocking, without a timeout, before each request.
+        self.sock.settimeout(self.client_timeout)
+
+
+class Worker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker with a read timeout per client and JSON error answers.
+
+    ``serve`` subclasses it with the configured ``client_timeout``.
+    """
+
+    client_timeout: float = CLIENT_TIMEOUT
+
+    def enqueue_req(self, conn: TConn) -> None:
+        # TConn has no hook of its own for its socket: the subclass adds the timeout.
+        conn.__class__ = _TimedConn
+        conn.client_timeout = self.client_timeout
+        super().enqueue_req(conn)
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: Exception) -> None:
+        if isinstance(exc, LimitRequestLine):
+            status, reason, message = 414, "URI Too Long", "the request line is too long"
+        elif isinstance(exc, LimitRequestHeaders):
+            status, reason = 431, "Request Header Fields Too Large"
+            message = "too many request headers, or one too large"
+        elif isinstance(exc, (InvalidHeader, InvalidHeaderName)) or type(exc).__module__ == (
+            "gunicorn.http.errors"
+        ):
+            status, reason, message = 400, "Bad Request", f"malformed request: {exc}"
+        else:
+            self.log.exception("error handling a request")
+            status, reason = 500, "Internal Server Error"
+            message = "internal error; the request id is in the logs"
+        if status < 500:
+            self.log.warning("invalid request from %s: %s", (addr or ("",))[0], exc)
+        try:
+            client.sendall(error_response(status, reason, message))
+        except OSError:
+            self.log.debug("could not send the error answer")
+
+
+class DevRequestHandler(WSGIRequestHandler):
+    """werkzeug's request handler with a read timeout, JSON errors and no version banner."""
+
+    timeout = CLIENT_TIMEOUT  # applied to the socket by StreamRequestHandler.setup
+
+    def version_string(self) -> str:
+        return SERVER_NAME
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        reason = self.responses.get(code, ("Error", ""))[0]
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        self.wfile.write(error_response(code, reason, message or reason))
+
+
+class AdminRequestHandler(BaseHTTPRequestHandler):
+    """The admin listener's handler (``health``): the same timeouts, errors and no banner."""
+
+    timeout = CLIENT_TIMEOUT
+
+    def version_string(self) -> str:
+        return SERVER_NAME
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        reason = self.responses.get(code, ("Error", ""))[0]
+        self.close_connection = True
+        self.wfile.write(error_response(code, reason, message or reason))
