@@ -36,6 +36,11 @@ def serve(service: str, **settings: str) -> subprocess.CompletedProcess[str]:
             {"VIDEO2MP3_BROKER_URL": "amqp://x"},
             "VIDEO2MP3_SMTP_URL or VIDEO2MP3_MAIL_OUTBOX_DIR",
         ),
+        (
+            "notifier",
+            {"VIDEO2MP3_BROKER_URL": "amqp://x", "VIDEO2MP3_SMTP_URL": "smtp://localhost:25"},
+            "VIDEO2MP3_NOTIFIER_DB_URL is required by the notifier",
+        ),
         ("gateway", {"VIDEO2MP3_JOBS_DB_URL": "sqlite://"}, "VIDEO2MP3_AUTH_URL is required"),
         (
             "gateway",

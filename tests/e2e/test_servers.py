@@ -1,0 +1,155 @@
+"""Hostile clients against the real servers: gunicorn (``serve auth``) and werkzeug's
+(``video2mp3 dev``). Over-long request lines and headers get JSON 414/431, stalled clients are cut
+off, a 300 MB JSON body is refused without the server's memory growing, and no version banner."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support import free_port, wait_for
+from video2mp3.auth.keys import generate
+
+CLIENT_TIMEOUT = 1  # seconds, so that a stalled client is cut off quickly here
+SIGNUP = {"dev": "/api/v1/users", "gunicorn": "/users"}
+
+
+@dataclass
+class Server:
+    kind: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    def rss(self) -> int:
+        """Resident memory of the server and its worker processes, in bytes."""
+        pids = [self.proc.pid, *_children(self.proc.pid)]
+        return sum(_rss(pid) for pid in pids)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.fixture(params=["dev", "gunicorn"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VIDEO2MP3_")},
+        "VIDEO2MP3_CLIENT_TIMEOUT_SECONDS": str(CLIENT_TIMEOUT),
+    }
+    if request.param == "dev":
+        command = ["dev", "--port", str(port), "--data-dir", str(tmp_path / "var")]
+    else:
+        generate(tmp_path / "keys")
+        env |= {
+            "VIDEO2MP3_AUTH_DB_URL": f"sqlite:///{tmp_path}/auth.db",
+            "VIDEO2MP3_JWT_KEY_DIR": str(tmp_path / "keys"),
+            "VIDEO2MP3_WEB_WORKERS": "1",
+        }
+        command = ["serve", "auth", "--port", str(port)]
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "video2mp3.cli", *command], env=env, stdout=log, stderr=log
+    )
+    try:
+        wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok, 60, "server"
+        )
+        yield Server(request.param, port, proc)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def exchange(server: Server, raw: bytes) -> bytes:
+    """Send ``raw`` and read the answer until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(raw)
+        return _read_all(sock)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_and_error(answer: bytes) -> tuple[int, str]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), answer[:500]
+    return int(head.split()[1]), json.loads(body)["error"]["code"]
+
+
+def test_an_overlong_request_line_is_414_json(server: Server) -> None:
+    answer = exchange(server, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_and_error(answer) == (414, "uri_too_long")
+
+
+def test_an_overlong_header_is_431_json(server: Server) -> None:
+    answer = exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 70_000 + b"\r\n\r\n")
+    assert status_and_error(answer) == (431, "headers_too_large")
+
+
+def test_no_version_banner(server: Server) -> None:
+    response = requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=10)
+    assert "/" not in response.headers.get("Server", ""), response.headers["Server"]
+    assert "Python" not in response.headers.get("Server", "")
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n",  # headers never end
+        b"POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{",  # the body never comes
+    ],
+)
+def test_a_stalled_client_is_cut_off(server: Server, partial: bytes) -> None:
+    # The server closes the connection itself: the read ends with EOF long before the
+    # socket's own 30 s timeout, which would fail the test.
+    answer = exchange(server, partial.replace(b"/api/v1/users", SIGNUP[server.kind].encode()))
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:200]
+
+
+def test_a_300_mb_json_body_is_refused_without_growing_memory(server: Server) -> None:
+    before = server.rss()
+    size = 300 * 1024 * 1024
+    answer = bytearray()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(
+            f"POST {SIGNUP[server.kind]} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {size}\r\n\r\n".encode()
+        )
+        reader = threading.Thread(target=lambda: answer.extend(_read_all(sock)))
+        reader.start()
+        chunk = b'{"email": "' + b"x" * (1024 * 1024 - 11)
+        try:
+            for _ in range(size // len(chunk)):
+                sock.sendall(chunk)
+        except OSError:
+            pass  # the server stopped reading the refused body and closed the connection
+        peak = server.rss()
+        reader.join(30)
+    after = server.rss()
+    assert status_and_error(bytes(answer)) == (413, "too_large")
+    growth = max(peak, after) - before
+    assert growth < 64 * 1024 * 1024, (before, peak, after)
