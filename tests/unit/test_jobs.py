@@ -86,6 +86,7 @@ def test_progress_never_reports_done_before_success() -> None:
         (".hidden", ".hidden.mp3"),
         ("", "audio.mp3"),
         ("Été à Paris.webm", "Été à Paris.mp3"),
+        ("line\u2028two\r\nSet-Cookie: x.mp4", "line two Set-Cookie: x.mp3"),
     ],
 )
 def test_mp3_filename(upload: str, mp3: str) -> None:

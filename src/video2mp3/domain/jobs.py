@@ -22,6 +22,7 @@ from video2mp3.domain.events import (
     Owner,
 )
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.text import one_line
 
 
 class Status(StrEnum):
@@ -132,7 +133,8 @@ def stalled_event(job: Job) -> Event:
 
 
 def mp3_filename(upload_name: str) -> str:
-    """The download name for an upload's MP3: the upload's stem with ``.mp3``."""
-    stem = upload_name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    """The download name for an upload's MP3: the upload's stem with ``.mp3``, on one line (it
+    goes into headers: ``Content-Disposition``, an email's subject)."""
+    stem = one_line(upload_name).rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
     stem = stem.rsplit(".", 1)[0] if "." in stem.strip(".") else stem
     return (stem.strip() or "audio") + ".mp3"
