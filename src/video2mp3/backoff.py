@@ -6,7 +6,8 @@ from __future__ import annotations
 class Backoff:
     """Delays that double from ``first`` up to ``cap`` with each failure; ``reset`` on success."""
 
-    def __init__(self, first: float = 1.0, cap: float = 30.0) -> None:
+    # The cap bounds how long a loop takes to notice that an outage has ended.
+    def __init__(self, first: float = 1.0, cap: float = 10.0) -> None:
         self.first = first
         self.cap = cap
         self._next = first

@@ -46,6 +46,11 @@ def test_deeply_nested_json_is_422_not_500(gateway: Stack, depth: int) -> None:
     assert "nested" in response.get_json()["error"]["message"]
 
 
+def test_uploads_keep_their_own_limit(gateway: Stack) -> None:
+    response = gateway.upload(gateway.headers, data=b"v" * (4 * MAX_BODY_BYTES))
+    assert response.status_code == 202, response.get_json()
+
+
 def test_json_within_the_depth_bound_is_accepted(gateway: Stack) -> None:
     assert signup(gateway, nested(MAX_JSON_DEPTH - 2)).status_code == 201
 

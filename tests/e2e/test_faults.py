@@ -1,0 +1,222 @@
+"""Fault injection: the distributed system keeps every promise while its parts are killed and
+its dependencies go away.
+
+Auth, the gateway, the notifier and two converters run as separate processes on a private
+RabbitMQ node, an nx-27017 MongoDB wire server and the machine's MariaDB behind a TCP proxy, all
+owned by this test. Jobs are uploaded in waves; after each wave one fault hits: a converter,
+the notifier or the gateway SIGKILLed and restarted, the broker's app stopped and started, MongoDB
+stopped, MySQL cut off. After each fault every service must be ready again within 15 s. In the
+end every job has succeeded, each owner got exactly one email per job, each job has exactly one
+MP3, and nothing was dead-lettered.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pymongo
+import pytest
+import requests
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+
+from tests.contract.test_mail import Inbox
+from tests.e2e.faults import RABBITMQ_BIN, MongoWireServer, PrivateRabbitMQ, TCPProxy, find_nx
+from tests.e2e.flow import sign_up
+from tests.e2e.test_distributed import Services
+from tests.support import free_port, missing, need, wait_for
+from video2mp3.auth.keys import generate
+
+JOBS_PER_WAVE = 4
+OUTAGE = 5.0  # seconds a dependency stays away
+RECOVERY = 15.0  # seconds every service has, once a fault ends, to be ready again
+
+
+class Stack:
+    """The services and everything the test breaks."""
+
+    def __init__(self, tmp: Path, mysql_url: Callable[[], str]) -> None:
+        self.rabbit = PrivateRabbitMQ(tmp / "rabbitmq")
+        binary = find_nx()
+        assert binary is not None
+        self.mongo = MongoWireServer(tmp / "nx", binary)
+        direct = sa.make_url(mysql_url())
+        self.proxy = TCPProxy((direct.host or "127.0.0.1", direct.port or 3306))
+        self.jobs_db = str(direct)
+        proxied = direct.set(host="127.0.0.1", port=self.proxy.port)
+        databases = {"AUTH": proxied, "JOBS": proxied}
+        databases["AUTH"] = databases["AUTH"].set(database=sa.make_url(mysql_url()).database)
+        databases["NOTIFIER"] = proxied.set(database=sa.make_url(mysql_url()).database)
+        self.inbox = Inbox()
+        self.smtp = Controller(self.inbox, hostname="127.0.0.1", port=free_port())
+        self.smtp.start()
+        generate(tmp / "keys")
+        self.prefix = f"v2m-faults-{uuid.uuid4().hex[:8]}"
+        self.services = Services(
+            tmp,
+            {
+                **{
+                    f"VIDEO2MP3_{name}_DB_URL": url.render_as_string(hide_password=False)
+                    for name, url in databases.items()
+                },
+                "VIDEO2MP3_BROKER_URL": self.rabbit.url,
+                "VIDEO2MP3_BROKER_PREFIX": self.prefix,
+                "VIDEO2MP3_MONGODB_URL": self.mongo.url,
+                "VIDEO2MP3_SMTP_URL": f"smtp://127.0.0.1:{self.smtp.port}",
+                "VIDEO2MP3_MAIL_FROM": "video2mp3 <noreply@example.com>",
+                "VIDEO2MP3_JWT_KEY_DIR": str(tmp / "keys"),
+                "VIDEO2MP3_WEB_WORKERS": "1",
+            },
+        )
+        self.services.start("auth", "auth")
+        self.services.env["VIDEO2MP3_AUTH_URL"] = f"http://127.0.0.1:{self.services.ports['auth']}"
+        for name, service in SERVICES.items():
+            if name != "auth":
+                self.services.start(name, service)
+        self.services.wait_ready()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.services.ports['gateway']}"
+
+    def ready(self) -> bool:
+        return all(
+            requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            for port in self.services.ports.values()
+        )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a service and start it again, as its supervisor would."""
+        self.services.procs[name].kill()
+        self.services.procs[name].wait(10)
+        self.services.start(name, SERVICES[name])
+
+    def close(self) -> None:
+        self.services.stop()
+        self.smtp.stop()
+        self.proxy.down()
+        self.mongo.stop()
+        self.rabbit.close()
+
+
+SERVICES = {
+    "auth": "auth",
+    "gateway": "gateway",
+    "notifier": "notifier",
+    "converter-1": "converter",
+    "converter-2": "converter",
+}
+
+
+def outage(stop: Callable[[], None], start: Callable[[], None]) -> Callable[[Stack], None]:
+    def fault(stack: Stack) -> None:
+        stop()
+        time.sleep(OUTAGE)  # how long the dependency is away: the fault itself, not a check
+        start()
+
+    return fault
+
+
+FAULTS: list[tuple[str, Callable[[Stack], None]]] = [
+    ("converter-1 SIGKILLed", lambda s: s.kill("converter-1")),
+    ("broker app stopped", lambda s: outage(s.rabbit.stop_app, s.rabbit.start_app)(s)),
+    ("notifier SIGKILLed", lambda s: s.kill("notifier")),
+    ("MongoDB stopped", lambda s: outage(s.mongo.stop, s.mongo.start)(s)),
+    ("converter-2 SIGKILLed", lambda s: s.kill("converter-2")),
+    ("MySQL cut off", lambda s: outage(s.proxy.down, s.proxy.up)(s)),
+    ("gateway SIGKILLed", lambda s: s.kill("gateway")),
+    ("broker app stopped again", lambda s: outage(s.rabbit.stop_app, s.rabbit.start_app)(s)),
+    ("converter-1 SIGKILLed again", lambda s: s.kill("converter-1")),
+    ("broker app stopped a third time", lambda s: outage(s.rabbit.stop_app, s.rabbit.start_app)(s)),
+]
+
+
+@pytest.fixture
+def stack(tmp_path: Path, new_mysql_database: Callable[[], str]) -> Iterator[Stack]:
+    need(
+        "rabbitmq-server",
+        lambda: (RABBITMQ_BIN / "rabbitmq-server").exists() or missing("rabbitmq-server"),
+        "apt-get install rabbitmq-server (the test runs a node of its own)",
+    )
+    need("nx-27017", lambda: find_nx() or missing("nx-27017"), "pip install nx-27017")
+    stack = Stack(tmp_path, new_mysql_database)
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def upload(stack: Stack, user: dict[str, str], video: bytes, name: str) -> str:
+    """Upload like a client that retries while the gateway is restarting; the job's id."""
+
+    def attempt() -> str | None:
+        response = requests.post(
+            f"{stack.base}/api/v1/jobs", headers=user, files={"file": (name, video)}, timeout=30
+        )
+        if response.status_code == 202:
+            return str(response.json()["id"])
+        assert response.status_code in (502, 503), response.text  # only an outage may refuse it
+        return None
+
+    return str(wait_for(attempt, 60, f"the upload of {name}"))
+
+
+@pytest.mark.timeout(900)
+def test_every_promise_holds_under_faults(stack: Stack, samples: dict[str, Path]) -> None:
+    video = samples["h264_aac.mp4"].read_bytes()
+    user = sign_up(stack.base, "fay@example.com")
+    jobs: dict[str, str] = {}  # upload name -> job id
+    for wave, (what, fault) in enumerate([*FAULTS, ("nothing", lambda s: None)]):
+        for n in range(JOBS_PER_WAVE):
+            name = f"wave{wave:02d}-job{n}.mp4"
+            jobs[name] = upload(stack, user, video, name)
+        fault(stack)
+        wait_for(stack.ready, RECOVERY, f"every service to be ready after: {what}")
+
+    def job(job_id: str) -> dict:
+        return requests.get(f"{stack.base}/api/v1/jobs/{job_id}", headers=user, timeout=10).json()
+
+    def all_settled() -> list[dict] | None:
+        found = [job(j) for j in jobs.values()]
+        return found if all(j["status"] in ("succeeded", "failed") for j in found) else None
+
+    results = wait_for(all_settled, 300, "every job to finish")
+    assert [(j["filename"], j["error"]) for j in results if j["status"] != "succeeded"] == []
+
+    # Quiet: nothing left to relay, nothing queued or in hand anywhere. Only then is the number
+    # of emails final.
+    engine = sa.create_engine(stack.jobs_db)
+    with engine.connect() as conn:
+        outbox = lambda: conn.execute(sa.text("SELECT COUNT(*) FROM outbox")).scalar()  # noqa: E731
+
+        def quiet() -> bool:
+            conn.commit()
+            counts = stack.rabbit.messages()
+            return outbox() == 0 and sum(counts.values()) == 0
+
+        wait_for(quiet, 60, "the outbox and every queue to drain")
+    engine.dispose()
+    assert stack.rabbit.messages().get(f"{stack.prefix}.dead", 0) == 0  # nothing dead-lettered
+
+    emails = collections.Counter()
+    message_ids = [m["Message-ID"] for m in stack.inbox.messages]
+    for mail in stack.inbox.messages:
+        body = mail.get_payload(decode=True).decode()
+        emails.update(job_id for job_id in jobs.values() if job_id in body)
+    assert emails == collections.Counter(jobs.values()), "exactly one email per job"
+    assert len(set(message_ids)) == len(message_ids) == len(jobs)
+
+    files = pymongo.MongoClient(stack.mongo.url).get_default_database()["fs.files"]
+    for name, job_id in jobs.items():
+        mp3_name = name.replace(".mp4", ".mp3")
+        stored = [str(f["_id"]) for f in files.find({"filename": mp3_name})]
+        [result] = [r for r in results if r["id"] == job_id]
+        assert stored == [result["mp3_fid"]], f"one MP3 for {name}"
+    print(
+        f"\nfaults: {len(FAULTS)}, jobs: {len(jobs)} succeeded, emails: {len(message_ids)},"
+        f" MP3s: {len(jobs)}, dead letters: 0"
+    )
