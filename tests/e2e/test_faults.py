@@ -1,13 +1,13 @@
 """Fault injection: the distributed system keeps every promise while its parts are killed and
 its dependencies go away.
 
-Auth, the gateway, the notifier and two converters run as separate processes on a private
-RabbitMQ node, an nx-27017 MongoDB wire server and the machine's MariaDB behind a TCP proxy, all
-owned by this test. Jobs are uploaded in waves; after each wave one fault hits: a converter,
-the notifier or the gateway SIGKILLed and restarted, the broker's app stopped and started, MongoDB
-stopped, MySQL cut off. After each fault every service must be ready again within 15 s. In the
-end every job has succeeded, each owner got exactly one email per job, each job has exactly one
-MP3, and nothing was dead-lettered.
+Auth, the gateway, its worker, the notifier and two converters run as separate processes on a
+private RabbitMQ node, an nx-27017 MongoDB wire server and the machine's MariaDB behind a TCP
+proxy, all owned by this test. Jobs are uploaded in waves; after each wave one fault hits: a
+converter, the notifier, the gateway or its worker SIGKILLed and restarted, the broker's app
+stopped and started, MongoDB stopped, MySQL cut off. After each fault every service must be ready
+again within 15 s. In the end every job has succeeded, each owner got exactly one email per job,
+each job has exactly one MP3, and nothing was dead-lettered.
 """
 
 from __future__ import annotations
@@ -44,13 +44,14 @@ class Stack:
         binary = find_nx()
         assert binary is not None
         self.mongo = MongoWireServer(tmp / "nx", binary)
-        direct = sa.make_url(mysql_url())
-        self.proxy = TCPProxy((direct.host or "127.0.0.1", direct.port or 3306))
-        self.jobs_db = str(direct)
-        proxied = direct.set(host="127.0.0.1", port=self.proxy.port)
-        databases = {"AUTH": proxied, "JOBS": proxied}
-        databases["AUTH"] = databases["AUTH"].set(database=sa.make_url(mysql_url()).database)
-        databases["NOTIFIER"] = proxied.set(database=sa.make_url(mysql_url()).database)
+        direct = {name: sa.make_url(mysql_url()) for name in ("AUTH", "JOBS", "NOTIFIER")}
+        server = direct["JOBS"]
+        self.proxy = TCPProxy((server.host or "127.0.0.1", server.port or 3306))
+        self.jobs_db = direct["JOBS"].render_as_string(hide_password=False)
+        # Every service reaches MySQL through the proxy only.
+        databases = {
+            name: url.set(host="127.0.0.1", port=self.proxy.port) for name, url in direct.items()
+        }
         self.inbox = Inbox()
         self.smtp = Controller(self.inbox, hostname="127.0.0.1", port=free_port())
         self.smtp.start()
@@ -106,6 +107,7 @@ class Stack:
 SERVICES = {
     "auth": "auth",
     "gateway": "gateway",
+    "gateway-worker": "gateway-worker",
     "notifier": "notifier",
     "converter-1": "converter",
     "converter-2": "converter",
@@ -129,6 +131,7 @@ FAULTS: list[tuple[str, Callable[[Stack], None]]] = [
     ("converter-2 SIGKILLed", lambda s: s.kill("converter-2")),
     ("MySQL cut off", lambda s: outage(s.proxy.down, s.proxy.up)(s)),
     ("gateway SIGKILLed", lambda s: s.kill("gateway")),
+    ("gateway-worker SIGKILLed", lambda s: s.kill("gateway-worker")),
     ("broker app stopped again", lambda s: outage(s.rabbit.stop_app, s.rabbit.start_app)(s)),
     ("converter-1 SIGKILLed again", lambda s: s.kill("converter-1")),
     ("broker app stopped a third time", lambda s: outage(s.rabbit.stop_app, s.rabbit.start_app)(s)),

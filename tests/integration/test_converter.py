@@ -18,6 +18,7 @@ from tests.support import SAMPLES, decoded_seconds, inspect_audio
 from video2mp3.converter.media import find_ffmpeg
 from video2mp3.domain.events import (
     ConversionFailed,
+    ConversionProgress,
     ConversionRequested,
     ConversionSucceeded,
     Event,
@@ -186,3 +187,29 @@ def test_the_reported_duration_is_the_mp3s_when_the_audio_starts_late(tmp_path: 
     played = decoded_seconds(harness.mp3(event, tmp_path))
     assert played == pytest.approx(10.0, abs=0.05)
     assert event.data.duration == pytest.approx(played, abs=0.001)
+
+
+def test_a_broker_outage_while_publishing_is_retried_without_converting_again(
+    samples: dict[str, Path], tmp_path: Path
+) -> None:
+    harness = Harness(tmp_path)
+    outage = [Unavailable("broker: connection refused")] * 2
+
+    def flaky(event: Event, *, transient: bool = False) -> None:
+        if isinstance(event.data, ConversionSucceeded) and outage:
+            raise outage.pop()
+        harness.bus.published.append(event)
+
+    harness.bus.publish = flaky  # type: ignore[method-assign]
+    video = harness.blobs.put(
+        iter([samples["h264_aac.mp4"].read_bytes()]), filename="a.mp4", content_type="video/x"
+    )
+    request = Event("job-1", ConversionRequested(video.id, Owner(1, "a@example.com"), "a.mp4"))
+    for _ in range(2):  # what the bus does while the broker is away: the handler again, in place
+        with pytest.raises(Unavailable):
+            harness.converter.handle(request)
+    harness.converter.handle(request)
+    [done] = [e.data for e in harness.bus.published if isinstance(e.data, ConversionSucceeded)]
+    assert len([e for e in harness.bus.published if e.data == ConversionProgress(0.0)]) == 1
+    stored = {p.name.split(".")[0] for p in (tmp_path / "blobs").iterdir() if p.is_file()}
+    assert stored == {video.id, done.mp3_fid}  # one MP3, the one announced

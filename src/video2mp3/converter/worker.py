@@ -52,25 +52,15 @@ class Converter:
         self.blobs = blobs
         self.bus = bus
         self.transcoder = transcoder
+        # Outcomes whose publishing failed while the broker was away, by request event id: the
+        # retry in place publishes the same outcome instead of converting (and storing) again.
+        self._unpublished: dict[str, ConversionSucceeded | ConversionFailed] = {}
 
     def handle(self, event: Event) -> None:
         request = event.data
         if not isinstance(request, ConversionRequested):
             return
-        self._progress(event, 0.0)
-        try:
-            outcome: ConversionSucceeded | ConversionFailed = self._convert(event, request)
-        except Unavailable:
-            raise
-        except Video2mp3Error as exc:
-            log.warning("conversion failed: %s", exc.message, extra={"code": exc.code})
-            outcome = ConversionFailed(
-                code=exc.code,
-                message=exc.message,
-                retryable=exc.retryable,
-                owner=request.owner,
-                filename=request.filename,
-            )
+        outcome = self._unpublished.pop(event.event_id, None) or self._outcome(event, request)
         try:
             self.bus.publish(Event(event.job_id, outcome, correlation_id=event.correlation_id))
         except NotPublished:
@@ -79,7 +69,28 @@ class Converter:
             if isinstance(outcome, ConversionSucceeded):
                 self.blobs.delete(outcome.mp3_fid)
             raise
+        except Unavailable:
+            self._unpublished[event.event_id] = outcome
+            raise
         CONVERSIONS.labels(getattr(outcome, "code", "succeeded")).inc()
+
+    def _outcome(
+        self, event: Event, request: ConversionRequested
+    ) -> ConversionSucceeded | ConversionFailed:
+        self._progress(event, 0.0)
+        try:
+            return self._convert(event, request)
+        except Unavailable:
+            raise
+        except Video2mp3Error as exc:
+            log.warning("conversion failed: %s", exc.message, extra={"code": exc.code})
+            return ConversionFailed(
+                code=exc.code,
+                message=exc.message,
+                retryable=exc.retryable,
+                owner=request.owner,
+                filename=request.filename,
+            )
 
     def give_up(self, event: Event, error: Exception) -> None:
         """After the last failed try, report the job failed so that it does not stay pending."""
