@@ -16,10 +16,12 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from gunicorn.http.errors import (
-    InvalidHeader,
-    InvalidHeaderName,
+    InvalidResponseHeader,
+    InvalidResponseHeaderName,
     LimitRequestHeaders,
     LimitRequestLine,
+    ParseException,
+    UnsupportedTransferCoding,
 )
 from gunicorn.workers.gthread import TConn, ThreadWorker
 from werkzeug.serving import WSGIRequestHandler
@@ -74,14 +76,16 @@ class Worker(ThreadWorker):  # type: ignore[misc]
         super().enqueue_req(conn)
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: Exception) -> None:
+        # A header our app tried to send is our fault, not the client's.
+        ours = isinstance(exc, (InvalidResponseHeader, InvalidResponseHeaderName))
         if isinstance(exc, LimitRequestLine):
             status, reason, message = 414, "URI Too Long", "the request line is too long"
         elif isinstance(exc, LimitRequestHeaders):
             status, reason = 431, "Request Header Fields Too Large"
             message = "too many request headers, or one too large"
-        elif isinstance(exc, (InvalidHeader, InvalidHeaderName)) or type(exc).__module__ == (
-            "gunicorn.http.errors"
-        ):
+        elif isinstance(exc, UnsupportedTransferCoding):
+            status, reason, message = 501, "Not Implemented", str(exc)
+        elif isinstance(exc, ParseException) and not ours:
             status, reason, message = 400, "Bad Request", f"malformed request: {exc}"
         else:
             self.log.exception("error handling a request")

@@ -109,6 +109,11 @@ def test_an_overlong_header_is_431_json(server: Server) -> None:
     assert status_and_error(answer) == (431, "headers_too_large")
 
 
+def test_a_malformed_request_is_400_json(server: Server) -> None:
+    answer = exchange(server, b"NONSENSE\r\n\r\n")
+    assert status_and_error(answer) == (400, "bad_request")
+
+
 def test_no_version_banner(server: Server) -> None:
     response = requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=10)
     assert "/" not in response.headers.get("Server", ""), response.headers["Server"]
