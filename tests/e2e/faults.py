@@ -68,7 +68,14 @@ class PrivateRabbitMQ:
 
     def messages(self) -> dict[str, int]:
         """Messages per queue, ready and unacknowledged together."""
-        out = self.ctl("list_queues", "name", "messages", "--quiet", "--no-table-headers")
+        return self._per_queue("messages")
+
+    def consumers(self) -> dict[str, int]:
+        """Consumers per queue."""
+        return self._per_queue("consumers")
+
+    def _per_queue(self, column: str) -> dict[str, int]:
+        out = self.ctl("list_queues", "name", column, "--quiet", "--no-table-headers")
         return {
             name: int(count) for name, count in (line.split() for line in out.splitlines() if line)
         }
