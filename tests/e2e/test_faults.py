@@ -5,10 +5,11 @@ Auth, the gateway, its worker, the notifier and two converters run as separate p
 private RabbitMQ node, an nx-27017 MongoDB wire server and the machine's MariaDB behind a TCP
 proxy, all owned by this test. Jobs are uploaded in waves; after each wave one fault hits: a
 converter, the notifier, the gateway or its worker SIGKILLed and restarted, the broker's app
-stopped and started, MongoDB stopped, MySQL cut off. Within 15 s of each fault's end every
-process answers, every queue has its consumers back and the gateway serves its jobs (the next
-wave's uploads must get through within 15 s too). In the end every job has succeeded, each
-owner got exactly one email per job, each job has exactly one MP3, and nothing was dead-lettered.
+stopped and started, MongoDB stopped, MySQL cut off. Within 15 s of each fault's end (for a
+killed service: once its new process answers) every process answers, every queue has its
+consumers back and the gateway serves its jobs (the next wave's uploads must get through within
+15 s too). In the end every job has succeeded, each owner got exactly one email per job, each
+job has exactly one MP3, and nothing was dead-lettered.
 """
 
 from __future__ import annotations
@@ -98,10 +99,12 @@ class Stack:
         return alive and listening and jobs.status_code == 200
 
     def kill(self, name: str) -> None:
-        """SIGKILL a service and start it again, as its supervisor would."""
+        """SIGKILL a service and start it again, as its supervisor would. The fault ends when the
+        new process answers: its start-up (imports, migrations) is not recovery."""
         self.services.procs[name].kill()
         self.services.procs[name].wait(10)
         self.services.start(name, SERVICES[name])
+        self.services.wait_ready()
 
     def close(self) -> None:
         self.services.stop()

@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from video2mp3.adapters.sql.engine import ping, translated
 from video2mp3.ports.deliveries import Busy, Claim
 
-# Longer than any one send can take: the SMTP adapter's timeouts bound a send well below it.
+# Longer than a send takes in practice (seconds; each SMTP step gives up after 30 s). A send that
+# drags on past it may be made a second time by another notifier, with the same Message-ID.
 LEASE = timedelta(seconds=90)
 
 metadata = sa.MetaData()
