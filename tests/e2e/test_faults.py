@@ -31,6 +31,7 @@ from tests.e2e.faults import RABBITMQ_BIN, MongoWireServer, PrivateRabbitMQ, TCP
 from tests.e2e.flow import sign_up
 from tests.e2e.test_distributed import Services
 from tests.support import free_port, missing, need, wait_for
+from video2mp3 import signing
 from video2mp3.auth.keys import generate
 
 JOBS_PER_WAVE = 3
@@ -58,6 +59,7 @@ class Stack:
         self.smtp = Controller(self.inbox, hostname="127.0.0.1", port=free_port())
         self.smtp.start()
         generate(tmp / "keys")
+        signing.generate(tmp / "link-keys")
         self.prefix = f"v2m-faults-{uuid.uuid4().hex[:8]}"
         self.services = Services(
             tmp,
@@ -72,6 +74,7 @@ class Stack:
                 "VIDEO2MP3_SMTP_URL": f"smtp://127.0.0.1:{self.smtp.port}",
                 "VIDEO2MP3_MAIL_FROM": "video2mp3 <noreply@example.com>",
                 "VIDEO2MP3_JWT_KEY_DIR": str(tmp / "keys"),
+                "VIDEO2MP3_LINK_KEY_DIR": str(tmp / "link-keys"),
                 "VIDEO2MP3_WEB_WORKERS": "1",
             },
         )

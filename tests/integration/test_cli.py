@@ -49,7 +49,11 @@ def serve(service: str, **settings: str) -> subprocess.CompletedProcess[str]:
         ),
         (
             "notifier",
-            {"VIDEO2MP3_BROKER_URL": "amqp://x", "VIDEO2MP3_MAIL_OUTBOX_DIR": "/tmp/x"},
+            {
+                "VIDEO2MP3_BROKER_URL": "amqp://x",
+                "VIDEO2MP3_MAIL_OUTBOX_DIR": "/tmp/x",
+                "VIDEO2MP3_NOTIFIER_DB_URL": "sqlite://",
+            },
             "VIDEO2MP3_LINK_KEY_DIR is required",
         ),
         (

@@ -95,7 +95,7 @@ def test_the_session_cookie_needs_its_csrf_token_to_change_anything(stack: Stack
     assert stack.client.delete(f"/api/v1/jobs/{job_id}").status_code == 403
     assert stack.client.get(f"/api/v1/jobs/{job_id}").status_code == 200
     # Another user's token is not this session's.
-    other = stack.accounts.login("ann@example.com", "pw-123456")
+    other = stack.accounts.login("ann@example.com", "pw-123456", "192.0.2.1")
     stolen = stack.client.delete(
         f"/api/v1/jobs/{job_id}", headers={"X-CSRF-Token": signing_csrf(stack, other)}
     )
