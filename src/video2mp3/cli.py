@@ -1,4 +1,5 @@
-"""The ``video2mp3`` command: ``serve <service>``, ``dev`` and ``keygen``."""
+"""The ``video2mp3`` command: the server side (``serve <service>``, ``dev``, ``keygen``) and the
+client (``login``, ``logout``, ``convert``, ``jobs``, ``get``, ``rm``: ``video2mp3.client``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from video2mp3 import bootstrap, logs, web
 from video2mp3.auth.app import create_app as auth_app
+from video2mp3.client import commands as client
 from video2mp3.errors import SettingsError, Unavailable
 from video2mp3.settings import Settings, load
 from video2mp3.worker import run_worker
@@ -75,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     dev_cmd.add_argument("--data-dir", type=Path, default=Path("var"))
     keygen_cmd = commands.add_parser("keygen", help="add a new JWT signing key to a directory")
     keygen_cmd.add_argument("directory", type=Path)
+    client.add_commands(commands)
     args = parser.parse_args(argv)
+    if hasattr(args, "run"):  # a client command: it needs none of the server's settings
+        return client.run(args)
 
     try:
         settings = load()
