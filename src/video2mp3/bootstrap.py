@@ -18,6 +18,7 @@ from video2mp3 import migrations
 from video2mp3.adapters.sql.engine import create_engine
 from video2mp3.adapters.sql.jobs import SQLJobRepository
 from video2mp3.adapters.sql.users import SQLUserRepository
+from video2mp3.adapters.sql.webhooks import SQLWebhookRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing
 from video2mp3.converter.media import Transcoder, find_ffmpeg
@@ -27,6 +28,7 @@ from video2mp3.converter.workspace import remove_leftovers
 from video2mp3.gateway import background
 from video2mp3.gateway.app import create_app as create_gateway_app
 from video2mp3.gateway.service import Gateway
+from video2mp3.gateway.webhooks import Webhooks
 from video2mp3.health import Check
 from video2mp3.notifier.worker import Notifier
 from video2mp3.ports.blobs import BlobStore
@@ -35,6 +37,7 @@ from video2mp3.ports.identity import Identity
 from video2mp3.ports.jobs import JobRepository
 from video2mp3.ports.mail import Mailer
 from video2mp3.settings import Settings
+from video2mp3.ssrf import UrlGuard
 from video2mp3.worker import Loop
 
 
@@ -125,7 +128,10 @@ def gateway_app(
 ) -> Flask:
     """The gateway's web app. It starts nothing: its background work is ``gateway_worker``."""
     service = Gateway(jobs, blobs, settings.max_upload_bytes, on_queued=on_queued)
-    return create_gateway_app(service, identity, {})
+    settings.require("the gateway", "jobs_db_url")
+    registrations = SQLWebhookRepository(create_engine(str(settings.jobs_db_url)))
+    webhooks = Webhooks(registrations, UrlGuard(settings.allowed_networks))
+    return create_gateway_app(service, webhooks, identity, {})
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,14 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from video2mp3.errors import SettingsError
+from video2mp3.ssrf import Network, parse_networks
 
 PREFIX = "VIDEO2MP3_"
 
 _SCHEMES: dict[str, tuple[str, ...]] = {
     "auth_db_url": ("mysql+pymysql://", "sqlite://"),
     "jobs_db_url": ("mysql+pymysql://", "sqlite://"),
+    "notifier_db_url": ("mysql+pymysql://", "sqlite://"),
     "broker_url": ("amqp://", "amqps://", "memory://"),
     "mongodb_url": ("mongodb://", "mongodb+srv://"),
     "smtp_url": ("smtp://", "smtps://"),
@@ -37,6 +39,7 @@ class Settings(BaseSettings):
 
     auth_db_url: str | None = None
     jobs_db_url: str | None = None
+    notifier_db_url: str | None = None
     broker_url: str | None = None
     broker_prefix: str = Field("video2mp3", pattern=r"^[a-z0-9][a-z0-9._-]{0,60}$")
     mongodb_url: str | None = None
@@ -66,6 +69,7 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(19 * 1024, ge=8 * 1024, le=1024 * 1024)
     argon2_time_cost: int = Field(2, ge=1, le=20)
     argon2_parallelism: int = Field(1, ge=1, le=16)
+    webhook_allowed_networks: str = ""  # comma-separated CIDRs webhooks may reach anyway
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(*_SCHEMES)
@@ -81,6 +85,16 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("the port is not a number") from None
         return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def allowed_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.webhook_allowed_networks)
 
     def require(self, service: str, *names: str) -> None:
         """Raise ``SettingsError`` naming the first of ``names`` that is unset."""

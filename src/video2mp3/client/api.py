@@ -81,9 +81,7 @@ class Api:
             response.read()
             return response.text.strip()
 
-    def upload(
-        self, path: Path, options: Mapping[str, str], progress: Progress
-    ) -> dict[str, Any]:
+    def upload(self, path: Path, options: Mapping[str, str], progress: Progress) -> dict[str, Any]:
         """Upload the video at ``path`` with ``options`` (form fields): the queued job."""
         try:
             file = path.open("rb")

@@ -40,9 +40,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     convert_cmd = command("convert", "convert videos to MP3s on the server", _convert)
     convert_cmd.add_argument("files", nargs="+", metavar="FILE")
     convert_cmd.add_argument("-o", "--output", type=Path, help="save the MP3s here")
-    convert_cmd.add_argument(
-        "--jobs", type=check_jobs, default=2, help="files at once (default 2)"
-    )
+    convert_cmd.add_argument("--jobs", type=check_jobs, default=2, help="files at once (default 2)")
     convert_cmd.add_argument("--force", action="store_true", help="overwrite existing MP3s")
     convert_cmd.add_argument("--json", action="store_true", help="one JSON object per event")
     add_option_flags(convert_cmd)
@@ -159,5 +157,3 @@ def rm(args: argparse.Namespace) -> int:
         api.close()
     print(f"deleted {args.id}")
     return 0
-
-

@@ -138,5 +138,3 @@ def check_jobs(value: str) -> int:
     if not 1 <= number <= 16:
         raise argparse.ArgumentTypeError("give 1 to 16")
     return number
-
-

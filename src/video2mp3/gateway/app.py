@@ -8,15 +8,19 @@ from video2mp3 import web
 from video2mp3.gateway import api, legacy, openapi
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import TokenVerifier
+from video2mp3.gateway.webhooks import Webhooks
 from video2mp3.health import Check, Health
 from video2mp3.ports.identity import Identity
 
 
-def create_app(gateway: Gateway, identity: Identity, dependencies: dict[str, Check]) -> Flask:
-    """A Flask app over ``gateway``; ``dependencies`` are the checks of its dependencies beyond
-    the jobs database and the blob store (reported by its admin listener)."""
+def create_app(
+    gateway: Gateway, webhooks: Webhooks, identity: Identity, dependencies: dict[str, Check]
+) -> Flask:
+    """A Flask app over ``gateway`` and ``webhooks``; ``dependencies`` are the checks of its
+    dependencies beyond the jobs database and the blob store (reported by its admin listener)."""
     app = Flask(__name__)
     app.extensions["video2mp3.gateway"] = gateway
+    app.extensions["video2mp3.webhooks"] = webhooks
     app.extensions["video2mp3.identity"] = identity
     app.extensions["video2mp3.verifier"] = TokenVerifier(identity)
     app.register_blueprint(api.bp)

@@ -20,6 +20,7 @@ from video2mp3.adapters.sql.engine import ping, translated
 from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job, Status, stalled_event, utcnow
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.webhooks import WebhookTarget, event_type
 from video2mp3.errors import InvalidEvent, Unavailable
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,21 @@ outbox = sa.Table(
     sa.Column("job_id", sa.String(36), nullable=False, index=True),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# A user's webhook endpoints (``SQLWebhookRepository``); read here too, because settling a job
+# puts its owner's endpoints into ``job.finished`` in the same transaction.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("owner_id", sa.Integer, nullable=False, index=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.String(200), nullable=False),  # comma-separated
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("disabled_at", Timestamp),
+    sa.Column("disabled_reason", sa.Text),
 )
 
 _mapper = registry()
@@ -157,7 +173,7 @@ class SQLJobRepository:
             job = session.scalar(sa.select(Job).filter_by(id=event.job_id).with_for_update())
             changed = job is not None and job.apply(event)
             if changed and job is not None and job.finished:
-                _enqueue(session, job.finished_event(event.correlation_id))
+                _enqueue(session, job.finished_event(event.correlation_id, _targets(session, job)))
         return job, changed
 
     def relay_outbox(self, publish: Callable[[str], None], batch: int = 100) -> int:
@@ -206,7 +222,7 @@ class SQLJobRepository:
             ).all()
             for job in stalled:
                 job.apply(stalled_event(job))
-                _enqueue(session, job.finished_event(None))
+                _enqueue(session, job.finished_event(None, _targets(session, job)))
         return [job.id for job in stalled]
 
     def ping(self) -> None:
@@ -215,6 +231,19 @@ class SQLJobRepository:
     def outbox_depth(self) -> int:
         with translated(), self.engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
+
+
+def _targets(session: Session, job: Job) -> tuple[WebhookTarget, ...]:
+    """The owner's enabled endpoints that subscribe to how ``job`` ended."""
+    wanted = event_type(job.status)
+    rows = session.execute(
+        sa.select(webhooks.c.id, webhooks.c.url, webhooks.c.secret, webhooks.c.events)
+        .where(webhooks.c.owner_id == job.owner_id, webhooks.c.disabled_at.is_(None))
+        .order_by(webhooks.c.created_at)
+    ).all()
+    return tuple(
+        WebhookTarget(r.id, r.url, r.secret) for r in rows if wanted in r.events.split(",")
+    )
 
 
 def _enqueue(session: Session, event: Event) -> None:
