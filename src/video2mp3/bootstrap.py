@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from flask import Flask
 
 from video2mp3 import migrations
+from video2mp3.adapters.sql.deliveries import SQLDeliverySchedule
 from video2mp3.adapters.sql.engine import create_engine
 from video2mp3.adapters.sql.jobs import SQLJobRepository
 from video2mp3.adapters.sql.users import SQLUserRepository
@@ -30,6 +31,7 @@ from video2mp3.gateway.app import create_app as create_gateway_app
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.webhooks import Webhooks
 from video2mp3.health import Check
+from video2mp3.notifier.webhooks import Sender, WebhookDeliverer
 from video2mp3.notifier.worker import Notifier
 from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import Bus, GiveUp, Handler
@@ -38,7 +40,7 @@ from video2mp3.ports.jobs import JobRepository
 from video2mp3.ports.mail import Mailer
 from video2mp3.settings import Settings
 from video2mp3.ssrf import UrlGuard
-from video2mp3.worker import Loop
+from video2mp3.worker import Loop, repeat
 
 
 def create_schemas(settings: Settings, *services: str) -> None:
@@ -49,6 +51,9 @@ def create_schemas(settings: Settings, *services: str) -> None:
     if "gateway" in services:
         settings.require("the gateway", "jobs_db_url")
         migrations.upgrade(create_engine(str(settings.jobs_db_url)), "gateway")
+    if "notifier" in services:
+        settings.require("the notifier", "notifier_db_url")
+        migrations.upgrade(create_engine(str(settings.notifier_db_url)), "notifier")
 
 
 def blob_store(settings: Settings, service: str) -> BlobStore:
@@ -148,7 +153,8 @@ def gateway_worker(
     """The outbox relay, the tracker of converter events and the stalled-job sweep."""
     # Progress arrives every second while a converter works: this much silence means it is gone.
     stalled_after = timedelta(seconds=2 * settings.conversion_timeout_seconds + 300)
-    work = background.Background(jobs, blobs, bus, stalled_after=stalled_after)
+    webhooks = SQLWebhookRepository(create_engine(str(settings.jobs_db_url)))
+    work = background.Background(jobs, blobs, bus, webhooks, stalled_after=stalled_after)
     checks = {"database": jobs.ping, "blobs": blobs.ping, "bus": bus.ping}
     return Worker(work.loops(), checks), work
 
@@ -169,11 +175,25 @@ def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
 
 
 def notifier_worker(settings: Settings, mailer: Mailer, bus: Bus) -> Worker:
-    notifier = Notifier(mailer, mail_from=settings.mail_from, public_url=settings.public_url)
-    return Worker(
-        {"notifier": consume(bus, "notifier", notifier.handle)},
-        {"bus": bus.ping, "mail": mailer.ping},
+    """Emails, and webhook deliveries: scheduled by the consumer, sent by their own loop."""
+    settings.require("the notifier", "notifier_db_url")
+    schedule = SQLDeliverySchedule(create_engine(str(settings.notifier_db_url)))
+    webhooks = WebhookDeliverer(
+        schedule,
+        Sender(UrlGuard(settings.allowed_networks)),
+        mailer,
+        bus,
+        mail_from=settings.mail_from,
+        public_url=settings.public_url,
     )
+    notifier = Notifier(
+        mailer, mail_from=settings.mail_from, public_url=settings.public_url, webhooks=webhooks
+    )
+    loops = {
+        "notifier": consume(bus, "notifier", notifier.handle),
+        "webhooks": lambda stop: repeat(webhooks.deliver_due, stop, 1.0, webhooks.wake),
+    }
+    return Worker(loops, {"bus": bus.ping, "mail": mailer.ping, "database": schedule.ping})
 
 
 def consume(bus: Bus, queue: str, handler: Handler, give_up: GiveUp | None = None) -> Loop:

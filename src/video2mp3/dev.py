@@ -40,6 +40,7 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
     settings = load(
         auth_db_url=f"sqlite:///{data}/auth.db",
         jobs_db_url=f"sqlite:///{data}/jobs.db",
+        notifier_db_url=f"sqlite:///{data}/notifier.db",
         broker_url="memory://",
         mongodb_url=None,
         smtp_url=None,
@@ -51,7 +52,7 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # we log requests ourselves
     if not any((data / "keys").glob("*.pem")):
         generate(data / "keys")
-    bootstrap.create_schemas(settings, "auth", "gateway")
+    bootstrap.create_schemas(settings, "auth", "gateway", "notifier")
     bus = bootstrap.bus(settings, "dev")
     blobs = bootstrap.blob_store(settings, "dev")
     jobs = bootstrap.jobs(settings)

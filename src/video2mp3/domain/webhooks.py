@@ -19,7 +19,7 @@ from typing import Any
 EVENTS = ("job.succeeded", "job.failed")
 MAX_PER_USER = 5
 # The pauses before each retry: the schedule Standard Webhooks' reference implementation uses.
-RETRY_DELAYS = tuple(timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 36000, 36000))
+RETRY_DELAYS = tuple(timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 36000))
 DISABLE_AFTER = timedelta(days=3)  # an endpoint failing this long is disabled
 TIMEOUT_SECONDS = 5.0
 EXCERPT_BYTES = 500  # of a receiver's answer, kept for its owner to debug
