@@ -57,8 +57,9 @@ def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
     elif service == "converter":
         worker = bootstrap.converter_worker(settings, bootstrap.blob_store(settings, service), bus)
     else:
+        mailer = bootstrap.mailer(settings, service)
         bootstrap.create_schemas(settings, "notifier")
-        worker = bootstrap.notifier_worker(settings, bootstrap.mailer(settings, service), bus)
+        worker = bootstrap.notifier_worker(settings, mailer, bus)
     return run_worker(worker.loops, port=admin_port, checks=worker.checks, on_stop=bus.close)
 
 
