@@ -101,6 +101,7 @@ def system(
         {
             "VIDEO2MP3_AUTH_DB_URL": new_mysql_database(),
             "VIDEO2MP3_JOBS_DB_URL": new_mysql_database(),
+            "VIDEO2MP3_NOTIFIER_DB_URL": new_mysql_database(),
             "VIDEO2MP3_BROKER_URL": amqp_url,
             "VIDEO2MP3_BROKER_PREFIX": prefix,
             "VIDEO2MP3_MONGODB_URL": mongodb_url,
