@@ -7,12 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from video2mp3 import bootstrap, logs, web
-from video2mp3.auth.app import create_app as auth_app
+from video2mp3 import logs
 from video2mp3.client import commands as client
 from video2mp3.errors import SettingsError, Unavailable
 from video2mp3.settings import Settings, load
-from video2mp3.worker import run_worker
 
 # The workers' only listener is their admin listener (video2mp3.health).
 PORTS = {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083, "gateway-worker": 8084}
@@ -21,6 +19,11 @@ ADMIN_PORTS = {"gateway": 9080, "auth": 9081}
 
 def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
     """Run one service in the foreground: web services on gunicorn, workers as their loops."""
+    # Imported here, so that the client's commands start without loading the server's frameworks.
+    from video2mp3 import bootstrap, web
+    from video2mp3.auth.app import create_app as auth_app
+    from video2mp3.worker import run_worker
+
     http = {
         "port": port,
         "admin_port": admin_port,

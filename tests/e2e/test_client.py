@@ -1,5 +1,6 @@
 """The ``video2mp3`` client commands as a user runs them: against ``video2mp3 dev`` and against
-the distributed processes, through a pipe, under a real pseudo-terminal and with ``--json``."""
+the distributed processes, through a pipe, under a real pseudo-terminal and with ``--json``; the
+same conversions are told to the user's webhook, a real HTTP receiver."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from standardwebhooks import Webhook as Verifier
 
 from tests.contract.test_mail import Inbox
 from tests.e2e.flow import sign_up
 from tests.e2e.test_distributed import Services, system  # noqa: F401 - a fixture
-from tests.support import SAMPLES, free_port, inspect_audio, wait_for
+from tests.support import SAMPLES, Receiver, free_port, inspect_audio, wait_for
 
 VIDEOS = ("h264_aac.mp4", "vp9_opus.webm")
 BAR = "━"  # what rich draws its bars with
@@ -92,6 +94,33 @@ def three_files(samples: dict[str, Path], folder: Path) -> list[Path]:
     return [*files, folder / "notes.txt"]
 
 
+def subscribe(cli: Cli, base: str, receiver: Receiver) -> str:
+    """Register the receiver as the logged-in user's webhook; its secret."""
+    token = json.loads((cli.home / "video2mp3" / "config.json").read_text())["token"]
+    created = requests.post(
+        f"{base}/api/v1/webhooks",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"url": receiver.url},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["secret"])
+
+
+def check_deliveries(receiver: Receiver, secret: str) -> None:
+    """One signed delivery per converted file: two succeeded, the text file failed."""
+    wait_for(lambda: len(receiver.requests) >= 3, 30, "three webhook deliveries")
+    delivered = [Verifier(secret).verify(body, headers) for headers, body in receiver.requests]
+    outcomes = sorted((d["data"]["filename"], d["type"]) for d in delivered)
+    assert outcomes == [
+        ("h264_aac.mp4", "job.succeeded"),
+        ("notes.txt", "job.failed"),
+        ("vp9_opus.webm", "job.succeeded"),
+    ]
+    [failed] = [d["data"] for d in delivered if d["type"] == "job.failed"]
+    assert failed["error"]["code"] == "invalid_media"
+
+
 def convert_three(cli: Cli, samples: dict[str, Path], tmp: Path) -> Path:
     """Three files, one not a video: exit 1, one failure line, two MP3s that play."""
     files = three_files(samples, tmp / "in")
@@ -116,6 +145,7 @@ def convert_three(cli: Cli, samples: dict[str, Path], tmp: Path) -> Path:
 @pytest.fixture
 def dev_server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
+    env = {**os.environ, "VIDEO2MP3_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
     with (tmp_path / "dev.log").open("wb") as log:
         proc = subprocess.Popen(
             [
@@ -130,6 +160,7 @@ def dev_server(tmp_path: Path) -> Iterator[str]:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -141,11 +172,13 @@ def dev_server(tmp_path: Path) -> Iterator[str]:
 
 
 def test_the_client_against_the_embedded_stack(
-    dev_server: str, samples: dict[str, Path], tmp_path: Path
+    dev_server: str, samples: dict[str, Path], tmp_path: Path, receiver: Receiver
 ) -> None:
     cli = Cli(tmp_path / "config", dev_server)
     log_in(cli, dev_server, "cli@example.com")
+    secret = subscribe(cli, dev_server, receiver)
     out = convert_three(cli, samples, tmp_path)
+    check_deliveries(receiver, secret)
 
     # Nothing is overwritten without --force, and nothing is uploaded for it.
     before = cli("jobs", "--json").stdout.splitlines()
@@ -223,6 +256,7 @@ def test_the_client_against_the_distributed_system(
     system: tuple[Services, Inbox],  # noqa: F811 - the fixture imported above
     samples: dict[str, Path],
     tmp_path: Path,
+    receiver: Receiver,
 ) -> None:
     services, _ = system
     services.start("converter-1", "converter")
@@ -230,4 +264,6 @@ def test_the_client_against_the_distributed_system(
     base = f"http://127.0.0.1:{services.ports['gateway']}"
     cli = Cli(tmp_path / "config", base)
     log_in(cli, base, "cli@example.com")
+    secret = subscribe(cli, base, receiver)
     convert_three(cli, samples, tmp_path)
+    check_deliveries(receiver, secret)

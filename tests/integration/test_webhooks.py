@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ import sqlalchemy as sa
 from standardwebhooks import Webhook as Verifier
 
 from tests.integration.test_gateway_api import Stack
-from tests.support import wait_for
+from tests.support import Receiver, wait_for
 from video2mp3 import bootstrap
 from video2mp3.adapters.sql.deliveries import SQLDeliverySchedule, endpoints
 from video2mp3.adapters.sql.engine import create_engine
@@ -31,49 +29,6 @@ from video2mp3.domain.webhooks import EXCERPT_BYTES, WebhookTarget, excerpt
 from video2mp3.notifier.webhooks import Sender, WebhookDeliverer
 from video2mp3.ports.webhooks import Delivery
 from video2mp3.ssrf import UrlGuard, parse_networks
-
-
-class Receiver:
-    """A real HTTP server that records every request and answers from a script."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.answers: list[tuple[int, dict[str, str], float]] = []  # status, headers, delay
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers.items()), body))
-                status, headers, delay = (
-                    receiver.answers.pop(0) if receiver.answers else (204, {}, 0.0)
-                )
-                time.sleep(delay)  # a slow receiver, to meet the sender's timeout
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "20")
-                self.end_headers()
-                self.wfile.write(b"receiver says hello\n")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.handle_error = lambda *_: None  # type: ignore[method-assign]  # a client gone
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 class WebhookStack(Stack):
