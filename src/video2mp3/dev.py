@@ -30,6 +30,7 @@ video2mp3 is running on {url}  (data in {data}, Ctrl-C to stop)
   curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/jobs/<id>
   curl -H "Authorization: Bearer $TOKEN" -o song.mp3 {url}/api/v1/jobs/<id>/mp3
 
+Or with the client: video2mp3 login --server {url}; video2mp3 convert video.mp4
 Emails land in {data}/outbox; the API is described at {url}/openapi.json
 """
 
