@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import select
+import signal
 import stat
 import subprocess
 import sys
@@ -21,7 +22,15 @@ from standardwebhooks import Webhook as Verifier
 from tests.contract.test_mail import Inbox
 from tests.e2e.flow import sign_up
 from tests.e2e.test_distributed import Services, system  # noqa: F401 - a fixture
-from tests.support import SAMPLES, Receiver, free_port, inspect_audio, wait_for
+from tests.support import (
+    LONG,
+    SAMPLES,
+    Receiver,
+    free_port,
+    inspect_audio,
+    make_sample,
+    wait_for,
+)
 
 VIDEOS = ("h264_aac.mp4", "vp9_opus.webm")
 BAR = "━"  # what rich draws its bars with
@@ -172,8 +181,13 @@ def dev_server(tmp_path: Path) -> Iterator[str]:
 
 
 def test_the_client_against_the_embedded_stack(
-    dev_server: str, samples: dict[str, Path], tmp_path: Path, receiver: Receiver
+    dev_server: str,
+    samples: dict[str, Path],
+    media_dir: Path,
+    tmp_path: Path,
+    receiver: Receiver,
 ) -> None:
+    long_audio = make_sample(LONG, media_dir)
     cli = Cli(tmp_path / "config", dev_server)
     log_in(cli, dev_server, "cli@example.com")
     secret = subscribe(cli, dev_server, receiver)
@@ -244,10 +258,30 @@ def test_the_client_against_the_embedded_stack(
     assert "cannot reach" in dead.stderr
     assert "Traceback" not in dead.stderr
     config = tmp_path / "config" / "video2mp3" / "config.json"
+    token = json.loads(config.read_text())["token"]
     config.write_text(json.dumps({"server": dev_server, "token": "expired.or.forged"}))
     expired = cli("jobs")
     assert expired.returncode == 1
     assert "log in again" in expired.stderr
+    config.write_text(json.dumps({"server": dev_server, "token": token}))
+
+    # Ctrl-C mid-way: exit 130, nothing left behind.
+    folder = tmp_path / "interrupted"
+    folder.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "video2mp3.cli", "convert", "-o", str(folder), str(long_audio)],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    while "queued as job" not in (line := proc.stdout.readline()):
+        assert line, proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert list(folder.iterdir()) == []
     assert cli("logout").returncode == 0
     assert "not logged in" in cli("jobs").stderr
 

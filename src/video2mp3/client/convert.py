@@ -105,8 +105,7 @@ def _one(
             raise ClientError(
                 "exists", f"{directory / mp3_filename(path.name)} exists (use --force)"
             )
-        report.uploading(name, 0, path.stat().st_size)
-        job = api.upload(path, options, lambda done, total: report.uploading(name, done, total))
+        job = _submit(api, path, options, name, report)
         report.queued(name, job["id"])
         job = _follow(api, job, name, report)
         if job["status"] != "succeeded":
@@ -120,6 +119,15 @@ def _one(
     except ClientError as exc:
         report.failed(name, exc.code, exc.message)
         return False
+
+
+def _submit(
+    api: Api, path: Path, options: Mapping[str, str], name: str, report: Reporter
+) -> dict[str, Any]:
+    """Queue the conversion of ``path``: the job. This is where a server that already holds the
+    same video (asked by its SHA-256 first) would spare the upload; today it always uploads."""
+    report.uploading(name, 0, path.stat().st_size)
+    return api.upload(path, options, lambda done, total: report.uploading(name, done, total))
 
 
 def _follow(api: Api, job: dict[str, Any], name: str, report: Reporter) -> dict[str, Any]:
