@@ -173,7 +173,7 @@ def dev_server(tmp_path: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: requests.get(f"{base}/readyz", timeout=2).ok, 60, "the dev stack")
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, 60, "the dev stack")
         yield base
     finally:
         proc.terminate()
