@@ -87,6 +87,7 @@ def test_a_taken_admin_port_stops_the_service_with_one_line(service: str, tmp_pa
                 "VIDEO2MP3_JWT_KEY_DIR": str(tmp_path / "keys"),
                 "VIDEO2MP3_BROKER_URL": "memory://",
                 "VIDEO2MP3_MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+                "VIDEO2MP3_NOTIFIER_DB_URL": f"sqlite:///{tmp_path}/notifier.db",
             },
             capture_output=True,
             text=True,
