@@ -22,7 +22,7 @@ import httpx
 
 Progress = Callable[[int, int], None]  # bytes done, bytes in all
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
 
 
 class ClientError(Exception):
@@ -49,7 +49,8 @@ class _CountedFile:
     def read(self, size: int = -1) -> bytes:
         if self.stop.is_set():
             raise Cancelled()
-        chunk = self.file.read(size)
+        # httpx asks for 64 KiB at a time; bigger reads cost fewer round trips through Python.
+        chunk = self.file.read(CHUNK if size < 0 else max(size, CHUNK))
         self.progress(self.file.tell(), self.total)
         return chunk
 
