@@ -120,7 +120,7 @@ def links(settings: Settings) -> DownloadLinks:
 
 def jobs(settings: Settings) -> JobRepository:
     settings.require("the gateway", "jobs_db_url")
-    return SQLJobRepository(create_engine(str(settings.jobs_db_url)))
+    return SQLJobRepository(create_engine(str(settings.jobs_db_url)), settings.retention())
 
 
 def gateway_app(
@@ -132,7 +132,16 @@ def gateway_app(
     on_queued: Callable[[], None] = lambda: None,
 ) -> Flask:
     """The gateway's web app. It starts nothing: its background work is ``gateway_worker``."""
-    service = Gateway(jobs, blobs, settings.max_upload_bytes, links(settings), on_queued=on_queued)
+    service = Gateway(
+        jobs,
+        blobs,
+        settings.max_upload_bytes,
+        links(settings),
+        on_queued=on_queued,
+        quota_bytes=settings.quota_bytes,
+        max_active_jobs=settings.max_active_jobs,
+        cache_across_owners=settings.cache_across_owners,
+    )
     return create_gateway_app(
         service,
         identity,
@@ -154,10 +163,12 @@ class Worker:
 def gateway_worker(
     settings: Settings, jobs: JobRepository, blobs: BlobStore, bus: Bus
 ) -> tuple[Worker, background.Background]:
-    """The outbox relay, the tracker of converter events and the stalled-job sweep."""
+    """The outbox relay, the tracker of converter events, the sweep and the orphan collector."""
     # Progress arrives every second while a converter works: this much silence means it is gone.
     stalled_after = timedelta(seconds=2 * settings.conversion_timeout_seconds + 300)
-    work = background.Background(jobs, blobs, bus, stalled_after=stalled_after)
+    work = background.Background(
+        jobs, blobs, bus, stalled_after=stalled_after, orphan_grace=settings.orphan_grace
+    )
     checks = {"database": jobs.ping, "blobs": blobs.ping, "bus": bus.ping}
     return Worker(work.loops(), checks), work
 

@@ -1,4 +1,4 @@
-"""The ``video2mp3`` command: ``serve <service>``, ``dev`` and ``keygen``."""
+"""The ``video2mp3`` command: ``serve <service>``, ``dev``, ``keygen`` and ``admin``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from video2mp3 import bootstrap, logs, web
+from video2mp3 import admin, bootstrap, logs, web
 from video2mp3.auth.app import create_app as auth_app
 from video2mp3.errors import SettingsError, Unavailable
 from video2mp3.settings import Settings, load
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     keygen_cmd.add_argument(
         "--links", action="store_true", help="an HMAC key for VIDEO2MP3_LINK_KEY_DIR"
     )
+    admin.add_commands(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             from video2mp3.dev import run
 
             run(args.data_dir, args.port)
+        elif args.command == "admin":
+            return admin.run(args, settings)
         elif args.links:
             from video2mp3.signing import generate as generate_link_key
 

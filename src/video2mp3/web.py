@@ -97,7 +97,10 @@ def install(app: Flask, health: Health) -> None:
         status = http_status(error)
         if status >= 500:
             log.error("request failed: %s", error.message, extra={"code": error.code})
-        return json_error(status, error.code, error.message)
+        response = json_error(status, error.code, error.message)
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:

@@ -26,7 +26,7 @@ from video2mp3.domain.events import (
     JobFinished,
     Owner,
 )
-from video2mp3.domain.jobs import Job, Status, utcnow
+from video2mp3.domain.jobs import Job, Status, iso, utcnow
 from video2mp3.errors import Conflict, Unavailable
 
 
@@ -160,8 +160,13 @@ class SQLContract:
         told: list[Event] = []
         jobs.relay_outbox(lambda body: told.append(Event.from_json(body)))
         assert [e.type for e in told] == ["conversion.requested", "job.finished"]
+        settled = jobs.get(job.id, 1)
+        assert settled is not None
+        assert settled.expires_at == settled.updated_at + timedelta(days=7)  # the default
         assert told[1].data == JobFinished(
-            "succeeded", Owner(1, "a@example.com"), "a.mp4", "mp3", 5, 1.0
+            "succeeded", Owner(1, "a@example.com"), "a.mp4", "mp3", 5, 1.0, expires_at=iso(
+                settled.expires_at
+            )
         )
 
     def test_concurrent_progress_never_goes_backwards(self, jobs: JobRepository) -> None:

@@ -22,6 +22,7 @@ from video2mp3.domain.events import (
     Owner,
 )
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.storage import Retention
 
 
 class Status(StrEnum):
@@ -58,6 +59,11 @@ class Job:
     duration: float | None = None
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    video_sha256: str | None = None
+    video_size: int | None = None
+    cache_key: str | None = None  # equal keys make equal MP3s (``domain.storage.cache_key``)
+    expires_at: datetime | None = None  # the job and its MP3 go then; None: kept
+    video_expires_at: datetime | None = None  # its video goes then
 
     @property
     def finished(self) -> bool:
@@ -88,6 +94,23 @@ class Job:
         self.updated_at = utcnow()
         return True
 
+    def stamp(self, retention: Retention) -> None:
+        """Set when the settled job's video, and later the job with its MP3, are deleted."""
+        assert self.finished
+        self.video_expires_at = retention.video_expiry(self.updated_at) if self.video_fid else None
+        self.expires_at = retention.job_expiry(self.updated_at)
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or utcnow())
+
+    def reuse(self, source: Job) -> None:
+        """Settle this job with ``source``'s MP3 (a cache hit): no conversion, no video kept."""
+        self.status, self.progress = Status.SUCCEEDED, 1.0
+        self.mp3_fid, self.mp3_size = source.mp3_fid, source.mp3_size
+        self.duration = source.duration
+        self.video_fid = None
+        self.updated_at = utcnow()
+
     @property
     def owner(self) -> Owner:
         return Owner(id=self.owner_id, email=self.owner_email)
@@ -104,6 +127,7 @@ class Job:
             duration=self.duration,
             error_code=self.error_code,
             error_message=self.error_message,
+            expires_at=iso(self.expires_at),
         )
         return Event(job_id=self.id, data=data, correlation_id=correlation_id)
 
@@ -117,6 +141,11 @@ class Job:
             options=self.options,
         )
         return Event(job_id=self.id, data=data, correlation_id=correlation_id)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A stored (naive UTC) time as ISO 8601 with its ``Z``."""
+    return moment.isoformat(timespec="seconds") + "Z" if moment else None
 
 
 def stalled_event(job: Job) -> Event:

@@ -25,6 +25,17 @@ _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 # Every conversion option, as a query parameter or a form field before the file (same names).
 _OPTIONS: dict[str, Any] = describe()["properties"]
+_CACHED = {
+    "type": "object",
+    "required": ["sha256", "size", "filename"],
+    "properties": {
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "size": {"type": "integer", "minimum": 1},
+        "filename": {"type": "string"},
+        "options": _ref("Options"),
+    },
+    "description": "A file named by its SHA-256, not sent: the conversion cache alone answers",
+}
 _UPLOAD = {
     "security": _BEARER,
     "parameters": [
@@ -42,15 +53,26 @@ _UPLOAD = {
                     "additionalProperties": False,
                 },
                 "encoding": {"file": {"contentType": "*/*"}},
-            }
+            },
+            "application/json": {"schema": _CACHED},
         },
     },
-    "responses": {"202": _json(_ref("Job"), "The job, queued"), "413": _ERROR, **_ERRORS},
+    "responses": {
+        "201": _json(_ref("Job"), "A finished job: the cache held this conversion"),
+        "202": _json(_ref("Job"), "The job, queued"),
+        "409": _json(_ref("Error"), "upload_needed: the cache does not hold it (JSON body)"),
+        "413": _json(_ref("Error"), "too_large, or quota_exceeded"),
+        "429": _json(_ref("Error"), "too_many_jobs: retry after Retry-After seconds"),
+        **_ERRORS,
+    },
 }
+_GONE = {"410": _json(_ref("Error"), "expired: the job's keeping time is over")}
 _MP3 = {
     "200": {"description": "The MP3", "content": {"audio/mpeg": {}}},
     "206": {"description": "Part of the MP3 (Range)", "content": {"audio/mpeg": {}}},
+    "304": {"description": "Not modified (If-None-Match matched the strong ETag)"},
     **_ERRORS,
+    **_GONE,
 }
 _LOGIN = {
     "summary": "Exchange HTTP Basic credentials for a JWT",
@@ -150,7 +172,7 @@ SPEC: dict[str, Any] = {
                 "summary": "One job",
                 "security": _BEARER,
                 "parameters": _JOB_ID,
-                "responses": {"200": _json(_ref("Job"), "The job"), **_ERRORS},
+                "responses": {"200": _json(_ref("Job"), "The job"), **_ERRORS, **_GONE},
             },
             "delete": {
                 "summary": "Delete a job, its video and its MP3",
@@ -232,6 +254,11 @@ SPEC: dict[str, Any] = {
                     "duration": {"type": ["number", "null"]},
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},
+                    "expires_at": {
+                        "type": ["string", "null"],
+                        "format": "date-time",
+                        "description": "When the job and its MP3 are deleted; null: kept",
+                    },
                     "links": {"type": "object"},
                 },
             },

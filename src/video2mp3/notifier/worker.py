@@ -51,6 +51,7 @@ class Notifier:
                 f"after that, download it from {self.public_url}/)\n\n"
                 f"Job id:      {event.job_id}\n"
                 f"MP3 file id: {data.mp3_fid}\n"
+                + (f"The MP3 is kept until {data.expires_at}.\n" if data.expires_at else "")
             )
         else:
             subject = f"We could not convert {data.filename}"

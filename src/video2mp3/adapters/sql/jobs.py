@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -20,7 +20,9 @@ from video2mp3.adapters.sql.engine import ping, translated
 from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job, Status, stalled_event, utcnow
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.storage import Retention
 from video2mp3.errors import InvalidEvent, Unavailable
+from video2mp3.ports.jobs import Usage
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +69,18 @@ jobs = sa.Table(
     sa.Column("duration", sa.Float),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("video_sha256", sa.String(64)),
+    sa.Column("video_size", sa.BigInteger),
+    sa.Column("cache_key", sa.String(64)),
+    sa.Column("expires_at", Timestamp),
+    sa.Column("video_expires_at", Timestamp),
     sa.Index("ix_jobs_owner_created", "owner_id", "created_at"),
     sa.Index("ix_jobs_status_updated", "status", "updated_at"),
+    # (key, owner): a same-owner lookup never reads another owner's rows.
+    sa.Index("ix_jobs_cache_key", "cache_key", "owner_id"),
+    sa.Index("ix_jobs_expires_at", "expires_at"),
+    sa.Index("ix_jobs_video_expires_at", "video_expires_at"),
+    sa.Index("ix_jobs_video_fid", "video_fid"),
 )
 
 # Events waiting to be published: written in the same transaction as the job they belong to.
@@ -93,9 +105,10 @@ def start_mappers() -> None:
 
 
 class SQLJobRepository:
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, retention: Retention | None = None) -> None:
         start_mappers()
         self.engine = engine
+        self.retention = retention or Retention()
         self._session: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
         # Under MySQL's default REPEATABLE READ, the relay's locking read takes gap locks that
         # would hold every upload's insert for as long as a publish takes.
@@ -117,22 +130,56 @@ class SQLJobRepository:
             return session.scalar(sa.select(Job).filter_by(id=job_id, owner_id=owner_id))
 
     def by_mp3(self, mp3_fid: str, owner_id: int) -> Job | None:
+        # The owner's jobs may share one MP3 (the cache): the one kept longest answers.
         with translated(), self._session() as session:
-            return session.scalar(sa.select(Job).filter_by(mp3_fid=mp3_fid, owner_id=owner_id))
+            return session.scalar(
+                sa.select(Job)
+                .filter_by(mp3_fid=mp3_fid, owner_id=owner_id)
+                .order_by(jobs.c.expires_at.is_(None).desc(), jobs.c.expires_at.desc())
+                .limit(1)
+            )
+
+    def add_from_cache(self, job: Job, correlation_id: str | None, *, across_owners: bool) -> bool:
+        """Settle ``job`` with the MP3 of a live succeeded job with its cache key and insert it
+        with its ``job.finished``, atomically; ``False``, writing nothing, when there is none.
+
+        The source row is locked until the new job is committed, so a concurrent delete of the
+        source either happens first (no hit) or sees the new reference.
+        """
+        live = sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > utcnow())
+        query = sa.select(Job).where(
+            jobs.c.cache_key == job.cache_key,
+            jobs.c.status == Status.SUCCEEDED,
+            jobs.c.mp3_fid.is_not(None),
+            live,
+        )
+        if not across_owners:
+            query = query.where(jobs.c.owner_id == job.owner_id)
+        with translated(), self._session.begin() as session:
+            source = session.scalar(query.limit(1).with_for_update())
+            if source is None:
+                return False
+            job.reuse(source)
+            job.stamp(self.retention)
+            session.add(job)
+            _enqueue(session, job.finished_event(correlation_id))
+        return True
 
     def page(self, owner_id: int, *, limit: int, offset: int) -> tuple[list[Job], int]:
-        """One page of the owner's jobs, newest first, and the owner's total."""
+        """One page of the owner's live jobs, newest first, and the owner's total."""
+        mine = sa.and_(
+            jobs.c.owner_id == owner_id,
+            sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > utcnow()),
+        )
         with translated(), self._session() as session:
             page = session.scalars(
                 sa.select(Job)
-                .filter_by(owner_id=owner_id)
+                .where(mine)
                 .order_by(jobs.c.created_at.desc(), jobs.c.id)
                 .limit(limit)
                 .offset(offset)
             ).all()
-            total = session.scalar(
-                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.owner_id == owner_id)
-            )
+            total = session.scalar(sa.select(sa.func.count()).select_from(jobs).where(mine))
         return list(page), int(total or 0)
 
     def changed_since(self, since: datetime, limit: int = 1000) -> list[Job]:
@@ -170,6 +217,7 @@ class SQLJobRepository:
             job = session.scalar(sa.select(Job).filter_by(id=event.job_id).with_for_update())
             changed = job is not None and job.apply(event)
             if changed and job is not None and job.finished:
+                job.stamp(self.retention)
                 _enqueue(session, job.finished_event(event.correlation_id))
         return job, changed
 
@@ -219,8 +267,92 @@ class SQLJobRepository:
             ).all()
             for job in stalled:
                 job.apply(stalled_event(job))
+                job.stamp(self.retention)
                 _enqueue(session, job.finished_event(None))
         return [job.id for job in stalled]
+
+    def release_videos(self, now: datetime, batch: int = 100) -> list[str]:
+        """Forget the videos of up to ``batch`` settled jobs whose keeping time is over; return
+        their blob ids for the caller to delete. Rows are claimed with SKIP LOCKED, so several
+        sweepers never hand out one video twice."""
+        with translated(), self._session.begin() as session:
+            due = session.scalars(
+                sa.select(Job)
+                .where(jobs.c.video_expires_at <= now, jobs.c.video_fid.is_not(None))
+                .order_by(jobs.c.video_expires_at)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            fids = [job.video_fid for job in due if job.video_fid]
+            for job in due:
+                job.video_fid = job.video_expires_at = None
+        return fids
+
+    def expire(self, now: datetime, batch: int = 100) -> list[Job]:
+        """Delete up to ``batch`` jobs whose time is over and return them; the caller deletes
+        their blobs that no job references any more. SKIP LOCKED: no job is deleted twice."""
+        with translated(), self._session.begin() as session:
+            due = session.scalars(
+                sa.select(Job)
+                .where(jobs.c.expires_at <= now)
+                .order_by(jobs.c.expires_at)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for job in due:
+                session.delete(job)
+        return list(due)
+
+    def referenced(self, blob_ids: Collection[str]) -> set[str]:
+        """Which of ``blob_ids`` some job holds, as its video or its MP3."""
+        if not blob_ids:
+            return set()
+        ids = list(blob_ids)
+        with translated(), self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.video_fid, jobs.c.mp3_fid).where(
+                    sa.or_(jobs.c.video_fid.in_(ids), jobs.c.mp3_fid.in_(ids))
+                )
+            ).all()
+        return {fid for row in rows for fid in row if fid in blob_ids}
+
+    def usage(self, owner_id: int | None = None) -> list[Usage]:
+        """What each owner (or only ``owner_id``) stores and has running, by owner id."""
+        active = sa.case((jobs.c.status.in_([Status.QUEUED, Status.PROCESSING]), 1), else_=0)
+        videos = sa.case((jobs.c.video_fid.is_not(None), sa.func.coalesce(jobs.c.video_size, 0)))
+        mp3s = sa.case((jobs.c.mp3_fid.is_not(None), sa.func.coalesce(jobs.c.mp3_size, 0)))
+        query = (
+            sa.select(
+                jobs.c.owner_id,
+                sa.func.max(jobs.c.owner_email),
+                sa.func.count(),
+                sa.func.sum(active),
+                sa.func.coalesce(sa.func.sum(videos), 0),
+                sa.func.coalesce(sa.func.sum(mp3s), 0),
+            )
+            .group_by(jobs.c.owner_id)
+            .order_by(jobs.c.owner_id)
+        )
+        if owner_id is not None:
+            query = query.where(jobs.c.owner_id == owner_id)
+        with translated(), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [Usage(int(o), str(e), int(n), int(a), int(v), int(m)) for o, e, n, a, v, m in rows]
+
+    def stored_bytes(self) -> dict[str, int]:
+        """Bytes in the blob store by kind, each shared MP3 counted once."""
+        mp3s = (
+            sa.select(sa.func.max(jobs.c.mp3_size).label("size"))
+            .where(jobs.c.mp3_fid.is_not(None))
+            .group_by(jobs.c.mp3_fid)
+            .subquery()
+        )
+        with translated(), self.engine.connect() as conn:
+            video = conn.scalar(
+                sa.select(sa.func.sum(jobs.c.video_size)).where(jobs.c.video_fid.is_not(None))
+            )
+            mp3 = conn.scalar(sa.select(sa.func.sum(mp3s.c.size)))
+        return {"video": int(video or 0), "mp3": int(mp3 or 0)}
 
     def ping(self) -> None:
         ping(self.engine)
