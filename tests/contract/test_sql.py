@@ -164,9 +164,13 @@ class SQLContract:
         assert settled is not None
         assert settled.expires_at == settled.updated_at + timedelta(days=7)  # the default
         assert told[1].data == JobFinished(
-            "succeeded", Owner(1, "a@example.com"), "a.mp4", "mp3", 5, 1.0, expires_at=iso(
-                settled.expires_at
-            )
+            "succeeded",
+            Owner(1, "a@example.com"),
+            "a.mp4",
+            "mp3",
+            5,
+            1.0,
+            expires_at=iso(settled.expires_at),
         )
 
     def test_concurrent_progress_never_goes_backwards(self, jobs: JobRepository) -> None:
