@@ -14,6 +14,8 @@ AAC of ``BENCH_SECONDS`` (default ``60,600``):
 - ``memory``: peaks of the gateway, the converter and ffmpeg with a 1 GiB video in, its MP3 out.
 - ``upload``: a 1 GiB multipart body streamed into the blob store in-process: peak RSS growth.
 - ``live``: what open pages cost the gateway on gunicorn (``bench/live.py``).
+- ``cache``: a conversion cache hit on a ``BENCH_CACHE_MB`` (default 500) MB upload against the
+  upload itself, over HTTP on the embedded stack (``bench/cache.py``).
 
 Prints a table and keeps the JSON in ``bench/out/``.
 """
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, live, throughput
+from bench import cache, e2e, live, throughput
 from bench.media import FFMPEG, bare, make_video, repeated
 from bench.memory import peaks
 from bench.stack import distributed, embedded
@@ -44,7 +46,7 @@ from video2mp3.domain.options import ConversionOptions
 RUNS = 3
 SECONDS = [int(s) for s in os.environ.get("BENCH_SECONDS", "60,600").split(",")]
 SECTIONS = os.environ.get(
-    "BENCH_SECTIONS", "converter,copy,options,e2e,throughput,memory,upload,live"
+    "BENCH_SECTIONS", "converter,copy,options,e2e,throughput,memory,upload,live,cache"
 )
 CACHE = Path(os.environ.get("BENCH_CACHE", "bench/out/media"))
 
@@ -92,6 +94,8 @@ def main() -> None:
         root = Path(tmp)
         if "upload" in sections:  # first: a later step's peak would hide it
             results["upload_1GiB"] = upload_rss_growth(root, 1 << 30)
+        if "cache" in sections:
+            results["cache"] = cache.run()
         for seconds, video in videos.items():
             if "converter" in sections:
                 t_bare = median_time(lambda v=video: bare(v, root / "bare.mp3"))

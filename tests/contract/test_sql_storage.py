@@ -62,7 +62,8 @@ class StorageContract:
         stored = jobs.get(hit.id, 1)
         assert stored is not None
         assert (stored.status, stored.mp3_fid, stored.mp3_size) == (Status.SUCCEEDED, "mp3", 10)
-        assert stored.expires_at is not None and stored.expires_at > utcnow()
+        assert stored.expires_at is not None
+        assert stored.expires_at > utcnow()
         assert not jobs.add_from_cache(queued(owner=2), None, across_owners=False)
         assert jobs.add_from_cache(queued(owner=2), None, across_owners=True)
         assert not jobs.add_from_cache(queued(key="other"), None, across_owners=True)

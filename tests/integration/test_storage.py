@@ -143,17 +143,20 @@ def test_job_json_and_the_finished_event_say_when_it_expires(stack: Stack) -> No
     expires = job["expires_at"]
     assert expires.endswith("Z")
     settled = stack.jobs.get(job["id"], 1)
-    assert settled is not None and settled.expires_at is not None
+    assert settled is not None
+    assert settled.expires_at is not None
     assert (settled.expires_at - settled.updated_at).days == 7  # the default
     finished = settled.finished_event(None).data
-    assert isinstance(finished, JobFinished) and finished.expires_at == expires
+    assert isinstance(finished, JobFinished)
+    assert finished.expires_at == expires
 
 
 def test_mp3_responses_may_be_cached_privately_until_expiry(stack: Stack) -> None:
     job = converted(stack, stack.headers)
     response = stack.client.get(f"/api/v1/jobs/{job['id']}/mp3", headers=stack.headers)
     cache = response.cache_control
-    assert cache.private and cache.immutable
+    assert cache.private
+    assert cache.immutable
     assert 7 * 86400 - 60 <= (cache.max_age or 0) <= 7 * 86400
     etag = response.headers["ETag"]
     assert etag.startswith('"')  # strong
