@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_gateway_api import MP3, Stack, error_code
 from tests.support import wait_for
@@ -219,3 +220,38 @@ def test_uploads_are_hashed_as_they_stream(stack: Stack) -> None:
     stored = stack.jobs.get(job_id, 1)
     assert stored is not None
     assert (stored.video_sha256, stored.video_size) == (SHA, len(VIDEO))
+
+
+def metric(stack: Stack, name: str, **labels: str) -> float:
+    text = stack.client.get("/metrics").get_data(as_text=True)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
+def test_storage_is_measured(tmp_path: Path) -> None:
+    stack = make(tmp_path, keep_mp3s_for="1s", orphan_grace="0")
+    names = {
+        "hits": ("video2mp3_cache_lookups_total", {"result": "hit"}),
+        "misses": ("video2mp3_cache_lookups_total", {"result": "miss"}),
+        "jobs": ("video2mp3_expired_deletions_total", {"kind": "job"}),
+        "videos": ("video2mp3_expired_deletions_total", {"kind": "video"}),
+        "orphans": ("video2mp3_orphans_collected_total", {}),
+    }
+    before = {key: metric(stack, name, **labels) for key, (name, labels) in names.items()}
+    job = converted(stack, stack.headers)  # a miss
+    assert stack.upload(stack.headers, VIDEO).status_code == 201  # a hit
+    stack.background.sweep()
+    assert metric(stack, "video2mp3_stored_bytes", kind="mp3") == len(MP3)
+    assert metric(stack, "video2mp3_stored_bytes", kind="video") == 0
+    stack.blobs.put(iter([b"orphan"]), filename="x", content_type="x")
+    time.sleep(0.01)  # older than "now minus no grace"
+    stack.background.collect()
+    wait_for(lambda: stack.job(job["id"]).get("error"), 5, "the jobs to expire")
+    stack.background.sweep()
+    after = {key: metric(stack, name, **labels) for key, (name, labels) in names.items()}
+    grown = {key: after[key] - before[key] for key in names}
+    assert grown == {"hits": 1, "misses": 1, "jobs": 2, "videos": 1, "orphans": 1}
+    stack.stop()
