@@ -1,4 +1,5 @@
-"""``SQLJobRepository``: the gateway's jobs and outbox tables.
+"""``SQLJobRepository``: the gateway's jobs and outbox tables (its storage queries, for
+retention, quotas and the orphan collector, are in ``storage``).
 
 ``Job`` is a plain domain class; ``start_mappers`` maps it onto the jobs table (SQLAlchemy's
 imperative mapping) when the first repository is built, never at import.
@@ -6,92 +7,24 @@ imperative mapping) when the first repository is built, never at import.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Session, registry, sessionmaker
 from sqlalchemy.orm.exc import UnmappedClassError
 
 from video2mp3.adapters.sql.engine import ping, translated
+from video2mp3.adapters.sql.storage import StorageQueries
+from video2mp3.adapters.sql.tables import jobs, metadata, outbox
 from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job, Status, stalled_event, utcnow
-from video2mp3.domain.options import ConversionOptions
 from video2mp3.domain.storage import Retention
 from video2mp3.errors import InvalidEvent, Unavailable
-from video2mp3.ports.jobs import Usage
 
 log = logging.getLogger(__name__)
-
-# Microseconds on MySQL too: the newest-first order and the stalled-job cutoff depend on them.
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
-
-
-class Options(sa.TypeDecorator[ConversionOptions]):
-    """``ConversionOptions`` stored as the JSON of the options a user chose."""
-
-    impl = sa.Text
-    cache_ok = True
-
-    def process_bind_param(self, value: ConversionOptions | None, dialect: object) -> str:
-        return json.dumps((value or ConversionOptions()).to_dict())
-
-    def process_result_value(self, value: str | None, dialect: object) -> ConversionOptions:
-        return ConversionOptions.parse(json.loads(value or "{}"))
-
-
-metadata = sa.MetaData()
-
-jobs = sa.Table(
-    "jobs",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("owner_id", sa.Integer, nullable=False),
-    sa.Column("owner_email", sa.String(254), nullable=False),
-    sa.Column("filename", sa.String(255), nullable=False),
-    sa.Column("video_fid", sa.String(64)),
-    sa.Column("options", Options, nullable=False),
-    sa.Column(
-        "status",
-        sa.Enum(
-            Status, native_enum=False, length=16, values_callable=lambda e: [s.value for s in e]
-        ),
-        nullable=False,
-    ),
-    sa.Column("progress", sa.Float, nullable=False),
-    sa.Column("error_code", sa.String(64)),
-    sa.Column("error_message", sa.Text),
-    sa.Column("mp3_fid", sa.String(64), index=True),
-    sa.Column("mp3_size", sa.BigInteger),
-    sa.Column("duration", sa.Float),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
-    sa.Column("video_sha256", sa.String(64)),
-    sa.Column("video_size", sa.BigInteger),
-    sa.Column("cache_key", sa.String(64)),
-    sa.Column("expires_at", Timestamp),
-    sa.Column("video_expires_at", Timestamp),
-    sa.Index("ix_jobs_owner_created", "owner_id", "created_at"),
-    sa.Index("ix_jobs_status_updated", "status", "updated_at"),
-    # (key, owner): a same-owner lookup never reads another owner's rows.
-    sa.Index("ix_jobs_cache_key", "cache_key", "owner_id"),
-    sa.Index("ix_jobs_expires_at", "expires_at"),
-    sa.Index("ix_jobs_video_expires_at", "video_expires_at"),
-    sa.Index("ix_jobs_video_fid", "video_fid"),
-)
-
-# Events waiting to be published: written in the same transaction as the job they belong to.
-outbox = sa.Table(
-    "outbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("job_id", sa.String(36), nullable=False, index=True),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-)
+__all__ = ["SQLJobRepository", "metadata", "start_mappers"]
 
 _mapper = registry()
 
@@ -104,7 +37,7 @@ def start_mappers() -> None:
         _mapper.map_imperatively(Job, jobs)
 
 
-class SQLJobRepository:
+class SQLJobRepository(StorageQueries):
     def __init__(self, engine: sa.Engine, retention: Retention | None = None) -> None:
         start_mappers()
         self.engine = engine
@@ -270,89 +203,6 @@ class SQLJobRepository:
                 job.stamp(self.retention)
                 _enqueue(session, job.finished_event(None))
         return [job.id for job in stalled]
-
-    def release_videos(self, now: datetime, batch: int = 100) -> list[str]:
-        """Forget the videos of up to ``batch`` settled jobs whose keeping time is over; return
-        their blob ids for the caller to delete. Rows are claimed with SKIP LOCKED, so several
-        sweepers never hand out one video twice."""
-        with translated(), self._session.begin() as session:
-            due = session.scalars(
-                sa.select(Job)
-                .where(jobs.c.video_expires_at <= now, jobs.c.video_fid.is_not(None))
-                .order_by(jobs.c.video_expires_at)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            ).all()
-            fids = [job.video_fid for job in due if job.video_fid]
-            for job in due:
-                job.video_fid = job.video_expires_at = None
-        return fids
-
-    def expire(self, now: datetime, batch: int = 100) -> list[Job]:
-        """Delete up to ``batch`` jobs whose time is over and return them; the caller deletes
-        their blobs that no job references any more. SKIP LOCKED: no job is deleted twice."""
-        with translated(), self._session.begin() as session:
-            due = session.scalars(
-                sa.select(Job)
-                .where(jobs.c.expires_at <= now)
-                .order_by(jobs.c.expires_at)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for job in due:
-                session.delete(job)
-        return list(due)
-
-    def referenced(self, blob_ids: Collection[str]) -> set[str]:
-        """Which of ``blob_ids`` some job holds, as its video or its MP3."""
-        if not blob_ids:
-            return set()
-        ids = list(blob_ids)
-        with translated(), self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(jobs.c.video_fid, jobs.c.mp3_fid).where(
-                    sa.or_(jobs.c.video_fid.in_(ids), jobs.c.mp3_fid.in_(ids))
-                )
-            ).all()
-        return {fid for row in rows for fid in row if fid in blob_ids}
-
-    def usage(self, owner_id: int | None = None) -> list[Usage]:
-        """What each owner (or only ``owner_id``) stores and has running, by owner id."""
-        active = sa.case((jobs.c.status.in_([Status.QUEUED, Status.PROCESSING]), 1), else_=0)
-        videos = sa.case((jobs.c.video_fid.is_not(None), sa.func.coalesce(jobs.c.video_size, 0)))
-        mp3s = sa.case((jobs.c.mp3_fid.is_not(None), sa.func.coalesce(jobs.c.mp3_size, 0)))
-        query = (
-            sa.select(
-                jobs.c.owner_id,
-                sa.func.max(jobs.c.owner_email),
-                sa.func.count(),
-                sa.func.sum(active),
-                sa.func.coalesce(sa.func.sum(videos), 0),
-                sa.func.coalesce(sa.func.sum(mp3s), 0),
-            )
-            .group_by(jobs.c.owner_id)
-            .order_by(jobs.c.owner_id)
-        )
-        if owner_id is not None:
-            query = query.where(jobs.c.owner_id == owner_id)
-        with translated(), self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return [Usage(int(o), str(e), int(n), int(a), int(v), int(m)) for o, e, n, a, v, m in rows]
-
-    def stored_bytes(self) -> dict[str, int]:
-        """Bytes in the blob store by kind, each shared MP3 counted once."""
-        mp3s = (
-            sa.select(sa.func.max(jobs.c.mp3_size).label("size"))
-            .where(jobs.c.mp3_fid.is_not(None))
-            .group_by(jobs.c.mp3_fid)
-            .subquery()
-        )
-        with translated(), self.engine.connect() as conn:
-            video = conn.scalar(
-                sa.select(sa.func.sum(jobs.c.video_size)).where(jobs.c.video_fid.is_not(None))
-            )
-            mp3 = conn.scalar(sa.select(sa.func.sum(mp3s.c.size)))
-        return {"video": int(video or 0), "mp3": int(mp3 or 0)}
 
     def ping(self) -> None:
         ping(self.engine)
