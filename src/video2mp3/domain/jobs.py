@@ -103,13 +103,15 @@ class Job:
     def expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or utcnow())
 
-    def reuse(self, source: Job) -> None:
-        """Settle this job with ``source``'s MP3 (a cache hit): no conversion, no video kept."""
+    def reuse(self, source: Job, retention: Retention) -> None:
+        """Settle this job with ``source``'s MP3 (a cache hit): no conversion. A video uploaded
+        with it duplicates the source's and is due for deletion at once."""
         self.status, self.progress = Status.SUCCEEDED, 1.0
         self.mp3_fid, self.mp3_size = source.mp3_fid, source.mp3_size
         self.duration = source.duration
-        self.video_fid = None
         self.updated_at = utcnow()
+        self.stamp(retention)
+        self.video_expires_at = self.updated_at if self.video_fid else None
 
     @property
     def owner(self) -> Owner:

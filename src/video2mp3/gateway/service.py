@@ -77,7 +77,8 @@ class Gateway:
         declared_size: int = 0,
     ) -> Job:
         """Store a video from ``chunks`` (streamed, never whole in memory, hashed on the way)
-        and queue its conversion, or settle the job at once from the cache.
+        and queue its conversion, or settle the job at once from the cache (its video is then
+        left to the sweep: deleting a large file takes longer than the rest of a hit).
 
         ``TooManyJobs`` and ``QuotaExceeded`` (for ``declared_size``, the least the file can
         weigh) before anything is read; ``TooLarge`` or ``QuotaExceeded`` once the stream goes
@@ -118,9 +119,7 @@ class Gateway:
         except BaseException:
             self.blobs.delete(blob.id)
             raise
-        if hit:
-            self.blobs.delete(blob.id)  # its MP3 is stored already; a failure here is an orphan
-        else:
+        if not hit:
             self.on_queued()
         return job
 

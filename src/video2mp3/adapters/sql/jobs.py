@@ -92,8 +92,7 @@ class SQLJobRepository(StorageQueries):
             source = session.scalar(query.limit(1).with_for_update())
             if source is None:
                 return False
-            job.reuse(source)
-            job.stamp(self.retention)
+            job.reuse(source, self.retention)
             session.add(job)
             _enqueue(session, job.finished_event(correlation_id))
         return True
