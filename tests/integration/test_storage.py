@@ -242,15 +242,17 @@ def test_storage_is_measured(tmp_path: Path) -> None:
         "orphans": ("video2mp3_orphans_collected_total", {}),
     }
     before = {key: metric(stack, name, **labels) for key, (name, labels) in names.items()}
-    job = converted(stack, stack.headers)  # a miss
-    assert stack.upload(stack.headers, VIDEO).status_code == 201  # a hit
+    converted(stack, stack.headers)  # a miss
+    hit = stack.upload(stack.headers, VIDEO)
+    assert hit.status_code == 201
     stack.background.sweep()
     assert metric(stack, "video2mp3_stored_bytes", kind="mp3") == len(MP3)
     assert metric(stack, "video2mp3_stored_bytes", kind="video") == 0
     stack.blobs.put(iter([b"orphan"]), filename="x", content_type="x")
     time.sleep(0.01)  # older than "now minus no grace"
     stack.background.collect()
-    wait_for(lambda: stack.job(job["id"]).get("error"), 5, "the jobs to expire")
+    # The hit settled last, so it expires last.
+    wait_for(lambda: stack.job(hit.get_json()["id"]).get("error"), 5, "the jobs to expire")
     stack.background.sweep()
     after = {key: metric(stack, name, **labels) for key, (name, labels) in names.items()}
     grown = {key: after[key] - before[key] for key in names}
