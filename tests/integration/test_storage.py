@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,28 @@ VIDEO = b"a video" * 1000
 SHA = hashlib.sha256(VIDEO).hexdigest()
 
 
-def make(tmp_path: Path, **settings: Any) -> Stack:
-    stack = Stack(tmp_path, **settings)
-    stack.headers = stack.user()  # type: ignore[attr-defined]
-    return stack
+Make = Callable[..., Stack]
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Any:
-    stack = make(tmp_path)
-    yield stack
-    stack.stop()
+def make(tmp_path: Path) -> Iterator[Make]:
+    """Stacks with the given settings and a signed-in user; stopped after the test, whatever
+    happens (their loops would keep the test process alive)."""
+    made: list[Stack] = []
+
+    def build(**settings: Any) -> Stack:
+        made.append(Stack(tmp_path / str(len(made)), **settings))
+        made[-1].headers = made[-1].user()  # type: ignore[attr-defined]
+        return made[-1]
+
+    yield build
+    for stack in made:
+        stack.stop()
+
+
+@pytest.fixture
+def stack(make: Make) -> Stack:
+    return make()
 
 
 def files(stack: Stack) -> set[str]:
@@ -96,13 +107,12 @@ def test_other_users_never_learn_of_a_conversion(stack: Stack) -> None:
     assert stack.upload(mallory, VIDEO).status_code == 202  # converted for her like any file
 
 
-def test_an_operator_can_share_the_cache_across_users(tmp_path: Path) -> None:
-    stack = make(tmp_path, cache_across_owners=True)
+def test_an_operator_can_share_the_cache_across_users(make: Make) -> None:
+    stack = make(cache_across_owners=True)
     first = converted(stack, stack.headers)
     mallory = stack.user("mallory@example.com")
     hit = stack.upload(mallory, VIDEO)
     assert (hit.status_code, hit.get_json()["mp3_fid"]) == (201, first["mp3_fid"])
-    stack.stop()
 
 
 def test_deleting_one_job_never_breaks_another_sharing_its_mp3(stack: Stack) -> None:
@@ -120,8 +130,8 @@ def test_deleting_one_job_never_breaks_another_sharing_its_mp3(stack: Stack) -> 
     assert files(stack) == set()  # the last holder takes the MP3 with it
 
 
-def test_expired_jobs_answer_410_at_once_then_are_swept(tmp_path: Path) -> None:
-    stack = make(tmp_path, keep_mp3s_for="1s")
+def test_expired_jobs_answer_410_at_once_then_are_swept(make: Make) -> None:
+    stack = make(keep_mp3s_for="1s")
     job = converted(stack, stack.headers)
     assert job["expires_at"] is not None
     wait_for(lambda: stack.job(job["id"]).get("error"), 5, "the job to expire")
@@ -137,7 +147,6 @@ def test_expired_jobs_answer_410_at_once_then_are_swept(tmp_path: Path) -> None:
     stack.background.sweep()
     assert files(stack) == set()
     assert stack.client.get(f"/api/v1/jobs/{job['id']}", headers=stack.headers).status_code == 404
-    stack.stop()
 
 
 def test_job_json_and_the_finished_event_say_when_it_expires(stack: Stack) -> None:
@@ -168,8 +177,8 @@ def test_mp3_responses_may_be_cached_privately_until_expiry(stack: Stack) -> Non
     assert (again.status_code, again.data) == (304, b"")
 
 
-def test_over_the_quota_is_413_and_stores_nothing(tmp_path: Path) -> None:
-    stack = make(tmp_path, quota_bytes=len(VIDEO) + len(MP3) + 10)
+def test_over_the_quota_is_413_and_stores_nothing(make: Make) -> None:
+    stack = make(quota_bytes=len(VIDEO) + len(MP3) + 10)
     converted(stack, stack.headers)  # the MP3 is kept, the video gone
     wait_for(lambda: len(files(stack)) == 2, 5, "the video to go")
     response = stack.upload(stack.headers, VIDEO * 2)  # found out while it streams
@@ -190,22 +199,20 @@ def test_over_the_quota_is_413_and_stores_nothing(tmp_path: Path) -> None:
             ConversionOptions(),
             declared_size=len(VIDEO) * 2,
         )
-    stack.stop()
 
 
-def test_too_many_active_jobs_is_429_with_retry_after(tmp_path: Path) -> None:
-    stack = make(tmp_path, max_active_jobs=1)
+def test_too_many_active_jobs_is_429_with_retry_after(make: Make) -> None:
+    stack = make(max_active_jobs=1)
     assert stack.upload(stack.headers, b"one").status_code == 202
     stored = files(stack)
     response = stack.upload(stack.headers, b"two")
     assert (response.status_code, error_code(response)) == (429, "too_many_jobs")
     assert int(response.headers["Retry-After"]) > 0
     assert files(stack) == stored
-    stack.stop()
 
 
-def test_the_collector_removes_blobs_no_job_holds(tmp_path: Path) -> None:
-    stack = make(tmp_path, orphan_grace="0")
+def test_the_collector_removes_blobs_no_job_holds(make: Make) -> None:
+    stack = make(orphan_grace="0")
     job = converted(stack, stack.headers)
     orphan = stack.blobs.put(iter([b"left by a crash"]), filename="x", content_type="x")
     time.sleep(0.01)  # mtimes: the orphan must be older than "now minus no grace"
@@ -213,7 +220,6 @@ def test_the_collector_removes_blobs_no_job_holds(tmp_path: Path) -> None:
     assert files(stack) == {job["mp3_fid"], job["mp3_fid"] + ".json"}
     assert orphan.id not in files(stack)
     assert stack.client.get(f"/api/v1/jobs/{job['id']}/mp3", headers=stack.headers).data == MP3
-    stack.stop()
 
 
 def test_uploads_are_hashed_as_they_stream(stack: Stack) -> None:
@@ -232,8 +238,8 @@ def metric(stack: Stack, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_storage_is_measured(tmp_path: Path) -> None:
-    stack = make(tmp_path, keep_mp3s_for="1s", orphan_grace="0")
+def test_storage_is_measured(make: Make) -> None:
+    stack = make(keep_mp3s_for="1s", orphan_grace="0")
     names = {
         "hits": ("video2mp3_cache_lookups_total", {"result": "hit"}),
         "misses": ("video2mp3_cache_lookups_total", {"result": "miss"}),
@@ -257,4 +263,3 @@ def test_storage_is_measured(tmp_path: Path) -> None:
     after = {key: metric(stack, name, **labels) for key, (name, labels) in names.items()}
     grown = {key: after[key] - before[key] for key in names}
     assert grown == {"hits": 1, "misses": 1, "jobs": 2, "videos": 2, "orphans": 1}
-    stack.stop()
