@@ -7,6 +7,9 @@ is then handled again, as the broker would redeliver it, and GridFS holds exactl
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,17 +41,27 @@ converter.handle(Event.from_json(sys.argv[2]))
 """
 
 
-def convert(mongodb_url: str, request: Event, mode: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", CONVERTER, mongodb_url, request.to_json().decode(), mode],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def convert(mongodb_url: str, request: Event, mode: str, out: Path) -> tuple[int, str]:
+    """Run the converter process; its exit status and output. In a session of its own, so
+    that the helper processes it started, orphaned by a SIGKILL, are ended with it."""
+    with (out / f"{mode}.log").open("w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CONVERTER, mongodb_url, request.to_json().decode(), mode],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            status = proc.wait(120)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.seek(0)
+        return status, log.read()
 
 
 def test_a_converter_killed_before_publishing_leaves_one_mp3(
-    mongodb_url: str, samples: dict[str, Path]
+    mongodb_url: str, samples: dict[str, Path], tmp_path: Path
 ) -> None:
     blobs = GridFSBlobStore(mongodb_url)
     video = blobs.put(
@@ -63,13 +76,13 @@ def test_a_converter_killed_before_publishing_leaves_one_mp3(
         client.close()
         return found
 
-    killed = convert(mongodb_url, request, "crash")
-    assert killed.returncode == -9, killed.stderr
+    status, output = convert(mongodb_url, request, "crash", tmp_path)
+    assert status == -9, output
     assert mp3s() == [mp3_blob_id("job-crash")]  # stored, never told
 
-    redelivered = convert(mongodb_url, request, "normal")
-    assert redelivered.returncode == 0, redelivered.stderr
-    told = Event.from_json(redelivered.stdout.strip().splitlines()[-1])
+    status, output = convert(mongodb_url, request, "normal", tmp_path)
+    assert status == 0, output
+    told = Event.from_json(output.strip().splitlines()[-1])
     assert isinstance(told.data, ConversionSucceeded)
     assert mp3s() == [told.data.mp3_fid]
     with blobs.open(told.data.mp3_fid) as mp3:
