@@ -2,8 +2,8 @@
 
 GridFS writes the ``fs.files`` document only when an upload stream is closed, so a blob becomes
 visible only once complete; an interrupted upload is aborted (its chunks deleted). A ``put`` with
-a ``blob_id`` returns the blob if it is complete, else first clears chunks that a writer killed
-mid-way left under that id. (Two live writers of one id at the very same moment are not
+a ``blob_id`` returns the blob if it is complete, else first clears what a writer killed mid-way
+left under that id. (Two live writers of one id at the very same moment are not
 arbitrated: the id is derived from a job, and one job is converted by one converter at a time.)
 """
 
@@ -63,6 +63,8 @@ class GridFSBlobStore:
                 oid = _object_id(blob_id)
                 if (existing := self._find(oid)) is not None:
                     return existing
+                if self._files.find_one({"_id": oid}, {"_id": 1}) is not None:
+                    self._files.delete_one({"_id": oid})  # not complete: see _find
                 self._chunks.delete_many({"files_id": oid})
                 upload = self._bucket.open_upload_stream_with_id(oid, filename, metadata=metadata)
             try:
@@ -112,8 +114,11 @@ class GridFSBlobStore:
             self._client.admin.command("ping")
 
     def _find(self, oid: ObjectId) -> BlobInfo | None:
+        """The complete blob ``oid``. Every upload of ours closes with its content type in the
+        metadata; a files document without it is not one (nx-27017, a wire-compatible server,
+        makes such a document for the chunks a killed writer left)."""
         found = next(iter(self._bucket.find({"_id": oid}).limit(1)), None)
-        if found is None:
+        if found is None or "contentType" not in (found.metadata or {}):
             return None
         meta = found.metadata or {}
         return BlobInfo(str(oid), found.length, found.filename or "", meta.get("contentType", ""))
