@@ -1,13 +1,14 @@
 # A private Docker engine for the image tests, and a base image the images can be built on.
 # Sourced by .ci/run; by hand: `source .ci/docker.sh && engine_start && base_image && make images`
 # (then `engine_stop`). No registry is reachable here, so when the Dockerfile's pinned base cannot
-# be pulled, the base is made from Debian's packages with debootstrap (about a minute) and kept
-# in the engine's persistent data root for the next run. The engine has its own socket, exec
-# root and data root, without iptables or a bridge: containers use the host's network, and
+# be pulled, the base is made from Debian's packages with debootstrap (one to three minutes) and
+# kept in the engine's persistent data root for the next run. Everything of the engine lives under
+# DOCKER_STATE (default /var/lib/video2mp3-ci; another folder is another engine): its data root,
+# socket, exec root and logs. No iptables, no bridge: containers use the host's network, and
 # nothing of another engine on the machine is touched.
 
 DOCKER_STATE=${DOCKER_STATE:-/var/lib/video2mp3-ci}
-DOCKER_RUN=/run/video2mp3-ci
+DOCKER_RUN=$DOCKER_STATE/run  # sockets, pid file, logs
 ROOTFS_IMAGE=video2mp3-base/debian:bookworm-python3
 LOCAL_BASE=video2mp3-base/python:3.11-bookworm
 
@@ -69,10 +70,12 @@ apt_mirror() {
 base_image() {
   local pinned mirror rootfs context
   pinned=$(sed -n 's/^ARG PYTHON_IMAGE=//p' deploy/docker/Dockerfile)
-  if docker image inspect "$pinned" >/dev/null 2>&1 || timeout 120 docker pull -q "$pinned"; then
+  if docker image inspect "$pinned" >/dev/null 2>&1 \
+    || timeout 120 docker pull -q "$pinned" >/dev/null 2>&1; then
     export PYTHON_IMAGE=$pinned
     return
   fi
+  echo "$pinned cannot be pulled: the images are built on $LOCAL_BASE"
   if ! docker image inspect "$ROOTFS_IMAGE" >/dev/null 2>&1; then
     mirror=$(apt_mirror)
     rootfs=$(mktemp -d)
