@@ -97,3 +97,15 @@ base_image() {
   rm -rf "$context"
   export PYTHON_IMAGE=$LOCAL_BASE
 }
+
+# Drops superseded images (each change of the code leaves the previous ones untagged) but keeps
+# the dependency stages, tagged here, so that the next run installs no dependency it has.
+prune_images() {
+  local stage
+  for stage in web-deps converter-deps; do
+    docker build -q --network host --file deploy/docker/Dockerfile --target "$stage" \
+      ${PYTHON_IMAGE:+--build-arg PYTHON_IMAGE="$PYTHON_IMAGE"} --tag "video2mp3-cache:$stage" . \
+      >"$DOCKER_RUN/build.log" 2>&1
+  done
+  docker image prune --force >/dev/null
+}
