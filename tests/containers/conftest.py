@@ -82,14 +82,16 @@ class Containers:
     def name(self, service: str) -> str:
         return f"{self.prefix}-{service}"
 
-    def run(self, service: str, env: dict[str, str], *options: str) -> None:
-        """Start ``service`` from its image in the background."""
+    def run(
+        self, service: str, env: dict[str, str], *options: str, image: str | None = None
+    ) -> None:
+        """Start ``service`` in the background, from its own image unless ``image`` is given."""
         port = self.ports[service] = free_port()
         settings = [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
         self.started[service] = time.monotonic()
         docker(
             "run", "--detach", "--name", self.name(service), *HARDENED, *settings, *options,
-            self.images[service], service, "--port", str(port),
+            image or self.images[service], service, "--port", str(port),
         )  # fmt: skip
 
     def url(self, service: str) -> str:
