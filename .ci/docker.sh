@@ -93,7 +93,8 @@ base_image() {
   printf '%s\n' "FROM $ROOTFS_IMAGE" \
     'COPY host-ca.crt /usr/local/share/ca-certificates/host-ca.crt' \
     'RUN update-ca-certificates >/dev/null' >"$context/Dockerfile"
-  docker build -q --network none -t "$LOCAL_BASE" "$context" >/dev/null
+  docker build -q --network none -t "$LOCAL_BASE" "$context" >"$DOCKER_RUN/build.log" 2>&1 \
+    || { tail -20 "$DOCKER_RUN/build.log" >&2; rm -rf "$context"; return 1; }
   rm -rf "$context"
   export PYTHON_IMAGE=$LOCAL_BASE
 }
