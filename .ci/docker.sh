@@ -47,6 +47,10 @@ engine_stop() {
     kill "$DOCKERD_PID"
     wait "$DOCKERD_PID" || true
   fi
+  # dockerd leaves the host network namespace it bind-mounted behind.
+  if mountpoint -q "$DOCKER_RUN/exec/netns/default" 2>/dev/null; then
+    umount "$DOCKER_RUN/exec/netns/default" || true
+  fi
   [[ -n ${DOCKER_LOCK:-} ]] && exec {DOCKER_LOCK}>&-
   DOCKERD_PID=
 }
