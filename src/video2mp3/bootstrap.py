@@ -20,9 +20,6 @@ from video2mp3.adapters.sql.jobs import SQLJobRepository
 from video2mp3.adapters.sql.users import SQLUserRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing
-from video2mp3.converter.media import Transcoder, find_ffmpeg
-from video2mp3.converter.probing import check_probe
-from video2mp3.converter.worker import Converter
 from video2mp3.converter.workspace import remove_leftovers
 from video2mp3.gateway import background
 from video2mp3.gateway.app import create_app as create_gateway_app
@@ -174,6 +171,11 @@ def gateway_worker(
 
 
 def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
+    # Imported here: the media stack needs the `converter` extra, which the web images lack.
+    from video2mp3.converter.media import Transcoder, find_ffmpeg
+    from video2mp3.converter.probing import check_probe
+    from video2mp3.converter.worker import Converter
+
     check_probe()
     remove_leftovers()
     transcoder = Transcoder(

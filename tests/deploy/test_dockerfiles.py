@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,3 +88,20 @@ def test_the_web_targets_come_before_every_converter_stage() -> None:
         above = order[: order.index(service) + 1]
         heavy = [name for name in above if "converter.lock" in " ".join(all_stages[name][1])]
         assert heavy == [], service
+
+
+def test_the_web_services_start_without_the_converter_extra() -> None:
+    """The web images lack the `converter` extra: the command must import without it."""
+    extra = tomllib.loads((DOCKER.parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["converter"]
+    modules = [re.split(r"[\[<>=~! ]", spec)[0].replace("-", "_") for spec in extra]
+    script = (
+        f"import sys; sys.modules.update(dict.fromkeys({modules!r}));"
+        "from video2mp3.cli import main; main(['serve', '--help'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gateway" in result.stdout
