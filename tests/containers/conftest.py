@@ -77,6 +77,7 @@ class Containers:
         self.images = images
         self.prefix = f"v2m-test-{uuid.uuid4().hex[:8]}"
         self.ports: dict[str, int] = {}
+        self.admin_ports: dict[str, int] = {}  # probes and /metrics
         self.started: dict[str, float] = {}
 
     def name(self, service: str) -> str:
@@ -85,13 +86,18 @@ class Containers:
     def run(
         self, service: str, env: dict[str, str], *options: str, image: str | None = None
     ) -> None:
-        """Start ``service`` in the background, from its own image unless ``image`` is given."""
+        """Start ``service`` in the background, from its own image unless ``image`` is given.
+
+        Web services answer probes on an admin listener of their own; a worker's is its port.
+        """
         port = self.ports[service] = free_port()
+        admin = self.admin_ports[service] = free_port()
         settings = [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
         self.started[service] = time.monotonic()
         docker(
             "run", "--detach", "--name", self.name(service), *HARDENED, *settings, *options,
             image or self.images[service], service, "--port", str(port),
+            "--admin-port", str(admin),
         )  # fmt: skip
 
     def url(self, service: str) -> str:
@@ -105,7 +111,8 @@ class Containers:
             def ready(service: str = service) -> bool:
                 running = docker("inspect", "--format", "{{.State.Running}}", self.name(service))
                 assert running.strip() == "true", self.logs(service)
-                return requests.get(f"{self.url(service)}/readyz", timeout=2).status_code == 200
+                admin = f"http://127.0.0.1:{self.admin_ports[service]}"
+                return requests.get(f"{admin}/readyz", timeout=2).status_code == 200
 
             wait_for(ready, 90, f"the {service} container to be ready")
             took[service] = time.monotonic() - self.started[service]
