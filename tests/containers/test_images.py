@@ -59,15 +59,18 @@ def test_a_users_journey_through_hardened_containers(
     tmp_path: Path,
 ) -> None:
     """Sign up, log in, upload, convert, get the email, download and check the MP3s."""
+    # As compose's key makers do: the auth image makes the first keys in empty volumes.
+    for folder, kind in (("keys", []), ("links", ["--links"])):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder).chmod(0o1777)  # like /tmp: the container's user makes its key here
+        docker(
+            "run", "--rm", *HARDENED, "--volume", f"{tmp_path / folder}:/run/secrets/{folder}",
+            "--entrypoint", "video2mp3", images["auth"], "keygen", *kind, f"/run/secrets/{folder}",
+        )  # fmt: skip
+        assert len(list((tmp_path / folder).iterdir())) == 1
     keys = tmp_path / "keys"
-    keys.mkdir()
-    keys.chmod(0o1777)  # like /tmp: the container's user makes its key here
-    # As compose's jwt-keygen does: the auth image makes the first key in an empty volume.
-    docker(
-        "run", "--rm", *HARDENED, "--volume", f"{keys}:/run/secrets/jwt",
-        "--entrypoint", "video2mp3", images["auth"], "keygen", "/run/secrets/jwt",
-    )  # fmt: skip
-    assert len(list(keys.glob("*.pem"))) == 1
+    links = ("--volume", f"{tmp_path / 'links'}:/links:ro")
+    link_keys = {"VIDEO2MP3_LINK_KEY_DIR": "/links"}
 
     prefix = f"v2m-images-{uuid.uuid4().hex[:8]}"
     bus = {"VIDEO2MP3_BROKER_URL": amqp_url, "VIDEO2MP3_BROKER_PREFIX": prefix}
@@ -83,7 +86,11 @@ def test_a_users_journey_through_hardened_containers(
             f"{keys}:/keys:ro",
         )
         jobs = {"VIDEO2MP3_JOBS_DB_URL": new_mysql_database()}
-        containers.run("gateway", {**jobs, "VIDEO2MP3_AUTH_URL": containers.url("auth"), **blobs})
+        containers.run(
+            "gateway",
+            {**jobs, "VIDEO2MP3_AUTH_URL": containers.url("auth"), **blobs, **link_keys},
+            *links,
+        )
         # The gateway's outbox relay and job tracker: the same image, another command.
         containers.run("gateway-worker", {**jobs, **bus, **blobs}, image=images["gateway"])
         containers.run("converter", {**bus, **blobs})
@@ -93,7 +100,10 @@ def test_a_users_journey_through_hardened_containers(
                 **bus,
                 "VIDEO2MP3_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
                 "VIDEO2MP3_MAIL_FROM": "video2mp3 <noreply@example.com>",
+                "VIDEO2MP3_PUBLIC_URL": containers.url("gateway"),
+                **link_keys,
             },
+            *links,
         )
         ready_after = containers.wait_ready()
         run_journey(containers.url("gateway"), samples, lambda: list(inbox.messages), tmp_path)
