@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
 
+from video2mp3 import signing
 from video2mp3.auth.keys import generate
 from video2mp3.ports.bus import QUEUES
 
@@ -139,6 +140,7 @@ def distributed(*, gridfs: bool = False) -> Iterator[Stack]:
         )  # fmt: skip
         blobs = {"VIDEO2MP3_MONGODB_URL": f"mongodb://127.0.0.1:{nx_port}/bench"}
     generate(root / "keys")
+    signing.generate(root / "link-keys")
     stack = Stack(
         root,
         {
@@ -149,6 +151,7 @@ def distributed(*, gridfs: bool = False) -> Iterator[Stack]:
             **blobs,
             "VIDEO2MP3_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
             "VIDEO2MP3_JWT_KEY_DIR": str(root / "keys"),
+            "VIDEO2MP3_LINK_KEY_DIR": str(root / "link-keys"),
             "VIDEO2MP3_WEB_WORKERS": "2",
         },
     )

@@ -14,6 +14,7 @@ from video2mp3.domain.options import ConversionOptions
 from video2mp3.gateway.multipart import MultipartForm
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import Principal
+from video2mp3.signing import DownloadLinks, Secret, SecretRing
 
 
 class _NoJobs:
@@ -21,6 +22,12 @@ class _NoJobs:
 
     def add(self, *_: object) -> None:
         return None
+
+    def add_from_cache(self, *_: object, across_owners: bool) -> bool:
+        return False
+
+    def usage(self, *_: object) -> list[object]:
+        return []
 
 
 class _Body(io.RawIOBase):
@@ -52,7 +59,9 @@ def upload_rss_growth(root: Path, size: int) -> dict[str, float]:
     started = time.perf_counter()
     form = MultipartForm(_Body("BENCH", size), "BENCH")  # type: ignore[arg-type]
     form.read_fields()
-    gateway = Gateway(_NoJobs(), LocalBlobStore(root / "up"), size + 1)  # type: ignore[arg-type]
+    links = DownloadLinks(SecretRing([Secret("bench", bytes(32))]), 60)
+    store = LocalBlobStore(root / "up")
+    gateway = Gateway(_NoJobs(), store, size + 1, links)  # type: ignore[arg-type]
     owner = Principal(1, "bench@example.com")
     gateway.upload(owner, "v.mp4", form.file_chunks(), ConversionOptions())
     elapsed = time.perf_counter() - started

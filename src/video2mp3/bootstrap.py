@@ -22,9 +22,6 @@ from video2mp3.adapters.sql.users import SQLUserRepository
 from video2mp3.adapters.sql.webhooks import SQLWebhookRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing
-from video2mp3.converter.media import Transcoder, find_ffmpeg
-from video2mp3.converter.probing import check_probe
-from video2mp3.converter.worker import Converter
 from video2mp3.converter.workspace import remove_leftovers
 from video2mp3.gateway import background
 from video2mp3.gateway.app import create_app as create_gateway_app
@@ -39,6 +36,7 @@ from video2mp3.ports.identity import Identity
 from video2mp3.ports.jobs import JobRepository
 from video2mp3.ports.mail import Mailer
 from video2mp3.settings import Settings
+from video2mp3.signing import DownloadLinks, SecretRing
 from video2mp3.ssrf import UrlGuard
 from video2mp3.worker import Loop, repeat
 
@@ -118,9 +116,16 @@ def accounts(settings: Settings) -> Accounts:
     )
 
 
+def links(settings: Settings) -> DownloadLinks:
+    """Signed download links (and the CSRF tokens the gateway derives from the same keys)."""
+    settings.require("the gateway and the notifier", "link_key_dir")
+    assert settings.link_key_dir is not None
+    return DownloadLinks(SecretRing.load(settings.link_key_dir), settings.link_ttl_seconds)
+
+
 def jobs(settings: Settings) -> JobRepository:
     settings.require("the gateway", "jobs_db_url")
-    return SQLJobRepository(create_engine(str(settings.jobs_db_url)))
+    return SQLJobRepository(create_engine(str(settings.jobs_db_url)), settings.retention())
 
 
 def gateway_app(
@@ -132,11 +137,28 @@ def gateway_app(
     on_queued: Callable[[], None] = lambda: None,
 ) -> Flask:
     """The gateway's web app. It starts nothing: its background work is ``gateway_worker``."""
-    service = Gateway(jobs, blobs, settings.max_upload_bytes, on_queued=on_queued)
+    service = Gateway(
+        jobs,
+        blobs,
+        settings.max_upload_bytes,
+        links(settings),
+        on_queued=on_queued,
+        quota_bytes=settings.quota_bytes,
+        max_active_jobs=settings.max_active_jobs,
+        cache_across_owners=settings.cache_across_owners,
+    )
     settings.require("the gateway", "jobs_db_url")
     registrations = SQLWebhookRepository(create_engine(str(settings.jobs_db_url)))
     webhooks = Webhooks(registrations, UrlGuard(settings.allowed_networks))
-    return create_gateway_app(service, webhooks, identity, {})
+    return create_gateway_app(
+        service,
+        webhooks,
+        identity,
+        {},
+        signup_enabled=settings.signup_enabled,
+        public_url=settings.public_url,
+        max_streams=settings.live_pages,
+    )
 
 
 @dataclass(frozen=True)
@@ -150,16 +172,23 @@ class Worker:
 def gateway_worker(
     settings: Settings, jobs: JobRepository, blobs: BlobStore, bus: Bus
 ) -> tuple[Worker, background.Background]:
-    """The outbox relay, the tracker of converter events and the stalled-job sweep."""
+    """The outbox relay, the tracker of converter events, the sweep and the orphan collector."""
     # Progress arrives every second while a converter works: this much silence means it is gone.
     stalled_after = timedelta(seconds=2 * settings.conversion_timeout_seconds + 300)
     webhooks = SQLWebhookRepository(create_engine(str(settings.jobs_db_url)))
-    work = background.Background(jobs, blobs, bus, webhooks, stalled_after=stalled_after)
+    work = background.Background(
+        jobs, blobs, bus, webhooks, stalled_after=stalled_after, orphan_grace=settings.orphan_grace
+    )
     checks = {"database": jobs.ping, "blobs": blobs.ping, "bus": bus.ping}
     return Worker(work.loops(), checks), work
 
 
 def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
+    # Imported here: the media stack needs the `converter` extra, which the web images lack.
+    from video2mp3.converter.media import Transcoder, find_ffmpeg
+    from video2mp3.converter.probing import check_probe
+    from video2mp3.converter.worker import Converter
+
     check_probe()
     remove_leftovers()
     transcoder = Transcoder(
@@ -187,7 +216,11 @@ def notifier_worker(settings: Settings, mailer: Mailer, bus: Bus) -> Worker:
         public_url=settings.public_url,
     )
     notifier = Notifier(
-        mailer, mail_from=settings.mail_from, public_url=settings.public_url, webhooks=webhooks
+        mailer,
+        links(settings),
+        mail_from=settings.mail_from,
+        public_url=settings.public_url,
+        webhooks=webhooks,
     )
     loops = {
         "notifier": consume(bus, "notifier", notifier.handle),

@@ -1,5 +1,6 @@
-"""The ``video2mp3`` command: the server side (``serve <service>``, ``dev``, ``keygen``) and the
-client (``login``, ``logout``, ``convert``, ``jobs``, ``get``, ``rm``: ``video2mp3.client``)."""
+"""The ``video2mp3`` command: the server side (``serve <service>``, ``dev``, ``keygen``,
+``admin``) and the client (``login``, ``logout``, ``convert``, ``jobs``, ``get``, ``rm``:
+``video2mp3.client``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from video2mp3 import logs
+from video2mp3 import admin, logs
 from video2mp3.client import commands as client
 from video2mp3.errors import SettingsError, Unavailable
 from video2mp3.settings import Settings, load
@@ -38,7 +39,8 @@ def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
         web.serve(lambda: auth_app(bootstrap.accounts(settings)), **http)
         return 0
     if service == "gateway":
-        settings.require("the gateway", "jobs_db_url", "auth_url")
+        settings.require("the gateway", "jobs_db_url", "auth_url", "link_key_dir")
+        bootstrap.links(settings)  # fail fast, in the master: keys
         settings.require_one("the gateway", "mongodb_url", "blob_dir")
         bootstrap.create_schemas(settings, service)
         web.serve(
@@ -49,7 +51,8 @@ def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
                 bootstrap.blob_store(settings, "the gateway"),
             ),
             timeout=600,
-            **http,
+            # Each live page holds a thread of its own: web_threads stay free for requests.
+            **{**http, "threads": settings.web_threads + settings.live_pages},
         )
         return 0
     bus = bootstrap.bus(settings, service)
@@ -61,6 +64,8 @@ def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
         worker = bootstrap.converter_worker(settings, bootstrap.blob_store(settings, service), bus)
     else:
         mailer = bootstrap.mailer(settings, service)
+        settings.require("the notifier", "notifier_db_url")
+        bootstrap.links(settings)  # fail fast, before migrating: keys
         bootstrap.create_schemas(settings, "notifier")
         worker = bootstrap.notifier_worker(settings, mailer, bus)
     return run_worker(worker.loops, port=admin_port, checks=worker.checks, on_stop=bus.close)
@@ -80,8 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     dev_cmd = commands.add_parser("dev", help="run all four services in one process on ./var")
     dev_cmd.add_argument("--port", type=int, default=8080)
     dev_cmd.add_argument("--data-dir", type=Path, default=Path("var"))
-    keygen_cmd = commands.add_parser("keygen", help="add a new JWT signing key to a directory")
+    keygen_cmd = commands.add_parser(
+        "keygen", help="add a new JWT signing key (or, with --links, download link key) to DIR"
+    )
     keygen_cmd.add_argument("directory", type=Path)
+    keygen_cmd.add_argument(
+        "--links", action="store_true", help="an HMAC key for VIDEO2MP3_LINK_KEY_DIR"
+    )
+    admin.add_commands(commands)
     client.add_commands(commands)
     args = parser.parse_args(argv)
     if hasattr(args, "run"):  # a client command: it needs none of the server's settings
@@ -98,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             from video2mp3.dev import run
 
             run(args.data_dir, args.port)
+        elif args.command == "admin":
+            return admin.run(args, settings)
+        elif args.links:
+            from video2mp3.signing import generate as generate_link_key
+
+            print(generate_link_key(args.directory))
         else:
             from video2mp3.auth.keys import generate
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from video2mp3 import bootstrap
+from video2mp3 import bootstrap, signing
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
 from video2mp3.settings import load
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 USAGE = """\
 video2mp3 is running on {url}  (data in {data}, Ctrl-C to stop)
+
+Open {url} in a browser, or use the API:
 
   curl -X POST {url}/api/v1/users -H 'Content-Type: application/json' \\
        -d '{{"email": "me@example.com", "password": "correct horse"}}'
@@ -48,11 +50,14 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
         blob_dir=data / "blobs",
         mail_outbox_dir=data / "outbox",
         jwt_key_dir=data / "keys",
+        link_key_dir=data / "link-keys",
         public_url=url,
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # we log requests ourselves
     if not any((data / "keys").glob("*.pem")):
         generate(data / "keys")
+    if not any((data / "link-keys").glob("*.key")):
+        signing.generate(data / "link-keys")
     bootstrap.create_schemas(settings, "auth", "gateway", "notifier")
     bus = bootstrap.bus(settings, "dev")
     blobs = bootstrap.blob_store(settings, "dev")

@@ -12,6 +12,7 @@ class Video2mp3Error(Exception):
 
     code = "internal_error"
     retryable = False
+    retry_after: int | None = None  # seconds; sent as Retry-After when set
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -62,6 +63,34 @@ class TooLarge(Video2mp3Error):
     code = "too_large"
 
 
+class UploadNeeded(Conflict):
+    """The cache holds no conversion of that video with those options: upload the file."""
+
+    code = "upload_needed"
+
+
+class Expired(Video2mp3Error):
+    """The job and its MP3 were kept for the configured time, and that time is over."""
+
+    code = "expired"
+
+
+class QuotaExceeded(TooLarge):
+    """Storing this would take the user past their storage quota."""
+
+    code = "quota_exceeded"
+
+
+class TooManyJobs(Video2mp3Error):
+    """The user has as many jobs waiting or converting as allowed; retry after ``retry_after``."""
+
+    code = "too_many_jobs"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class BlobNotFound(NotFound):
     """No blob with this id in the blob store."""
 
@@ -106,6 +135,8 @@ HTTP_STATUS: dict[type[Video2mp3Error], int] = {
     NotFound: 404,
     Conflict: 409,
     TooLarge: 413,
+    Expired: 410,
+    TooManyJobs: 429,
     Unavailable: 503,
 }
 

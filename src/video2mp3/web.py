@@ -10,6 +10,7 @@ app the worker builds, so that no connection crosses a fork.
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,9 @@ from video2mp3.health import Health, listen
 log = logging.getLogger(__name__)
 
 HEALTH = "video2mp3.health"  # the app's Health, in app.extensions
+# Callables an app lists under this extension run when its gunicorn worker is told to stop, so
+# that long requests (the page's event streams) end at once instead of after drain_seconds.
+ON_STOP = "video2mp3.on_stop"
 
 # Busy request threads: I/O-bound saturation (slow transfers) that CPU does not show.
 IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served")
@@ -93,7 +97,10 @@ def install(app: Flask, health: Health) -> None:
         status = http_status(error)
         if status >= 500:
             log.error("request failed: %s", error.message, extra={"code": error.code})
-        return json_error(status, error.code, error.message)
+        response = json_error(status, error.code, error.message)
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
@@ -136,6 +143,22 @@ class _Gunicorn(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
         return app
 
 
+def _on_stop_too(worker: Any) -> None:
+    """gunicorn's ``post_worker_init``: SIGTERM also runs the app's ``ON_STOP`` callables."""
+    callbacks = worker.wsgi.extensions.get(ON_STOP, [])
+    handle_exit = worker.handle_exit
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        for callback in callbacks:
+            callback()
+        handle_exit(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    # signal.signal makes the signal interrupt system calls again; gunicorn had turned that off
+    # so that SIGTERM does not disturb the requests in flight.
+    signal.siginterrupt(signal.SIGTERM, False)
+
+
 def serve(
     factory: Callable[[], Flask],
     *,
@@ -164,5 +187,6 @@ def serve(
             "errorlog": "-",
             # No control socket: it lives in $HOME, which is shared or read-only in containers.
             "control_socket_disable": True,
+            "post_worker_init": _on_stop_too,
         },
     ).run()

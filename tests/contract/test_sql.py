@@ -27,7 +27,7 @@ from video2mp3.domain.events import (
     JobFinished,
     Owner,
 )
-from video2mp3.domain.jobs import Job, Status, utcnow
+from video2mp3.domain.jobs import Job, Status, iso, utcnow
 from video2mp3.errors import Conflict, Unavailable
 
 
@@ -126,6 +126,25 @@ class SQLContract:
         assert total == 5
         assert [j.id for j in page] == [made[3], made[2]]
 
+    def test_changed_since_sees_every_owners_updates_in_order(self, jobs: JobRepository) -> None:
+        before = utcnow() - timedelta(seconds=1)
+        old, mine, theirs = new_job(name="old"), new_job(name="mine"), new_job(owner=2)
+        old[0].updated_at = before - timedelta(minutes=5)
+        theirs[0].updated_at = mine[0].updated_at + timedelta(milliseconds=5)
+        for job, event in (old, mine, theirs):
+            jobs.add(job, event)
+        assert [j.id for j in jobs.changed_since(before)] == [mine[0].id, theirs[0].id]
+        cutoff = jobs.changed_since(before)[-1].updated_at
+        assert jobs.changed_since(cutoff) == []
+        jobs.apply(Event(mine[0].id, ConversionProgress(0.5)))
+        [changed] = jobs.changed_since(cutoff)
+        assert (changed.id, changed.status, changed.progress) == (
+            mine[0].id,
+            Status.PROCESSING,
+            0.5,
+        )
+        assert len(jobs.changed_since(before, limit=1)) == 1
+
     def test_apply_is_monotonic(self, jobs: JobRepository) -> None:
         job, event = new_job()
         jobs.add(job, event)
@@ -143,8 +162,17 @@ class SQLContract:
         told: list[Event] = []
         jobs.relay_outbox(lambda body: told.append(Event.from_json(body)))
         assert [e.type for e in told] == ["conversion.requested", "job.finished"]
+        settled = jobs.get(job.id, 1)
+        assert settled is not None
+        assert settled.expires_at == settled.updated_at + timedelta(days=7)  # the default
         assert told[1].data == JobFinished(
-            "succeeded", Owner(1, "a@example.com"), "a.mp4", "mp3", 5, 1.0
+            "succeeded",
+            Owner(1, "a@example.com"),
+            "a.mp4",
+            "mp3",
+            5,
+            1.0,
+            expires_at=iso(settled.expires_at),
         )
 
     def test_concurrent_progress_never_goes_backwards(self, jobs: JobRepository) -> None:

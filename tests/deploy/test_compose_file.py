@@ -70,7 +70,10 @@ def test_stack_starts_in_order_of_health(
 # What each service reads (video2mp3/bootstrap.py and cli.py); nothing else reaches its container.
 READS = {
     "auth": {"AUTH_DB_URL", "JWT_KEY_DIR", "JWT_TTL_SECONDS", "SIGNUP_ENABLED", "WEB_WORKERS"},
-    "gateway": {"JOBS_DB_URL", "AUTH_URL", "MAX_UPLOAD_BYTES", "WEB_WORKERS", "MONGODB_URL"},
+    "gateway": {
+        "JOBS_DB_URL", "AUTH_URL", "MAX_UPLOAD_BYTES", "WEB_WORKERS", "MONGODB_URL",
+        "LINK_KEY_DIR", "LINK_TTL_SECONDS", "SIGNUP_ENABLED", "PUBLIC_URL",
+    },
     "gateway-worker": {
         "JOBS_DB_URL", "BROKER_URL", "BROKER_PREFIX", "MONGODB_URL", "CONVERSION_TIMEOUT_SECONDS",
     },
@@ -78,7 +81,10 @@ READS = {
         "BROKER_URL", "BROKER_PREFIX", "MONGODB_URL", "CONVERSION_TIMEOUT_SECONDS",
         "MAX_DURATION_SECONDS",
     },
-    "notifier": {"BROKER_URL", "BROKER_PREFIX", "SMTP_URL", "MAIL_FROM", "PUBLIC_URL"},
+    "notifier": {
+        "BROKER_URL", "BROKER_PREFIX", "SMTP_URL", "MAIL_FROM", "PUBLIC_URL", "LINK_KEY_DIR",
+        "LINK_TTL_SECONDS",
+    },
 }  # fmt: skip
 
 

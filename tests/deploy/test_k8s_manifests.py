@@ -25,7 +25,7 @@ OVERLAYS = ("dev", "prod")
 KUBERNETES_VERSIONS = ("1.33", "1.37")
 CUSTOM_KINDS = ("ScaledObject", "TriggerAuthentication")
 # Created out of band, one file per signing key (docs/DEPLOY.md).
-UNMANAGED_SECRETS = {"video2mp3-jwt-keys"}
+UNMANAGED_SECRETS = {"video2mp3-jwt-keys", "video2mp3-link-keys"}
 
 Validator = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -19,7 +19,7 @@ import yaml
 from tests.deploy.rendered import Doc, named, workloads
 from video2mp3 import migrations
 from video2mp3.adapters.mail import smtp
-from video2mp3.converter.media import MEMORY_LIMIT
+from video2mp3.converter.ffmpeg import MEMORY_LIMIT
 
 OVERLAYS = ("dev", "prod")
 SERVICES = ("auth", "gateway", "gateway-worker", "converter", "notifier")

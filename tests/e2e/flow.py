@@ -72,6 +72,10 @@ def run_journey(base: str, samples: dict[str, Path], inbox: Inbox, tmp: Path) ->
         [body] = [b for b in bodies if job["id"] in b]
         if job["status"] == "succeeded":
             assert job["mp3_fid"] in body
+            [link] = re.findall(r"https?://\S+/mp3/\S+", body)
+            emailed = requests.get(link, timeout=30)  # a click in a mail client: no credentials
+            assert emailed.status_code == 200, emailed.text
+            assert len(emailed.content) == job["mp3_size"]
         else:
             assert job["error"]["code"] in body
     assert all(m["To"] == "ann@example.com" for m in inbox())
@@ -88,12 +92,15 @@ def run_journey(base: str, samples: dict[str, Path], inbox: Inbox, tmp: Path) ->
         requests.get(f"{base}/api/v1/jobs/{doomed}/mp3", headers=user, timeout=10).status_code
         == 404
     )
+    link = results["h264_aac.mp4"]["download_url"]
+    assert requests.get(link, timeout=10).status_code == 404  # the job is gone: so is its link
 
 
 def check_downloads(base: str, user: dict, mallory: dict, name: str, job: dict, tmp: Path) -> None:
     urls = [f"{base}/api/v1/jobs/{job['id']}/mp3", f"{base}/download?fid={job['mp3_fid']}"]
     for url in urls:
         response = requests.get(url, headers=user, timeout=30)
+        assert requests.get(url, timeout=10).status_code == 401  # these two need the token
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "audio/mpeg"
         assert int(response.headers["Content-Length"]) == len(response.content) == job["mp3_size"]
@@ -106,3 +113,10 @@ def check_downloads(base: str, user: dict, mallory: dict, name: str, job: dict, 
         facts = inspect_audio(mp3)
         assert (facts.format, facts.codec) == ("mp3", "mp3")
         assert abs(facts.duration - (SAMPLES[name].audio_seconds or 0)) <= 0.1, (name, facts)
+    # The signed link: no header, Range for a seeking player, the same bytes.
+    link = job["download_url"]
+    assert link.startswith(f"{base}/mp3/")
+    whole = requests.get(link, timeout=30)
+    assert (whole.status_code, whole.content) == (200, response.content)
+    part = requests.get(link, headers={"Range": "bytes=10-29"}, timeout=10)
+    assert (part.status_code, part.content) == (206, response.content[10:30])

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.contract.test_mail import Inbox
 from tests.e2e.flow import run_journey, sign_up
 from tests.support import LONG, free_port, inspect_audio, make_sample, wait_for
+from video2mp3 import signing
 from video2mp3.auth.keys import generate
 from video2mp3.ports.bus import QUEUES
 
@@ -96,6 +97,7 @@ def system(
     smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     generate(tmp_path / "keys")
+    signing.generate(tmp_path / "link-keys")
     services = Services(
         tmp_path,
         {
@@ -108,6 +110,7 @@ def system(
             "VIDEO2MP3_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
             "VIDEO2MP3_MAIL_FROM": "video2mp3 <noreply@example.com>",
             "VIDEO2MP3_JWT_KEY_DIR": str(tmp_path / "keys"),
+            "VIDEO2MP3_LINK_KEY_DIR": str(tmp_path / "link-keys"),
             "VIDEO2MP3_WEB_WORKERS": "2",
             "VIDEO2MP3_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the tests' receivers
         },
@@ -115,6 +118,8 @@ def system(
     services.start("auth", "auth")
     services.env["VIDEO2MP3_AUTH_URL"] = f"http://127.0.0.1:{services.ports['auth']}"
     services.start("gateway", "gateway")
+    # Emailed links point at the gateway.
+    services.env["VIDEO2MP3_PUBLIC_URL"] = f"http://127.0.0.1:{services.ports['gateway']}"
     services.start("gateway-worker", "gateway-worker")
     services.start("notifier", "notifier")
     try:
@@ -190,3 +195,18 @@ def test_a_converter_killed_mid_conversion_loses_nothing(
     gridfs = pymongo.MongoClient(services.env["VIDEO2MP3_MONGODB_URL"])
     mp3s = list(gridfs.get_default_database()["fs.files"].find({"filename": "long_mono.mp3"}))
     assert [str(f["_id"]) for f in mp3s] == [done["mp3_fid"]]
+
+
+def test_a_stopping_gateway_ends_open_pages_streams(system: tuple[Services, Inbox]) -> None:
+    """SIGTERM ends the live streams at once, cleanly (the browser reconnects elsewhere), rather
+    than holding the worker until gunicorn's graceful timeout cuts them."""
+    services, _ = system
+    base = f"http://127.0.0.1:{services.ports['gateway']}"
+    user = sign_up(base, "lee@example.com")
+    with requests.get(f"{base}/api/v1/events", headers=user, stream=True, timeout=60) as stream:
+        lines = stream.iter_lines(decode_unicode=True)
+        assert next(lines) == "retry: 1000"
+        services.procs["gateway"].terminate()
+        rest = list(lines)  # raises ChunkedEncodingError if the stream is cut, not ended
+    assert all(line == "" or line.startswith(":") for line in rest)
+    assert services.procs["gateway"].wait(60) == 0

@@ -16,6 +16,8 @@ from video2mp3.errors import InvalidRequest, TooLarge
 from video2mp3.gateway.multipart import MultipartForm
 from video2mp3.gateway.service import Gateway, clean_filename
 from video2mp3.gateway.tokens import Principal
+from video2mp3.ports.jobs import Usage
+from video2mp3.signing import DownloadLinks, Secret, SecretRing
 
 BOUNDARY = "xYzBoundary"
 
@@ -49,6 +51,12 @@ class RecordingJobs:
     def add(self, job: Job, event: Event) -> None:
         self.added.append((job, event))
 
+    def add_from_cache(self, job: Job, correlation_id: str | None, *, across_owners: bool) -> bool:
+        return False
+
+    def usage(self, owner_id: int | None = None) -> list[Usage]:
+        return []
+
 
 Upload = Callable[..., Job]
 
@@ -62,7 +70,8 @@ def store_upload(blobs: LocalBlobStore) -> Upload:
         fields = form.read_fields()
         if form.filename is None:
             raise InvalidRequest("no file")
-        service = Gateway(RecordingJobs(), store, max_bytes)  # type: ignore[arg-type]
+        links = DownloadLinks(SecretRing([Secret("k", bytes(32))]), 60)
+        service = Gateway(RecordingJobs(), store, max_bytes, links)  # type: ignore[arg-type]
         owner = Principal(1, "a@example.com")
         options = ConversionOptions.parse(fields)
         return service.upload(owner, form.filename, form.file_chunks(), options)

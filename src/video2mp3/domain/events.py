@@ -80,7 +80,7 @@ class JobFinished:
     """The gateway settled a job, once: what its owner is told.
 
     ``status`` is ``succeeded`` (with the MP3's id, size and duration) or ``failed`` (with
-    ``error_code`` and ``error_message``).
+    ``error_code`` and ``error_message``); ``expires_at`` says until when it can be fetched.
     """
 
     TYPE: ClassVar[str] = "job.finished"
@@ -92,6 +92,7 @@ class JobFinished:
     duration: float | None = None
     error_code: str | None = None
     error_message: str | None = None
+    expires_at: str | None = None  # ISO 8601: when the job and its MP3 are deleted; None: kept
     webhooks: tuple[WebhookTarget, ...] = ()  # the owner's endpoints to tell
 
 

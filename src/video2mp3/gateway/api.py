@@ -28,10 +28,12 @@ def create_user() -> tuple[Response, int]:
 
 
 def upload_job() -> Response:
-    """Store the uploaded video and queue its conversion: 202 with the job."""
+    """Store the uploaded video and queue its conversion: 202 with the job; 201 with a finished
+    job when the cache holds its conversion. A JSON body asks the cache alone: 201, or 409
+    ``upload_needed``."""
     job = upload_from_request(principal())
     response = jsonify(job_json(job))
-    response.status_code = 202
+    response.status_code = 201 if job.finished else 202
     response.headers["Location"] = url_for("api.get_job", job_id=job.id)
     return response
 

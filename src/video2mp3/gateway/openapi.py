@@ -26,6 +26,17 @@ _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 # Every conversion option, as a query parameter or a form field before the file (same names).
 _OPTIONS: dict[str, Any] = describe()["properties"]
+_CACHED = {
+    "type": "object",
+    "required": ["sha256", "size", "filename"],
+    "properties": {
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "size": {"type": "integer", "minimum": 1},
+        "filename": {"type": "string"},
+        "options": _ref("Options"),
+    },
+    "description": "A file named by its SHA-256, not sent: the conversion cache alone answers",
+}
 _UPLOAD = {
     "security": _BEARER,
     "parameters": [
@@ -43,15 +54,26 @@ _UPLOAD = {
                     "additionalProperties": False,
                 },
                 "encoding": {"file": {"contentType": "*/*"}},
-            }
+            },
+            "application/json": {"schema": _CACHED},
         },
     },
-    "responses": {"202": _json(_ref("Job"), "The job, queued"), "413": _ERROR, **_ERRORS},
+    "responses": {
+        "201": _json(_ref("Job"), "A finished job: the cache held this conversion"),
+        "202": _json(_ref("Job"), "The job, queued"),
+        "409": _json(_ref("Error"), "upload_needed: the cache does not hold it (JSON body)"),
+        "413": _json(_ref("Error"), "too_large, or quota_exceeded"),
+        "429": _json(_ref("Error"), "too_many_jobs: retry after Retry-After seconds"),
+        **_ERRORS,
+    },
 }
+_GONE = {"410": _json(_ref("Error"), "expired: the job's keeping time is over")}
 _MP3 = {
     "200": {"description": "The MP3", "content": {"audio/mpeg": {}}},
     "206": {"description": "Part of the MP3 (Range)", "content": {"audio/mpeg": {}}},
+    "304": {"description": "Not modified (If-None-Match matched the strong ETag)"},
     **_ERRORS,
+    **_GONE,
 }
 _LOGIN = {
     "summary": "Exchange HTTP Basic credentials for a JWT",
@@ -63,7 +85,50 @@ SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "video2mp3", "version": "1"},
     "paths": {
-        "/": {"get": {"summary": "Where to start", "responses": {"200": {"description": "Links"}}}},
+        "/": {
+            "get": {
+                "summary": "The web page; where to start, as JSON, for Accept: application/json",
+                "responses": {"200": {"description": "The page, or links"}},
+            }
+        },
+        "/mp3/{token}": {
+            "get": {
+                "summary": "An MP3 through a signed, expiring link (a job's download_url)",
+                "parameters": [
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {**_MP3, "403": _ERROR},
+            }
+        },
+        "/session": {
+            "get": {
+                "summary": "The page's session: the user's email and CSRF token, or email null",
+                "responses": {"200": _json(_ref("Session"), "The session")},
+            },
+            "post": {
+                "summary": "Log in the page: sets an HttpOnly session cookie",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Credentials")}},
+                },
+                "responses": {"200": _json(_ref("Session"), "Logged in"), "401": _ERROR},
+            },
+            "delete": {
+                "summary": "Log out the page (needs X-CSRF-Token)",
+                "responses": {"204": {"description": "Logged out"}, "401": _ERROR, "403": _ERROR},
+            },
+        },
+        "/api/v1/events": {
+            "get": {
+                "summary": "The caller's job changes as Server-Sent Events (event: job)",
+                "security": _BEARER,
+                "responses": {
+                    "200": {"description": "An event stream", "content": {"text/event-stream": {}}},
+                    "503": _ERROR,
+                    **_ERRORS,
+                },
+            }
+        },
         "/login": {"post": _LOGIN},
         "/upload": {"post": {"summary": "Upload a video (tutorial-compatible)", **_UPLOAD}},
         "/download": {
@@ -108,7 +173,7 @@ SPEC: dict[str, Any] = {
                 "summary": "One job",
                 "security": _BEARER,
                 "parameters": _JOB_ID,
-                "responses": {"200": _json(_ref("Job"), "The job"), **_ERRORS},
+                "responses": {"200": _json(_ref("Job"), "The job"), **_ERRORS, **_GONE},
             },
             "delete": {
                 "summary": "Delete a job, its video and its MP3",
@@ -195,6 +260,13 @@ SPEC: dict[str, Any] = {
                     "password": {"type": "string", "minLength": 8},
                 },
             },
+            "Session": {
+                "type": "object",
+                "properties": {
+                    "email": {"type": ["string", "null"]},
+                    "csrf": {"type": "string", "description": "send as X-CSRF-Token"},
+                },
+            },
             "User": {
                 "type": "object",
                 "properties": {"id": {"type": "integer"}, "email": {"type": "string"}},
@@ -214,9 +286,18 @@ SPEC: dict[str, Any] = {
                     "bitrate_kbps": {"type": ["integer", "null"]},
                     "mp3_fid": {"type": ["string", "null"]},
                     "mp3_size": {"type": ["integer", "null"]},
+                    "download_url": {
+                        "type": ["string", "null"],
+                        "description": "a signed link to the MP3 that needs no header; expires",
+                    },
                     "duration": {"type": ["number", "null"]},
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},
+                    "expires_at": {
+                        "type": ["string", "null"],
+                        "format": "date-time",
+                        "description": "When the job and its MP3 are deleted; null: kept",
+                    },
                     "links": {"type": "object"},
                 },
             },
@@ -261,20 +342,6 @@ SPEC: dict[str, Any] = {
         },
     },
 }
-
-
-@bp.get("/")
-def index() -> Response:
-    """Where to start: the API description and the main endpoints."""
-    return jsonify(
-        service="video2mp3",
-        openapi="/openapi.json",
-        sign_up="POST /api/v1/users",
-        login="POST /login (HTTP Basic)",
-        upload="POST /api/v1/jobs (multipart field 'file')",
-        jobs="GET /api/v1/jobs",
-        webhooks="POST /api/v1/webhooks",
-    )
 
 
 @bp.get("/openapi.json")

@@ -13,6 +13,7 @@ from video2mp3.domain.events import Event, JobFinished
 from video2mp3.domain.jobs import mp3_filename
 from video2mp3.notifier.webhooks import WebhookDeliverer
 from video2mp3.ports.mail import Mailer
+from video2mp3.signing import DownloadLinks
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +24,14 @@ class Notifier:
     def __init__(
         self,
         mailer: Mailer,
+        links: DownloadLinks,
         *,
         mail_from: str,
         public_url: str,
         webhooks: WebhookDeliverer | None = None,
     ) -> None:
         self.mailer = mailer
+        self.links = links
         self.webhooks = webhooks
         self.mail_from = mail_from
         self.public_url = public_url.rstrip("/")
@@ -47,17 +50,19 @@ class Notifier:
         data = event.data
         if not isinstance(data, JobFinished):
             return None
-        if data.status == "succeeded":
-            link = f"{self.public_url}/api/v1/jobs/{event.job_id}/mp3"
+        if data.status == "succeeded" and data.mp3_fid:
+            link = self.links.url(self.public_url, data.owner.id, data.mp3_fid)
+            days = self.links.ttl / 86400
             subject = f"Your MP3 is ready: {mp3_filename(data.filename)}"
             body = (
                 f"Your video {data.filename!r} is now an MP3 "
                 f"({data.duration or 0:.1f} s, {(data.size or 0) / 1e6:.1f} MB).\n\n"
+                f"Download it: {link}\n"
+                f"(the link works for {days:g} day{'s' if days != 1 else ''}; "
+                f"after that, download it from {self.public_url}/)\n\n"
                 f"Job id:      {event.job_id}\n"
                 f"MP3 file id: {data.mp3_fid}\n"
-                f"Download:    {link}\n"
-                f"        or:  {self.public_url}/download?fid={data.mp3_fid}\n\n"
-                "Both links need your login token (Authorization: Bearer <token>).\n"
+                + (f"The MP3 is kept until {data.expires_at}.\n" if data.expires_at else "")
             )
         else:
             subject = f"We could not convert {data.filename}"

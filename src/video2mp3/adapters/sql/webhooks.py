@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from video2mp3.adapters.sql.engine import translated
-from video2mp3.adapters.sql.jobs import webhooks
+from video2mp3.adapters.sql.tables import webhooks
 from video2mp3.domain.jobs import utcnow
 from video2mp3.domain.webhooks import Webhook
 from video2mp3.errors import Conflict

@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "gateway_0004_webhooks"
-down_revision = "gateway_0002"
+down_revision = "gateway_0003"
 branch_labels = None
 depends_on = None
 
