@@ -23,6 +23,12 @@ class _NoJobs:
     def add(self, *_: object) -> None:
         return None
 
+    def add_from_cache(self, *_: object, across_owners: bool) -> bool:
+        return False
+
+    def usage(self, *_: object) -> list[object]:
+        return []
+
 
 class _Body(io.RawIOBase):
     """A multipart body of ``size`` bytes of file, generated as it is read."""

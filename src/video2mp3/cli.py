@@ -1,4 +1,6 @@
-"""The ``video2mp3`` command: ``serve <service>``, ``dev`` and ``keygen``."""
+"""The ``video2mp3`` command: the server side (``serve <service>``, ``dev``, ``keygen``,
+``admin``) and the client (``login``, ``logout``, ``convert``, ``jobs``, ``get``, ``rm``:
+``video2mp3.client``)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from video2mp3 import bootstrap, logs, web
-from video2mp3.auth.app import create_app as auth_app
+from video2mp3 import admin, logs
+from video2mp3.client import commands as client
 from video2mp3.errors import SettingsError, Unavailable
 from video2mp3.settings import Settings, load
-from video2mp3.worker import run_worker
 
 # The workers' only listener is their admin listener (video2mp3.health).
 PORTS = {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083, "gateway-worker": 8084}
@@ -19,6 +20,11 @@ ADMIN_PORTS = {"gateway": 9080, "auth": 9081}
 
 def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
     """Run one service in the foreground: web services on gunicorn, workers as their loops."""
+    # Imported here, so that the client's commands start without loading the server's frameworks.
+    from video2mp3 import bootstrap, web
+    from video2mp3.auth.app import create_app as auth_app
+    from video2mp3.worker import run_worker
+
     http = {
         "port": port,
         "admin_port": admin_port,
@@ -84,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     keygen_cmd.add_argument(
         "--links", action="store_true", help="an HMAC key for VIDEO2MP3_LINK_KEY_DIR"
     )
+    admin.add_commands(commands)
+    client.add_commands(commands)
     args = parser.parse_args(argv)
+    if hasattr(args, "run"):  # a client command: it needs none of the server's settings
+        return client.run(args)
 
     try:
         settings = load()
@@ -97,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             from video2mp3.dev import run
 
             run(args.data_dir, args.port)
+        elif args.command == "admin":
+            return admin.run(args, settings)
         elif args.links:
             from video2mp3.signing import generate as generate_link_key
 

@@ -33,6 +33,7 @@ Open {url} in a browser, or use the API:
   curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/jobs/<id>
   curl -H "Authorization: Bearer $TOKEN" -o song.mp3 {url}/api/v1/jobs/<id>/mp3
 
+Or with the client: video2mp3 login --server {url}; video2mp3 convert video.mp4
 Emails land in {data}/outbox; the API is described at {url}/openapi.json
 """
 

@@ -71,6 +71,30 @@ class TooManyRequests(Video2mp3Error):
     code = "too_many_requests"
 
 
+class UploadNeeded(Conflict):
+    """The cache holds no conversion of that video with those options: upload the file."""
+
+    code = "upload_needed"
+
+
+class Expired(Video2mp3Error):
+    """The job and its MP3 were kept for the configured time, and that time is over."""
+
+    code = "expired"
+
+
+class QuotaExceeded(TooLarge):
+    """Storing this would take the user past their storage quota."""
+
+    code = "quota_exceeded"
+
+
+class TooManyJobs(TooManyRequests):
+    """The user has as many jobs waiting or converting as allowed; retry after ``retry_after``."""
+
+    code = "too_many_jobs"
+
+
 class BlobNotFound(NotFound):
     """No blob with this id in the blob store."""
 
@@ -116,6 +140,7 @@ HTTP_STATUS: dict[type[Video2mp3Error], int] = {
     Conflict: 409,
     TooLarge: 413,
     TooManyRequests: 429,
+    Expired: 410,
     Unavailable: 503,
 }
 

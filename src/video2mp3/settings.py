@@ -8,16 +8,21 @@ service at start-up with one line naming the variable.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from video2mp3.domain.storage import Retention, parse_duration
 from video2mp3.errors import SettingsError
+from video2mp3.ssrf import Network, parse_networks
 
 PREFIX = "VIDEO2MP3_"
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]  # 0, 45s, 90m, 12h, 7d
 
 _SCHEMES: dict[str, tuple[str, ...]] = {
     "auth_db_url": ("mysql+pymysql://", "sqlite://"),
@@ -60,6 +65,12 @@ class Settings(BaseSettings):
     ffmpeg: str | None = None
     # Cores one conversion may use: a long input is encoded in that many segments at once.
     converter_cores: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=64)
+    keep_videos_for: Duration = timedelta(0)
+    keep_mp3s_for: Duration = timedelta(days=7)  # 0 keeps them
+    quota_bytes: int = Field(20 * 1024**3, gt=0)
+    max_active_jobs: int = Field(20, gt=0)
+    cache_across_owners: bool = False
+    orphan_grace: Duration = timedelta(days=1)
     web_workers: int = Field(2, ge=1, le=64)
     # Requests one web worker serves at once; the admin listener is apart from them.
     web_threads: int = Field(8, ge=1, le=256)
@@ -75,6 +86,7 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(1, ge=1, le=16)
     proxy_hops: int = Field(0, ge=0, le=5)
     client_timeout_seconds: int = Field(30, ge=1, le=3600)
+    webhook_allowed_networks: str = ""  # comma-separated CIDRs webhooks may reach anyway
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(*_SCHEMES)
@@ -90,6 +102,20 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("the port is not a number") from None
         return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def allowed_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.webhook_allowed_networks)
+
+    def retention(self) -> Retention:
+        keep_mp3s = self.keep_mp3s_for if self.keep_mp3s_for > timedelta(0) else None
+        return Retention(keep_videos_for=self.keep_videos_for, keep_mp3s_for=keep_mp3s)
 
     def require(self, service: str, *names: str) -> None:
         """Raise ``SettingsError`` naming the first of ``names`` that is unset."""

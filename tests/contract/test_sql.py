@@ -29,7 +29,7 @@ from video2mp3.domain.events import (
     JobFinished,
     Owner,
 )
-from video2mp3.domain.jobs import Job, Status, utcnow
+from video2mp3.domain.jobs import Job, Status, iso, utcnow
 from video2mp3.errors import Conflict, Unavailable
 from video2mp3.ports.deliveries import Busy, Claim
 
@@ -167,8 +167,17 @@ class SQLContract:
         told: list[Event] = []
         jobs.relay_outbox(lambda body: told.append(Event.from_json(body)))
         assert [e.type for e in told] == ["conversion.requested", "job.finished"]
+        settled = jobs.get(job.id, 1)
+        assert settled is not None
+        assert settled.expires_at == settled.updated_at + timedelta(days=7)  # the default
         assert told[1].data == JobFinished(
-            "succeeded", Owner(1, "a@example.com"), "a.mp4", "mp3", 5, 1.0
+            "succeeded",
+            Owner(1, "a@example.com"),
+            "a.mp4",
+            "mp3",
+            5,
+            1.0,
+            expires_at=iso(settled.expires_at),
         )
 
     def test_concurrent_progress_never_goes_backwards(self, jobs: JobRepository) -> None:
@@ -247,10 +256,10 @@ class SQLContract:
     ) -> None:
         migrations.upgrade(engine, "notifier")
         dead, alive = DeliveryLog(engine), DeliveryLog(engine)
+        monkeypatch.setattr(delivery_module, "LEASE", timedelta(seconds=-1))  # lapsed at once
         assert dead.claim("ev-2", "email") is Claim.TAKEN
-        monkeypatch.setattr(delivery_module, "LEASE", timedelta(seconds=-1))
-        assert alive.claim("ev-2", "email") is Claim.TAKEN
         monkeypatch.undo()
+        assert alive.claim("ev-2", "email") is Claim.TAKEN
         with pytest.raises(Busy):  # the claim is now the live one's
             dead.claim("ev-2", "email")
 

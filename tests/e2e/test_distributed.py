@@ -112,6 +112,7 @@ def system(
             "VIDEO2MP3_JWT_KEY_DIR": str(tmp_path / "keys"),
             "VIDEO2MP3_LINK_KEY_DIR": str(tmp_path / "link-keys"),
             "VIDEO2MP3_WEB_WORKERS": "2",
+            "VIDEO2MP3_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the tests' receivers
         },
     )
     services.start("auth", "auth")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from video2mp3.adapters.blobs.local import LocalBlobStore
@@ -33,12 +34,19 @@ class Harness:
         self.converter = Converter(self.blobs, self.bus, transcoder)
 
     def convert(
-        self, data: bytes, filename: str, options: ConversionOptions | None = None
+        self,
+        data: bytes,
+        filename: str,
+        options: ConversionOptions | None = None,
+        job_id: str | None = None,
     ) -> Event:
+        """Convert ``data`` as job ``job_id`` (a new one by default: a job's MP3 id is derived
+        from it, and a second conversion of one job keeps the first MP3)."""
         video = self.blobs.put(iter([data]), filename=filename, content_type="video/x")
         options = options or ConversionOptions()
         request = ConversionRequested(video.id, Owner(1, "a@example.com"), filename, options)
-        self.converter.handle(Event("job-1", request, correlation_id="c-1"))
+        job = job_id or str(uuid.uuid4())
+        self.converter.handle(Event(job, request, correlation_id="c-1"))
         final = self.bus.published[-1]
         assert all(e.correlation_id == "c-1" for e in self.bus.published)
         assert isinstance(self.bus.published[0].data, ConversionProgress)

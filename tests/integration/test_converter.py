@@ -16,6 +16,7 @@ import pytest
 from tests.integration.harness import Harness
 from tests.support import SAMPLES, decoded_seconds, inspect_audio
 from video2mp3.converter.media import find_ffmpeg
+from video2mp3.converter.worker import mp3_blob_id
 from video2mp3.domain.events import (
     ConversionFailed,
     ConversionProgress,
@@ -137,20 +138,26 @@ def test_giving_up_reports_the_job_failed(tmp_path: Path) -> None:
     assert "blob store: timed out" in failed.message
 
 
-def test_an_mp3_whose_success_cannot_be_told_is_not_kept(
-    samples: dict[str, Path], tmp_path: Path
-) -> None:
+def test_a_retried_conversion_stores_one_mp3(samples: dict[str, Path], tmp_path: Path) -> None:
+    """The first attempt stores its MP3 but cannot tell; the retry finds it under the job's id."""
     harness = Harness(tmp_path)
+    publish = harness.bus.publish
 
     def refuse_success(event: Event, *, transient: bool = False) -> None:
         if isinstance(event.data, ConversionSucceeded):
             raise NotPublished("no queue is bound to conversion.succeeded")
+        publish(event, transient=transient)
 
     harness.bus.publish = refuse_success  # type: ignore[method-assign]
+    data = samples["h264_aac.mp4"].read_bytes()
     with pytest.raises(NotPublished):
-        harness.convert(samples["h264_aac.mp4"].read_bytes(), "a.mp4")
-    kept = [p for p in (tmp_path / "blobs").iterdir() if p.is_file()]
-    assert len(kept) == 2  # the video and its metadata: no MP3 left behind for the retry
+        harness.convert(data, "a.mp4", job_id="job-1")
+    harness.bus.publish = publish  # type: ignore[method-assign]
+    done = harness.convert(data, "a.mp4", job_id="job-1")
+    assert isinstance(done.data, ConversionSucceeded)
+    assert done.data.mp3_fid == mp3_blob_id("job-1")
+    mp3s = [p for p in (tmp_path / "blobs").glob("*.json") if '"audio/mpeg"' in p.read_text()]
+    assert [p.stem for p in mp3s] == [done.data.mp3_fid]
 
 
 def test_a_video_in_a_local_blob_store_is_read_where_it_lies(

@@ -50,6 +50,8 @@ class Stack:
         self.accounts = bootstrap.accounts(self.settings)
         jobs = bootstrap.jobs(self.settings)
         worker, background = bootstrap.gateway_worker(self.settings, jobs, self.blobs, self.bus)
+        self.background = background
+        self.jobs = jobs
         self.app: Flask = bootstrap.gateway_app(
             self.settings,
             InProcessIdentity(self.accounts),
@@ -289,13 +291,16 @@ def test_only_the_owner_sees_a_job_and_its_mp3(stack: Stack) -> None:
     assert stack.client.get("/api/v1/jobs", headers=mallory).get_json()["total"] == 0
 
 
-def test_delete_removes_the_job_and_both_blobs(stack: Stack) -> None:
+def test_delete_removes_the_job_and_both_blobs(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, keep_videos_for="1h")
+    stack.headers = stack.user()  # type: ignore[attr-defined]
     job_id = stack.upload(stack.headers).get_json()["id"]
     stack.finish(job_id)
     assert len([p for p in stack.blobs.root.iterdir() if p.is_file()]) == 4  # type: ignore[attr-defined]
     assert stack.client.delete(f"/api/v1/jobs/{job_id}", headers=stack.headers).status_code == 204
     assert stack.client.get(f"/api/v1/jobs/{job_id}", headers=stack.headers).status_code == 404
     assert [p for p in stack.blobs.root.iterdir() if p.is_file()] == []  # type: ignore[attr-defined]
+    stack.stop()
 
 
 def test_an_mp3_for_a_deleted_job_is_not_kept(stack: Stack) -> None:

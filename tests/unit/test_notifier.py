@@ -97,6 +97,17 @@ def test_success_email(notifier: tuple[Notifier, RecordingMailer], links: Downlo
     target = links.open(token)
     assert (target.owner_id, target.mp3_fid) == (OWNER.id, "fid-1")
     assert "1 day" in body
+    assert "kept until" not in body  # kept for ever: nothing to say
+
+
+def test_success_email_says_until_when_the_mp3_is_kept(
+    notifier: tuple[Notifier, RecordingMailer],
+) -> None:
+    service, mailer = notifier
+    done = JobFinished("succeeded", OWNER, "a.mp4", "f", 1, 1.0, expires_at="2026-12-03T07:00:00Z")
+    service.handle(Event("job-9", done))
+    [mail] = mailer.sent
+    assert "The MP3 is kept until 2026-12-03T07:00:00Z." in mail.get_content()
 
 
 def test_failure_email_says_why(notifier: tuple[Notifier, RecordingMailer]) -> None:

@@ -16,6 +16,7 @@ from video2mp3.errors import InvalidRequest, TooLarge
 from video2mp3.gateway.multipart import MultipartForm
 from video2mp3.gateway.service import Gateway, clean_filename
 from video2mp3.gateway.tokens import Principal
+from video2mp3.ports.jobs import Usage
 from video2mp3.signing import DownloadLinks, Secret, SecretRing
 
 BOUNDARY = "xYzBoundary"
@@ -49,6 +50,12 @@ class RecordingJobs:
 
     def add(self, job: Job, event: Event) -> None:
         self.added.append((job, event))
+
+    def add_from_cache(self, job: Job, correlation_id: str | None, *, across_owners: bool) -> bool:
+        return False
+
+    def usage(self, owner_id: int | None = None) -> list[Usage]:
+        return []
 
 
 Upload = Callable[..., Job]

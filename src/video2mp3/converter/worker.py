@@ -31,11 +31,10 @@ from video2mp3.domain.jobs import mp3_filename
 from video2mp3.errors import (
     BlobNotFound,
     MediaError,
-    NotPublished,
     Unavailable,
     Video2mp3Error,
 )
-from video2mp3.ports.blobs import CHUNK_SIZE, BlobStore
+from video2mp3.ports.blobs import CHUNK_SIZE, BlobStore, derived_id
 from video2mp3.ports.bus import DELIVERY_LIMIT, Bus
 
 log = logging.getLogger(__name__)
@@ -63,13 +62,9 @@ class Converter:
         outcome = self._unpublished.pop(event.event_id, None) or self._outcome(event, request)
         try:
             self.bus.publish(Event(event.job_id, outcome, correlation_id=event.correlation_id))
-        except NotPublished:
-            # Nobody will hear of this MP3 and the retry stores another. (After an uncertain
-            # failure it is kept: the event may have got through.)
-            if isinstance(outcome, ConversionSucceeded):
-                self.blobs.delete(outcome.mp3_fid)
-            raise
         except Unavailable:
+            # The MP3 stays either way: a retry elsewhere finds it under the job's id, and the
+            # orphan collector removes it if no job ever records it.
             self._unpublished[event.event_id] = outcome
             raise
         CONVERSIONS.labels(getattr(outcome, "code", "succeeded")).inc()
@@ -129,10 +124,13 @@ class Converter:
             duration = _converted_seconds(written, trimmed=request.options.start is not None)
             _check_length(info.duration, duration, self.transcoder.max_seconds)
             with dst.open("rb") as mp3:
+                # One id per job: a retry after a crash between storing and publishing finds
+                # the MP3 already there instead of storing a second one.
                 stored = self.blobs.put(
                     iter(lambda: mp3.read(CHUNK_SIZE), b""),
                     filename=mp3_filename(request.filename),
                     content_type="audio/mpeg",
+                    blob_id=mp3_blob_id(event.job_id),
                 )
         return ConversionSucceeded(
             mp3_fid=stored.id,
@@ -161,6 +159,11 @@ class Converter:
             )
         except Unavailable as exc:  # progress is a courtesy; the conversion goes on
             log.warning("could not publish progress: %s", exc.message)
+
+
+def mp3_blob_id(job_id: str) -> str:
+    """The blob id of a job's MP3, the same on every attempt."""
+    return derived_id("mp3", job_id)
 
 
 def _converted_seconds(duration: float, *, trimmed: bool) -> float:

@@ -22,7 +22,9 @@ from video2mp3.domain.events import (
     Owner,
 )
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.storage import Retention
 from video2mp3.domain.text import one_line
+from video2mp3.domain.webhooks import WebhookTarget
 
 
 class Status(StrEnum):
@@ -59,6 +61,11 @@ class Job:
     duration: float | None = None
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    video_sha256: str | None = None
+    video_size: int | None = None
+    cache_key: str | None = None  # equal keys make equal MP3s (``domain.storage.cache_key``)
+    expires_at: datetime | None = None  # the job and its MP3 go then; None: kept
+    video_expires_at: datetime | None = None  # its video goes then
 
     @property
     def finished(self) -> bool:
@@ -89,12 +96,33 @@ class Job:
         self.updated_at = utcnow()
         return True
 
+    def stamp(self, retention: Retention) -> None:
+        """Set when the settled job's video, and later the job with its MP3, are deleted."""
+        assert self.finished
+        self.video_expires_at = retention.video_expiry(self.updated_at) if self.video_fid else None
+        self.expires_at = retention.job_expiry(self.updated_at)
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or utcnow())
+
+    def reuse(self, source: Job, retention: Retention) -> None:
+        """Settle this job with ``source``'s MP3 (a cache hit): no conversion. A video uploaded
+        with it duplicates the source's and is due for deletion at once."""
+        self.status, self.progress = Status.SUCCEEDED, 1.0
+        self.mp3_fid, self.mp3_size = source.mp3_fid, source.mp3_size
+        self.duration = source.duration
+        self.updated_at = utcnow()
+        self.stamp(retention)
+        self.video_expires_at = self.updated_at if self.video_fid else None
+
     @property
     def owner(self) -> Owner:
         return Owner(id=self.owner_id, email=self.owner_email)
 
-    def finished_event(self, correlation_id: str | None) -> Event:
-        """The ``job.finished`` event for a finished job."""
+    def finished_event(
+        self, correlation_id: str | None, webhooks: tuple[WebhookTarget, ...] = ()
+    ) -> Event:
+        """The ``job.finished`` event for a finished job, for its owner's ``webhooks`` too."""
         assert self.finished
         data = JobFinished(
             status=str(self.status),
@@ -105,6 +133,8 @@ class Job:
             duration=self.duration,
             error_code=self.error_code,
             error_message=self.error_message,
+            webhooks=webhooks,
+            expires_at=iso(self.expires_at),
         )
         return Event(job_id=self.id, data=data, correlation_id=correlation_id)
 
@@ -118,6 +148,11 @@ class Job:
             options=self.options,
         )
         return Event(job_id=self.id, data=data, correlation_id=correlation_id)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A stored (naive UTC) time as ISO 8601 with its ``Z``."""
+    return moment.isoformat(timespec="seconds") + "Z" if moment else None
 
 
 def stalled_event(job: Job) -> Event:

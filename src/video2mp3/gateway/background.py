@@ -1,29 +1,35 @@
-"""The gateway's background work: the outbox relay, the event tracker and the stalled-job sweep.
+"""The gateway's background work: the outbox relay, the event tracker, the sweep and the orphan
+collector.
 
 ``Background.loops()`` hands them to whoever runs them, once per deployment unit: the
 ``gateway-worker`` service (``video2mp3 serve gateway-worker``), or a thread each in ``video2mp3
 dev``. Never inside the web workers: gunicorn forks several, and each would relay, track and sweep
 again. Every loop survives errors: an outage or a bug in one step is logged and retried with
 backoff, never the end of the loop. Several gateway workers may run at once (the relay and the
-sweep lock rows with SKIP LOCKED; tracking is idempotent).
+sweep claim rows with SKIP LOCKED; tracking is idempotent; deleting a blob twice is harmless).
+
+The sweep fails stalled jobs, deletes videos whose keeping time is over (woken as soon as a job
+settles, so by default a video goes once its MP3 is stored) and deletes expired jobs in batches.
+The collector deletes blobs that no job references once they are older than a grace period: what
+a crash between storing a blob and recording it leaves behind.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from datetime import timedelta
 
-from video2mp3.backoff import Backoff
-from video2mp3.domain.events import ConversionSucceeded, Event
+from prometheus_client import Counter, Gauge
+
+from video2mp3.domain.events import ConversionSucceeded, Event, WebhookDisabled
 from video2mp3.domain.jobs import utcnow
-from video2mp3.errors import Unavailable
+from video2mp3.gateway.service import delete_blobs
 from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import Bus
 from video2mp3.ports.jobs import JobRepository
-from video2mp3.worker import Loop
+from video2mp3.ports.webhooks import WebhookRepository
+from video2mp3.worker import Loop, repeat
 
 log = logging.getLogger(__name__)
 
@@ -32,48 +38,33 @@ log = logging.getLogger(__name__)
 # An indexed read of an (almost always) empty table: cheap for the database.
 RELAY_INTERVAL = 0.1
 SWEEP_INTERVAL = 60.0
+COLLECT_INTERVAL = 3600.0
+BATCH = 100
+
+STORED = Gauge("video2mp3_stored_bytes", "Bytes in the blob store, by kind", ["kind"])
+EXPIRED = Counter("video2mp3_expired_deletions_total", "Deleted when their time was over", ["kind"])
+ORPHANS = Counter("video2mp3_orphans_collected_total", "Blobs deleted because no job held them")
 
 
-def track(jobs: JobRepository, blobs: BlobStore, event: Event) -> None:
-    """Apply a converter event to its job (idempotent, monotonic).
+def track(jobs: JobRepository, blobs: BlobStore, event: Event) -> bool:
+    """Apply a converter event to its job (idempotent, monotonic); return whether it settled
+    the job.
 
-    An MP3 that no job takes (the job was deleted meanwhile, or a redelivered request was
-    converted twice) is deleted, so no blob is left without an owner.
+    An MP3 that no job holds (its job was deleted meanwhile) is deleted, so no blob is left
+    without an owner; one that a job reusing it from the cache holds is kept.
     """
     job, changed = jobs.apply(event)
     if changed:
         log.info("job %s is %s", event.job_id, job.status if job else "?")
     data = event.data
-    if isinstance(data, ConversionSucceeded) and (job is None or job.mp3_fid != data.mp3_fid):
+    if (
+        isinstance(data, ConversionSucceeded)
+        and (job is None or job.mp3_fid != data.mp3_fid)
+        and not jobs.referenced({data.mp3_fid})
+    ):
         log.info("deleting an MP3 no job holds", extra={"mp3_fid": data.mp3_fid})
         blobs.delete(data.mp3_fid)
-
-
-def repeat(
-    step: Callable[[], bool], stop: threading.Event, idle: float, wake: threading.Event
-) -> None:
-    """Call ``step`` until ``stop``: again at once while it has work, after ``idle`` seconds (or a
-    ``wake``) when it has none, with growing delays while it fails."""
-    backoff = Backoff(first=idle)
-    while not stop.is_set():
-        try:
-            busy = step()
-            backoff.reset()
-        except Unavailable as exc:
-            log.warning("paused: %s", exc.message)
-            busy, idle_for = False, backoff.next()
-        except Exception:
-            log.exception("background step failed")
-            busy, idle_for = False, backoff.next()
-        else:
-            idle_for = idle
-        if not busy:
-            deadline = time.monotonic() + idle_for
-            while (
-                not (stop.is_set() or wake.is_set()) and (left := deadline - time.monotonic()) > 0
-            ):
-                wake.wait(min(left, 0.5))
-            wake.clear()
+    return changed and job is not None and job.finished
 
 
 class Background:
@@ -81,34 +72,76 @@ class Background:
     relay runs in the same process."""
 
     def __init__(
-        self, jobs: JobRepository, blobs: BlobStore, bus: Bus, *, stalled_after: timedelta
+        self,
+        jobs: JobRepository,
+        blobs: BlobStore,
+        bus: Bus,
+        webhooks: WebhookRepository,
+        *,
+        stalled_after: timedelta,
+        orphan_grace: timedelta = timedelta(days=1),
     ) -> None:
-        self.jobs, self.blobs, self.bus = jobs, blobs, bus
+        self.jobs, self.blobs, self.bus, self.webhooks = jobs, blobs, bus, webhooks
         self.stalled_after = stalled_after
+        self.orphan_grace = orphan_grace
         self._relay_wake = threading.Event()
         self._sweep_wake = threading.Event()
+        self._collect_wake = threading.Event()
 
     def loops(self) -> dict[str, Loop]:
         return {
             "outbox-relay": lambda stop: repeat(
                 self._relay, stop, RELAY_INTERVAL, self._relay_wake
             ),
-            "sweeper": lambda stop: repeat(self._sweep, stop, SWEEP_INTERVAL, self._sweep_wake),
+            "sweeper": lambda stop: repeat(self.sweep, stop, SWEEP_INTERVAL, self._sweep_wake),
+            "collector": lambda stop: repeat(
+                self.collect, stop, COLLECT_INTERVAL, self._collect_wake
+            ),
             "tracker": lambda stop: self.bus.consume("gateway", self._track, stop),
         }
 
     def _relay(self) -> bool:
         return self.jobs.relay_outbox(lambda body: self.bus.publish(Event.from_json(body))) > 0
 
-    def _sweep(self) -> bool:
+    def sweep(self) -> bool:
+        """One batch of each chore; ``True`` while a batch was full (there may be more)."""
         stalled = self.jobs.fail_stalled(utcnow() - self.stalled_after)
         if stalled:
             log.warning("failed %d stalled jobs", len(stalled), extra={"job_ids": stalled})
             self.wake_relay()
+        now = utcnow()
+        videos = self.jobs.release_videos(now, BATCH)
+        for fid in videos:
+            self.blobs.delete(fid)
+        expired = self.jobs.expire(now, BATCH)
+        delete_blobs(self.jobs, self.blobs, expired)
+        EXPIRED.labels("video").inc(len(videos))
+        EXPIRED.labels("job").inc(len(expired))
+        if videos or expired:
+            log.info("deleted %d videos and %d expired jobs", len(videos), len(expired))
+        for kind, size in self.jobs.stored_bytes().items():
+            STORED.labels(kind).set(size)
+        return len(videos) == BATCH or len(expired) == BATCH
+
+    def collect(self) -> bool:
+        """Delete the blobs older than the grace period that no job references."""
+        old = list(self.blobs.stored_before(utcnow() - self.orphan_grace))
+        collected = 0
+        for start in range(0, len(old), 500):
+            batch = old[start : start + 500]
+            for fid in set(batch) - self.jobs.referenced(batch):
+                log.info("deleting a blob no job holds", extra={"blob_id": fid})
+                self.blobs.delete(fid)
+                collected += 1
+        ORPHANS.inc(collected)
         return False
 
     def _track(self, event: Event) -> None:
-        track(self.jobs, self.blobs, event)
+        if isinstance(event.data, WebhookDisabled):
+            self.webhooks.disable(event.data.webhook_id, event.data.reason)
+            return
+        if track(self.jobs, self.blobs, event):
+            self._sweep_wake.set()  # its video may go now
 
     def wake_relay(self) -> None:
         self._relay_wake.set()

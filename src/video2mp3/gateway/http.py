@@ -8,13 +8,14 @@ with its CSRF token (``X-CSRF-Token``) and, when the browser says, from this ori
 from __future__ import annotations
 
 import unicodedata
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from flask import Response, current_app, request, url_for
 from werkzeug.wsgi import FileWrapper
 
-from video2mp3.domain.jobs import Job, mp3_filename
+from video2mp3.domain.jobs import Job, iso, mp3_filename, utcnow
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import Forbidden, InvalidRequest, Unauthorized
 from video2mp3.gateway.multipart import FILE_FIELD, MultipartForm
@@ -27,6 +28,7 @@ MULTIPART_OVERHEAD = 64 * 1024  # room for the part headers and the form fields
 SESSION_COOKIE = "video2mp3_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+KEPT_MP3_MAX_AGE = timedelta(days=365)  # what browsers may cache an MP3 that never expires
 
 
 def gateway() -> Gateway:
@@ -83,8 +85,15 @@ def int_arg(name: str, default: int) -> int:
 
 def upload_from_request(owner: Principal) -> Job:
     """Run the upload use case on this request: options from the query string and the form
-    fields before the file, the file streamed from the body."""
+    fields before the file, the file streamed from the body. A JSON body instead names a file
+    by its SHA-256, for the cache alone (``Gateway.from_cache``)."""
     service = gateway()
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise InvalidRequest('send {"sha256", "size", "filename", "options"} as JSON')
+        wanted = ("sha256", "size", "filename", "options")
+        return service.from_cache(owner, *(body.get(name) for name in wanted))
     service.check_size(request.content_length, MULTIPART_OVERHEAD)
     if request.mimetype != "multipart/form-data" or not request.mimetype_params.get("boundary"):
         raise InvalidRequest(
@@ -96,12 +105,13 @@ def upload_from_request(owner: Principal) -> Job:
         raise InvalidRequest(f"the body holds no file: send it in a field named '{FILE_FIELD}'")
     options = ConversionOptions.parse({**request.args.to_dict(), **fields})
     return service.upload(
-        owner, form.filename, form.file_chunks(), options, content_type=form.content_type
+        owner,
+        form.filename,
+        form.file_chunks(),
+        options,
+        content_type=form.content_type,
+        declared_size=max(0, (request.content_length or 0) - MULTIPART_OVERHEAD),
     )
-
-
-def _iso(moment: Any) -> str | None:
-    return moment.isoformat(timespec="seconds") + "Z" if moment else None
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -118,8 +128,9 @@ def job_json(job: Job) -> dict[str, Any]:
         "mp3_fid": job.mp3_fid,
         "mp3_size": job.mp3_size,
         "duration": job.duration,
-        "created_at": _iso(job.created_at),
-        "updated_at": _iso(job.updated_at),
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
+        "expires_at": iso(job.expires_at),
         "download_url": url_for("page.download", token=token, _external=True) if token else None,
         "links": {
             "self": url_for("api.get_job", job_id=job.id),
@@ -129,7 +140,8 @@ def job_json(job: Job) -> dict[str, Any]:
 
 
 def mp3_response(job: Job, mp3: BlobReader) -> Response:
-    """Stream the MP3 with Content-Length, a strong ETag (blobs are immutable) and Range."""
+    """Stream the MP3 with Content-Length, a strong ETag and Range. A blob never changes, so
+    browsers may keep it, privately, until the job expires."""
     # werkzeug's own FileWrapper, not the server's: gunicorn's cannot seek, so a Range request
     # would read the MP3 from its first byte.
     response = Response(
@@ -141,6 +153,9 @@ def mp3_response(job: Job, mp3: BlobReader) -> Response:
     response.set_etag(mp3.info.id)
     response.last_modified = job.updated_at
     response.cache_control.private = True
+    response.cache_control.immutable = True
+    left = job.expires_at - utcnow() if job.expires_at else KEPT_MP3_MAX_AGE
+    response.cache_control.max_age = max(0, int(left.total_seconds()))
     response.headers.set("Content-Disposition", "attachment", **_filename_params(job))
     response.make_conditional(request, accept_ranges=True, complete_length=mp3.info.size)
     return response

@@ -8,13 +8,14 @@ Options are form fields sent before the file (browsers and ``curl -F`` keep the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import IO
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from video2mp3.errors import InvalidRequest
+from video2mp3.errors import InvalidRequest, TooLarge
 from video2mp3.gateway.service import limited
 
 READ_SIZE = 256 * 1024
@@ -45,7 +46,9 @@ class MultipartForm:
                 self.content_type = event.headers.get("Content-Type", self.content_type)
                 return fields
             if isinstance(event, Field):
-                value = b"".join(limited(_part_data(self._events), MAX_FIELD_BYTES, event.name))
+                message = f"{event.name} exceeds the limit of {MAX_FIELD_BYTES} bytes"
+                too_long = functools.partial(TooLarge, message)
+                value = b"".join(limited(_part_data(self._events), MAX_FIELD_BYTES, too_long))
                 fields[event.name] = value.decode(errors="replace")
         return fields
 

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from video2mp3.domain.options import describe
+from video2mp3.domain.webhooks import EVENTS
 
 bp = Blueprint("openapi", __name__)
 
@@ -25,6 +26,17 @@ _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 # Every conversion option, as a query parameter or a form field before the file (same names).
 _OPTIONS: dict[str, Any] = describe()["properties"]
+_CACHED = {
+    "type": "object",
+    "required": ["sha256", "size", "filename"],
+    "properties": {
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "size": {"type": "integer", "minimum": 1},
+        "filename": {"type": "string"},
+        "options": _ref("Options"),
+    },
+    "description": "A file named by its SHA-256, not sent: the conversion cache alone answers",
+}
 _UPLOAD = {
     "security": _BEARER,
     "parameters": [
@@ -42,15 +54,26 @@ _UPLOAD = {
                     "additionalProperties": False,
                 },
                 "encoding": {"file": {"contentType": "*/*"}},
-            }
+            },
+            "application/json": {"schema": _CACHED},
         },
     },
-    "responses": {"202": _json(_ref("Job"), "The job, queued"), "413": _ERROR, **_ERRORS},
+    "responses": {
+        "201": _json(_ref("Job"), "A finished job: the cache held this conversion"),
+        "202": _json(_ref("Job"), "The job, queued"),
+        "409": _json(_ref("Error"), "upload_needed: the cache does not hold it (JSON body)"),
+        "413": _json(_ref("Error"), "too_large, or quota_exceeded"),
+        "429": _json(_ref("Error"), "too_many_jobs: retry after Retry-After seconds"),
+        **_ERRORS,
+    },
 }
+_GONE = {"410": _json(_ref("Error"), "expired: the job's keeping time is over")}
 _MP3 = {
     "200": {"description": "The MP3", "content": {"audio/mpeg": {}}},
     "206": {"description": "Part of the MP3 (Range)", "content": {"audio/mpeg": {}}},
+    "304": {"description": "Not modified (If-None-Match matched the strong ETag)"},
     **_ERRORS,
+    **_GONE,
 }
 _LOGIN = {
     "summary": "Exchange HTTP Basic credentials for a JWT",
@@ -150,7 +173,7 @@ SPEC: dict[str, Any] = {
                 "summary": "One job",
                 "security": _BEARER,
                 "parameters": _JOB_ID,
-                "responses": {"200": _json(_ref("Job"), "The job"), **_ERRORS},
+                "responses": {"200": _json(_ref("Job"), "The job"), **_ERRORS, **_GONE},
             },
             "delete": {
                 "summary": "Delete a job, its video and its MP3",
@@ -165,6 +188,44 @@ SPEC: dict[str, Any] = {
                 "security": _BEARER,
                 "parameters": _JOB_ID,
                 "responses": _MP3,
+            }
+        },
+        "/api/v1/webhooks": {
+            "post": {
+                "summary": "Register an endpoint for job.succeeded/job.failed (Standard Webhooks)",
+                "description": "The URL must resolve to public addresses only; the signing"
+                " secret is in this answer only. 422 webhook_url_refused says why a URL is not"
+                " accepted; 409 past the limit per user.",
+                "security": _BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("NewWebhook")}},
+                },
+                "responses": {
+                    "201": _json(_ref("Webhook"), "The endpoint, with its secret"),
+                    "409": _ERROR,
+                    **_ERRORS,
+                },
+            },
+            "get": {
+                "summary": "The caller's webhook endpoints (without secrets)",
+                "security": _BEARER,
+                "responses": {"200": _json(_ref("WebhookList"), "The endpoints"), **_ERRORS},
+            },
+        },
+        "/api/v1/webhooks/{webhook_id}": {
+            "delete": {
+                "summary": "Delete an endpoint",
+                "security": _BEARER,
+                "parameters": [
+                    {
+                        "name": "webhook_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {"204": {"description": "Deleted"}, **_ERRORS},
             }
         },
         # Readiness and /metrics are on the admin port, not part of the public API.
@@ -232,8 +293,42 @@ SPEC: dict[str, Any] = {
                     "duration": {"type": ["number", "null"]},
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},
+                    "expires_at": {
+                        "type": ["string", "null"],
+                        "format": "date-time",
+                        "description": "When the job and its MP3 are deleted; null: kept",
+                    },
                     "links": {"type": "object"},
                 },
+            },
+            "NewWebhook": {
+                "type": "object",
+                "required": ["url"],
+                "properties": {
+                    "url": {"type": "string", "format": "uri", "maxLength": 2048},
+                    "events": {
+                        "type": "array",
+                        "items": {"enum": list(EVENTS)},
+                        "minItems": 1,
+                        "description": "default: all",
+                    },
+                },
+            },
+            "Webhook": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "url": {"type": "string"},
+                    "events": {"type": "array", "items": {"enum": list(EVENTS)}},
+                    "secret": {"type": "string", "description": "whsec_...; at creation only"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "disabled": {"type": "boolean"},
+                    "disabled_reason": {"type": ["string", "null"]},
+                },
+            },
+            "WebhookList": {
+                "type": "object",
+                "properties": {"items": {"type": "array", "items": _ref("Webhook")}},
             },
             "JobPage": {
                 "type": "object",

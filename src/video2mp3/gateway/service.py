@@ -2,26 +2,47 @@
 endpoints, the web page, the CLI through the API) calls these with plain values.
 
 A caller is a ``Principal`` (from a token or a session); a job or an MP3 that is not theirs is
-``NotFound``, never told apart from one that does not exist.
+``NotFound``, never told apart from one that does not exist. Storage stays bounded here: quotas
+are checked before a byte is stored, uploads are hashed as they stream so that a video already
+converted with the same options gives a finished job at once (the conversion cache), and an
+expired job is ``Expired`` from the moment its time is over.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from video2mp3.domain.jobs import Job
+from prometheus_client import Counter
+
+from video2mp3.domain.jobs import Job, iso
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.storage import cache_key, is_sha256
 from video2mp3.domain.text import one_line
-from video2mp3.errors import InvalidRequest, NotFound, TooLarge
+from video2mp3.errors import (
+    Expired,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    TooLarge,
+    TooManyJobs,
+    UploadNeeded,
+    Video2mp3Error,
+)
 from video2mp3.gateway.tokens import Principal
 from video2mp3.logs import correlation_id
 from video2mp3.ports.blobs import BlobReader, BlobStore
 from video2mp3.ports.jobs import JobRepository
 from video2mp3.signing import DownloadLinks
 
+log = logging.getLogger(__name__)
+
 MAX_PAGE = 100
 MAX_OFFSET = 10**9
+RETRY_AFTER = 30  # seconds a user over the active-jobs limit is asked to wait
+CACHE = Counter("video2mp3_cache_lookups_total", "Conversion cache lookups", ["result"])
 
 
 @dataclass(frozen=True)
@@ -41,6 +62,9 @@ class Gateway:
     max_upload_bytes: int
     links: DownloadLinks
     on_queued: Callable[[], None] = lambda: None  # wakes the outbox relay
+    quota_bytes: int = 2**62  # per user: stored videos and MP3s
+    max_active_jobs: int = 2**31  # per user: queued or processing
+    cache_across_owners: bool = False  # a hit may reuse another user's MP3
 
     def upload(
         self,
@@ -50,39 +74,109 @@ class Gateway:
         options: ConversionOptions,
         *,
         content_type: str = "application/octet-stream",
+        declared_size: int = 0,
     ) -> Job:
-        """Store a video from ``chunks`` (streamed, never whole in memory) and queue its
-        conversion: the job row and its request are written in one transaction.
+        """Store a video from ``chunks`` (streamed, never whole in memory, hashed on the way)
+        and queue its conversion, or settle the job at once from the cache (its video is then
+        left to the sweep: deleting a large file takes longer than the rest of a hit).
 
-        ``TooLarge`` past the upload limit, ``InvalidRequest`` for an empty file; nothing stays
-        stored when it raises, whatever the error (the stream's own errors included).
+        ``TooManyJobs`` and ``QuotaExceeded`` (for ``declared_size``, the least the file can
+        weigh) before anything is read; ``TooLarge`` or ``QuotaExceeded`` once the stream goes
+        past a limit; ``InvalidRequest`` for an empty file. Nothing stays stored when it raises,
+        whatever the error (the stream's own errors included).
         """
+        room = self._admit(owner, declared_size)
+        digest = hashlib.sha256()
         blob = self.blobs.put(
-            limited(chunks, self.max_upload_bytes, "the upload"),
+            _hashed(
+                limited(
+                    limited(chunks, self.max_upload_bytes, _too_large(self.max_upload_bytes)),
+                    room,
+                    lambda: _over_quota(self.quota_bytes),
+                ),
+                digest,
+            ),
             filename=clean_filename(filename),
             content_type=content_type,
         )
         try:
             if blob.size == 0:
                 raise InvalidRequest("the uploaded file is empty")
+            sha256 = digest.hexdigest()
             job = Job(
                 owner_id=owner.user_id,
                 owner_email=owner.email,
                 filename=blob.filename,
                 video_fid=blob.id,
                 options=options,
+                video_sha256=sha256,
+                video_size=blob.size,
+                cache_key=cache_key(sha256, options),
             )
-            self.jobs.add(job, job.requested_event(correlation_id.get()))
+            hit = self._from_cache(job)
+            if not hit:
+                self.jobs.add(job, job.requested_event(correlation_id.get()))
         except BaseException:
             self.blobs.delete(blob.id)
             raise
-        self.on_queued()
+        if not hit:
+            self.on_queued()
+        return job
+
+    def from_cache(
+        self, owner: Principal, sha256: object, size: object, filename: object, options: object
+    ) -> Job:
+        """A finished job for a video the caller does not send, known by its SHA-256, when the
+        cache holds its conversion with these options; else ``UploadNeeded``."""
+        if not is_sha256(sha256) or not isinstance(filename, str):
+            raise InvalidRequest("sha256 must be 64 lowercase hex digits and filename a string")
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise InvalidRequest("size must be the file's size in bytes, a positive integer")
+        if options is not None and not isinstance(options, dict):
+            raise InvalidRequest("options must be a JSON object")
+        chosen = ConversionOptions.parse(options or {})
+        assert isinstance(sha256, str)
+        job = Job(
+            owner_id=owner.user_id,
+            owner_email=owner.email,
+            filename=clean_filename(filename),
+            options=chosen,
+            video_sha256=sha256,
+            video_size=size,
+            cache_key=cache_key(sha256, chosen),
+        )
+        if not self._from_cache(job):
+            raise UploadNeeded("this file has not been converted with these options: upload it")
         return job
 
     def check_size(self, declared: int | None, overhead: int = 0) -> None:
         """``TooLarge`` at once when a declared size already exceeds the limit."""
         if declared is not None and declared > self.max_upload_bytes + overhead:
-            raise TooLarge(f"the upload exceeds the limit of {self.max_upload_bytes} bytes")
+            raise _too_large(self.max_upload_bytes)()
+
+    def _admit(self, owner: Principal, size: int) -> int:
+        """Refuse a new upload of at least ``size`` bytes over a limit; return the bytes the
+        owner may still store."""
+        usage = next(iter(self.jobs.usage(owner.user_id)), None)
+        active, stored = (usage.active_jobs, usage.stored_bytes) if usage else (0, 0)
+        if active >= self.max_active_jobs:
+            raise TooManyJobs(
+                f"you have {active} jobs waiting or converting, the most allowed;"
+                " upload again when one has finished",
+                retry_after=RETRY_AFTER,
+            )
+        if stored + size > self.quota_bytes:
+            raise _over_quota(self.quota_bytes, stored)
+        return self.quota_bytes - stored
+
+    def _from_cache(self, job: Job) -> bool:
+        hit = self.jobs.add_from_cache(
+            job, correlation_id.get(), across_owners=self.cache_across_owners
+        )
+        CACHE.labels("hit" if hit else "miss").inc()
+        if hit:
+            log.info("served from the cache", extra={"job_id": job.id})
+        return hit
 
     def page(self, owner: Principal, *, limit: int = 20, offset: int = 0) -> Page:
         """The owner's jobs, newest first."""
@@ -92,10 +186,11 @@ class Gateway:
         return Page(items, total, limit, offset)
 
     def job(self, owner: Principal, job_id: str) -> Job:
+        """The owner's job; ``NotFound``, or ``Expired`` once its time is over."""
         job = self.jobs.get(job_id, owner.user_id)
         if job is None:
             raise NotFound(f"no job {job_id}")
-        return job
+        return _live(job)
 
     def open_mp3(self, owner: Principal, job_id: str) -> tuple[Job, BlobReader]:
         """The job's MP3, opened; ``NotFound`` unless the owner's job has one."""
@@ -116,18 +211,36 @@ class Gateway:
         return self.links.token(job.owner_id, job.mp3_fid) if job.mp3_fid else None
 
     def delete(self, owner: Principal, job_id: str) -> None:
-        """Delete the job and both its blobs. A conversion still running finds nothing later."""
+        """Delete the job, its video and its MP3 unless another job shares it. A conversion
+        still running finds nothing later."""
         job = self.jobs.delete(job_id, owner.user_id)
         if job is None:
             raise NotFound(f"no job {job_id}")
-        for fid in (job.video_fid, job.mp3_fid):
-            if fid:
-                self.blobs.delete(fid)
+        delete_blobs(self.jobs, self.blobs, [job])
 
     def _opened(self, job: Job | None) -> tuple[Job, BlobReader]:
         if job is None or job.mp3_fid is None:
             raise NotFound("no such MP3 (the job may not have finished yet)")
-        return job, self.blobs.open(job.mp3_fid)
+        return job, self.blobs.open(_live(job).mp3_fid or "")
+
+
+def delete_blobs(jobs: JobRepository, blobs: BlobStore, deleted: Iterable[Job]) -> None:
+    """Delete the blobs of jobs just deleted: each video, and each MP3 no other job holds.
+
+    Asked after the jobs are gone: a cache hit locks its source row until it is committed, so
+    a job reusing one of these MP3s is either seen here or never made.
+    """
+    deleted = list(deleted)
+    mp3s = {job.mp3_fid for job in deleted if job.mp3_fid}
+    kept = jobs.referenced(mp3s)
+    for fid in [job.video_fid for job in deleted if job.video_fid] + sorted(mp3s - kept):
+        blobs.delete(fid)
+
+
+def _live(job: Job) -> Job:
+    if job.expired():
+        raise Expired(f"job {job.id} expired at {iso(job.expires_at)}: it and its MP3 are gone")
+    return job
 
 
 def clean_filename(name: str | None) -> str:
@@ -136,11 +249,31 @@ def clean_filename(name: str | None) -> str:
     return one_line(name, limit=200) or "upload"
 
 
-def limited(chunks: Iterable[bytes], max_bytes: int, what: str) -> Iterator[bytes]:
-    """``chunks``, raising ``TooLarge`` once more than ``max_bytes`` have passed."""
+def limited(
+    chunks: Iterable[bytes], max_bytes: int, too_much: Callable[[], Video2mp3Error]
+) -> Iterator[bytes]:
+    """``chunks``, raising ``too_much()`` once more than ``max_bytes`` have passed."""
     total = 0
     for chunk in chunks:
         total += len(chunk)
         if total > max_bytes:
-            raise TooLarge(f"{what} exceeds the limit of {max_bytes} bytes")
+            raise too_much()
         yield chunk
+
+
+def _hashed(chunks: Iterable[bytes], digest: hashlib._Hash) -> Iterator[bytes]:
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+
+
+def _too_large(max_bytes: int) -> Callable[[], TooLarge]:
+    return lambda: TooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
+
+
+def _over_quota(quota: int, stored: int | None = None) -> QuotaExceeded:
+    used = "" if stored is None else f" ({stored} used)"
+    return QuotaExceeded(
+        f"this would take your storage past its quota of {quota} bytes{used}:"
+        " delete jobs you no longer need"
+    )

@@ -1,7 +1,7 @@
 """Schema migrations (Alembic) for the services' databases: auth's users, the gateway's jobs and
 the notifier's deliveries.
 
-One environment (``env.py``) serves both; each service's revisions live in its own folder and
+One environment (``env.py``) serves them all; each service's revisions live in its own folder and
 its database records its own version. ``upgrade(engine, service)`` brings a database to the
 newest schema; services run it once at start-up, before their workers fork.
 """

@@ -1,4 +1,5 @@
-"""Turn ``job.finished`` (sent by the gateway once per job) into one email to its owner.
+"""Turn ``job.finished`` (sent by the gateway once per job) into one email to its owner and
+deliveries to the owner's webhooks (``notifier.webhooks``).
 
 The bus delivers at least once; the ``DeliveryLog`` makes the email go out once per event whatever
 the redeliveries, and its Message-ID is derived from the event id, so that the rare resend after
@@ -17,7 +18,8 @@ from prometheus_client import Counter
 from video2mp3.domain.events import Event, JobFinished
 from video2mp3.domain.jobs import mp3_filename
 from video2mp3.domain.text import one_line
-from video2mp3.ports.deliveries import Claim, DeliveryLog
+from video2mp3.notifier.webhooks import WebhookDeliverer
+from video2mp3.ports.deliveries import EMAIL, Claim, DeliveryLog
 from video2mp3.ports.mail import Mailer
 from video2mp3.signing import DownloadLinks
 
@@ -27,7 +29,6 @@ EMAILS = Counter("video2mp3_emails_total", "Emails sent, by event type", ["event
 DUPLICATES = Counter(
     "video2mp3_emails_skipped_total", "Redelivered events whose email had been sent already"
 )
-CHANNEL = "email"
 
 
 class Notifier:
@@ -39,21 +40,25 @@ class Notifier:
         *,
         mail_from: str,
         public_url: str,
+        webhooks: WebhookDeliverer | None = None,
     ) -> None:
         self.mailer = mailer
         self.links = links
         self.deliveries = deliveries
+        self.webhooks = webhooks
         self.mail_from = mail_from
         self.public_url = public_url.rstrip("/")
         # Sent, but the database was down when we tried to record it: retries record, not resend.
         self._unrecorded: set[str] = set()
 
     def handle(self, event: Event) -> None:
+        if self.webhooks is not None:
+            self.webhooks.schedule(event)  # idempotent, so first: a failed email retries it too
         message = self.compose(event)
         if message is None:
             return
         if event.event_id not in self._unrecorded:
-            if self.deliveries.claim(event.event_id, CHANNEL) is Claim.DONE:
+            if self.deliveries.claim(event.event_id, EMAIL) is Claim.DONE:
                 DUPLICATES.inc()
                 log.info("email sent before; not again", extra={"event_type": event.type})
                 return
@@ -61,7 +66,7 @@ class Notifier:
             self._unrecorded.add(event.event_id)
             EMAILS.labels(event.type).inc()
             log.info("emailed the owner", extra={"event_type": event.type})
-        self.deliveries.mark_sent(event.event_id, CHANNEL)
+        self.deliveries.mark_sent(event.event_id, EMAIL)
         self._unrecorded.discard(event.event_id)
 
     def compose(self, event: Event) -> EmailMessage | None:
@@ -81,6 +86,7 @@ class Notifier:
                 f"after that, download it from {self.public_url}/)\n\n"
                 f"Job id:      {event.job_id}\n"
                 f"MP3 file id: {data.mp3_fid}\n"
+                + (f"The MP3 is kept until {data.expires_at}.\n" if data.expires_at else "")
             )
         else:
             subject = f"We could not convert {data.filename}"
@@ -102,4 +108,4 @@ class Notifier:
         """The same for every delivery of ``event``, so duplicates are recognisable downstream."""
         domain = parseaddr(self.mail_from)[1].rpartition("@")[2] or "video2mp3"
         local = re.sub(r"[^A-Za-z0-9.-]", "", event.event_id)
-        return f"<{local}.{CHANNEL}@{re.sub(r'[^A-Za-z0-9.-]', '', domain) or 'video2mp3'}>"
+        return f"<{local}.{EMAIL}@{re.sub(r'[^A-Za-z0-9.-]', '', domain) or 'video2mp3'}>"

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, Self
 
 CHUNK_SIZE = 255 * 1024  # GridFS's default chunk size; also the read size when streaming blobs
+
+
+def derived_id(*parts: str) -> str:
+    """A blob id that ``parts`` always give (24 hex digits, a valid id for every store): the MP3
+    of job ``j`` is ``derived_id("mp3", j)``, however often it is converted."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -34,11 +42,21 @@ class BlobReader(Protocol):
 
 
 class BlobStore(Protocol):
-    def put(self, chunks: Iterable[bytes], *, filename: str, content_type: str) -> BlobInfo:
+    def put(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        filename: str,
+        content_type: str,
+        blob_id: str | None = None,
+    ) -> BlobInfo:
         """Store ``chunks`` as a new blob and return its info.
 
         Atomic: the blob is visible only once complete. If ``chunks`` raises, nothing is kept
         and the error propagates. Raises ``Unavailable`` when the store cannot be reached.
+        With a ``blob_id`` (from ``derived_id``), idempotent: when that blob exists already it
+        is kept, ``chunks`` are not stored, and its info is returned, so retries of one piece
+        of work leave one blob.
         """
         ...
 
@@ -54,6 +72,11 @@ class BlobStore(Protocol):
 
     def delete(self, blob_id: str) -> None:
         """Delete a blob. Idempotent: deleting a missing blob is not an error."""
+        ...
+
+    def stored_before(self, moment: datetime) -> Iterator[str]:
+        """The ids of the complete blobs stored before ``moment`` (naive UTC), in no order.
+        For the orphan collector: a blob no job references once it is this old is garbage."""
         ...
 
     def ping(self) -> None:

@@ -6,7 +6,8 @@ a job and its messages never drift apart; ``relay_outbox`` publishes them afterw
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -14,10 +15,32 @@ from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What one owner stores and has running."""
+
+    owner_id: int
+    email: str
+    jobs: int
+    active_jobs: int  # queued or processing
+    video_bytes: int  # the videos still stored, those in conversion included
+    mp3_bytes: int
+
+    @property
+    def stored_bytes(self) -> int:
+        return self.video_bytes + self.mp3_bytes
+
+
 class JobRepository(Protocol):
     def add(self, job: Job, event: Event) -> None:
         """Insert ``job`` and queue ``event`` for publishing, atomically. ``Unavailable`` if the
         database cannot be reached."""
+        ...
+
+    def add_from_cache(self, job: Job, correlation_id: str | None, *, across_owners: bool) -> bool:
+        """Settle ``job`` with the MP3 of a live succeeded job with the same ``cache_key`` (the
+        same owner's unless ``across_owners``) and insert it with its ``job.finished``,
+        atomically; ``False``, nothing written, when there is none."""
         ...
 
     def get(self, job_id: str, owner_id: int) -> Job | None:
@@ -29,7 +52,7 @@ class JobRepository(Protocol):
         ...
 
     def page(self, owner_id: int, *, limit: int, offset: int) -> tuple[list[Job], int]:
-        """One page of the owner's jobs, newest first, and the owner's total."""
+        """One page of the owner's jobs that have not expired, newest first, and their total."""
         ...
 
     def changed_since(self, since: datetime, limit: int = 1000) -> list[Job]:
@@ -54,6 +77,28 @@ class JobRepository(Protocol):
 
     def fail_stalled(self, before: datetime) -> list[str]:
         """Fail the jobs still ``processing`` with no news since ``before``; return their ids."""
+        ...
+
+    def release_videos(self, now: datetime, batch: int = 100) -> list[str]:
+        """Detach the videos whose keeping time is over from up to ``batch`` jobs; return their
+        blob ids for deletion. Safe from several processes: each id is handed out once."""
+        ...
+
+    def expire(self, now: datetime, batch: int = 100) -> list[Job]:
+        """Delete and return up to ``batch`` jobs whose time is over. Safe from several
+        processes: each job is deleted once."""
+        ...
+
+    def referenced(self, blob_ids: Collection[str]) -> set[str]:
+        """Which of ``blob_ids`` a job holds (as its video or its MP3)."""
+        ...
+
+    def usage(self, owner_id: int | None = None) -> list[Usage]:
+        """What each owner that has jobs (or only ``owner_id``) stores, by owner id."""
+        ...
+
+    def stored_bytes(self) -> dict[str, int]:
+        """Stored bytes by kind (``video``, ``mp3``), each shared MP3 counted once."""
         ...
 
     def outbox_depth(self) -> int:

@@ -1,4 +1,5 @@
-"""``SQLJobRepository``: the gateway's jobs and outbox tables.
+"""``SQLJobRepository``: the gateway's jobs and outbox tables (its storage queries, for
+retention, quotas and the orphan collector, are in ``storage``).
 
 ``Job`` is a plain domain class; ``start_mappers`` maps it onto the jobs table (SQLAlchemy's
 imperative mapping) when the first repository is built, never at import.
@@ -6,80 +7,25 @@ imperative mapping) when the first repository is built, never at import.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Session, registry, sessionmaker
 from sqlalchemy.orm.exc import UnmappedClassError
 
 from video2mp3.adapters.sql.engine import ping, translated
+from video2mp3.adapters.sql.storage import StorageQueries
+from video2mp3.adapters.sql.tables import jobs, metadata, outbox, webhooks
 from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job, Status, stalled_event, utcnow
-from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.storage import Retention
+from video2mp3.domain.webhooks import WebhookTarget, event_type
 from video2mp3.errors import InvalidEvent, Unavailable
 
 log = logging.getLogger(__name__)
-
-# Microseconds on MySQL too: the newest-first order and the stalled-job cutoff depend on them.
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
-
-
-class Options(sa.TypeDecorator[ConversionOptions]):
-    """``ConversionOptions`` stored as the JSON of the options a user chose."""
-
-    impl = sa.Text
-    cache_ok = True
-
-    def process_bind_param(self, value: ConversionOptions | None, dialect: object) -> str:
-        return json.dumps((value or ConversionOptions()).to_dict())
-
-    def process_result_value(self, value: str | None, dialect: object) -> ConversionOptions:
-        return ConversionOptions.parse(json.loads(value or "{}"))
-
-
-metadata = sa.MetaData()
-
-jobs = sa.Table(
-    "jobs",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("owner_id", sa.Integer, nullable=False),
-    sa.Column("owner_email", sa.String(254), nullable=False),
-    sa.Column("filename", sa.String(255), nullable=False),
-    sa.Column("video_fid", sa.String(64)),
-    sa.Column("options", Options, nullable=False),
-    sa.Column(
-        "status",
-        sa.Enum(
-            Status, native_enum=False, length=16, values_callable=lambda e: [s.value for s in e]
-        ),
-        nullable=False,
-    ),
-    sa.Column("progress", sa.Float, nullable=False),
-    sa.Column("error_code", sa.String(64)),
-    sa.Column("error_message", sa.Text),
-    sa.Column("mp3_fid", sa.String(64), index=True),
-    sa.Column("mp3_size", sa.BigInteger),
-    sa.Column("duration", sa.Float),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
-    sa.Index("ix_jobs_owner_created", "owner_id", "created_at"),
-    sa.Index("ix_jobs_status_updated", "status", "updated_at"),
-)
-
-# Events waiting to be published: written in the same transaction as the job they belong to.
-outbox = sa.Table(
-    "outbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("job_id", sa.String(36), nullable=False, index=True),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-)
+__all__ = ["SQLJobRepository", "metadata", "start_mappers"]
 
 _mapper = registry()
 
@@ -92,10 +38,11 @@ def start_mappers() -> None:
         _mapper.map_imperatively(Job, jobs)
 
 
-class SQLJobRepository:
-    def __init__(self, engine: sa.Engine) -> None:
+class SQLJobRepository(StorageQueries):
+    def __init__(self, engine: sa.Engine, retention: Retention | None = None) -> None:
         start_mappers()
         self.engine = engine
+        self.retention = retention or Retention()
         self._session: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
         # Under MySQL's default REPEATABLE READ, the relay's locking read takes gap locks that
         # would hold every upload's insert for as long as a publish takes.
@@ -117,22 +64,55 @@ class SQLJobRepository:
             return session.scalar(sa.select(Job).filter_by(id=job_id, owner_id=owner_id))
 
     def by_mp3(self, mp3_fid: str, owner_id: int) -> Job | None:
+        # The owner's jobs may share one MP3 (the cache): the one kept longest answers.
         with translated(), self._session() as session:
-            return session.scalar(sa.select(Job).filter_by(mp3_fid=mp3_fid, owner_id=owner_id))
+            return session.scalar(
+                sa.select(Job)
+                .filter_by(mp3_fid=mp3_fid, owner_id=owner_id)
+                .order_by(jobs.c.expires_at.is_(None).desc(), jobs.c.expires_at.desc())
+                .limit(1)
+            )
+
+    def add_from_cache(self, job: Job, correlation_id: str | None, *, across_owners: bool) -> bool:
+        """Settle ``job`` with the MP3 of a live succeeded job with its cache key and insert it
+        with its ``job.finished``, atomically; ``False``, writing nothing, when there is none.
+
+        The source row is locked until the new job is committed, so a concurrent delete of the
+        source either happens first (no hit) or sees the new reference.
+        """
+        live = sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > utcnow())
+        query = sa.select(Job).where(
+            jobs.c.cache_key == job.cache_key,
+            jobs.c.status == Status.SUCCEEDED,
+            jobs.c.mp3_fid.is_not(None),
+            live,
+        )
+        if not across_owners:
+            query = query.where(jobs.c.owner_id == job.owner_id)
+        with translated(), self._session.begin() as session:
+            source = session.scalar(query.limit(1).with_for_update())
+            if source is None:
+                return False
+            job.reuse(source, self.retention)
+            session.add(job)
+            _enqueue(session, job.finished_event(correlation_id, _targets(session, job)))
+        return True
 
     def page(self, owner_id: int, *, limit: int, offset: int) -> tuple[list[Job], int]:
-        """One page of the owner's jobs, newest first, and the owner's total."""
+        """One page of the owner's live jobs, newest first, and the owner's total."""
+        mine = sa.and_(
+            jobs.c.owner_id == owner_id,
+            sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > utcnow()),
+        )
         with translated(), self._session() as session:
             page = session.scalars(
                 sa.select(Job)
-                .filter_by(owner_id=owner_id)
+                .where(mine)
                 .order_by(jobs.c.created_at.desc(), jobs.c.id)
                 .limit(limit)
                 .offset(offset)
             ).all()
-            total = session.scalar(
-                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.owner_id == owner_id)
-            )
+            total = session.scalar(sa.select(sa.func.count()).select_from(jobs).where(mine))
         return list(page), int(total or 0)
 
     def changed_since(self, since: datetime, limit: int = 1000) -> list[Job]:
@@ -170,7 +150,8 @@ class SQLJobRepository:
             job = session.scalar(sa.select(Job).filter_by(id=event.job_id).with_for_update())
             changed = job is not None and job.apply(event)
             if changed and job is not None and job.finished:
-                _enqueue(session, job.finished_event(event.correlation_id))
+                job.stamp(self.retention)
+                _enqueue(session, job.finished_event(event.correlation_id, _targets(session, job)))
         return job, changed
 
     def relay_outbox(self, publish: Callable[[str], None], batch: int = 100) -> int:
@@ -219,7 +200,8 @@ class SQLJobRepository:
             ).all()
             for job in stalled:
                 job.apply(stalled_event(job))
-                _enqueue(session, job.finished_event(None))
+                job.stamp(self.retention)
+                _enqueue(session, job.finished_event(None, _targets(session, job)))
         return [job.id for job in stalled]
 
     def ping(self) -> None:
@@ -228,6 +210,19 @@ class SQLJobRepository:
     def outbox_depth(self) -> int:
         with translated(), self.engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
+
+
+def _targets(session: Session, job: Job) -> tuple[WebhookTarget, ...]:
+    """The owner's enabled endpoints that subscribe to how ``job`` ended."""
+    wanted = event_type(job.status)
+    rows = session.execute(
+        sa.select(webhooks.c.id, webhooks.c.url, webhooks.c.secret, webhooks.c.events)
+        .where(webhooks.c.owner_id == job.owner_id, webhooks.c.disabled_at.is_(None))
+        .order_by(webhooks.c.created_at)
+    ).all()
+    return tuple(
+        WebhookTarget(r.id, r.url, r.secret) for r in rows if wanted in r.events.split(",")
+    )
 
 
 def _enqueue(session: Session, event: Event) -> None:

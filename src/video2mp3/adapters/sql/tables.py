@@ -1,0 +1,93 @@
+"""The gateway's tables: jobs, and the outbox of events that go with them."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from video2mp3.domain.jobs import Status
+from video2mp3.domain.options import ConversionOptions
+
+# Microseconds on MySQL too: the newest-first order and the stalled-job cutoff depend on them.
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
+
+
+class Options(sa.TypeDecorator[ConversionOptions]):
+    """``ConversionOptions`` stored as the JSON of the options a user chose."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: ConversionOptions | None, dialect: object) -> str:
+        return json.dumps((value or ConversionOptions()).to_dict())
+
+    def process_result_value(self, value: str | None, dialect: object) -> ConversionOptions:
+        return ConversionOptions.parse(json.loads(value or "{}"))
+
+
+metadata = sa.MetaData()
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("owner_id", sa.Integer, nullable=False),
+    sa.Column("owner_email", sa.String(254), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("video_fid", sa.String(64)),
+    sa.Column("options", Options, nullable=False),
+    sa.Column(
+        "status",
+        sa.Enum(
+            Status, native_enum=False, length=16, values_callable=lambda e: [s.value for s in e]
+        ),
+        nullable=False,
+    ),
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("mp3_fid", sa.String(64), index=True),
+    sa.Column("mp3_size", sa.BigInteger),
+    sa.Column("duration", sa.Float),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("video_sha256", sa.String(64)),
+    sa.Column("video_size", sa.BigInteger),
+    sa.Column("cache_key", sa.String(64)),
+    sa.Column("expires_at", Timestamp),
+    sa.Column("video_expires_at", Timestamp),
+    sa.Index("ix_jobs_owner_created", "owner_id", "created_at"),
+    sa.Index("ix_jobs_status_updated", "status", "updated_at"),
+    # (key, owner): a same-owner lookup never reads another owner's rows.
+    sa.Index("ix_jobs_cache_key", "cache_key", "owner_id"),
+    sa.Index("ix_jobs_expires_at", "expires_at"),
+    sa.Index("ix_jobs_video_expires_at", "video_expires_at"),
+    sa.Index("ix_jobs_video_fid", "video_fid"),
+)
+
+# Events waiting to be published: written in the same transaction as the job they belong to.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(36), nullable=False, index=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# A user's webhook endpoints (``SQLWebhookRepository``); read by the jobs repository too,
+# because settling a job puts its owner's endpoints into ``job.finished`` in the same transaction.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("owner_id", sa.Integer, nullable=False, index=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.String(200), nullable=False),  # comma-separated
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("disabled_at", Timestamp),
+    sa.Column("disabled_reason", sa.Text),
+)
