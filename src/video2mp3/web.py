@@ -70,8 +70,14 @@ def streams_body(view: View) -> View:
 
 def json_body() -> object:
     """The request's JSON: ``TooLarge`` past ``MAX_BODY_BYTES``, ``InvalidRequest`` if it is not
-    JSON or is nested deeper than ``MAX_JSON_DEPTH`` (the parser recurses per level)."""
-    raw = request.get_data(cache=False)  # bounded by the request's max_content_length
+    JSON or is nested deeper than ``MAX_JSON_DEPTH`` (the parser recurses per level). Bounded
+    on every route, ``@streams_body`` ones too (an upload may name its file in JSON instead)."""
+    too_large = TooLarge(f"a JSON body may have at most {MAX_BODY_BYTES} bytes")
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise too_large
+    raw = request.stream.read(MAX_BODY_BYTES + 1)  # a chunked body says no length
+    if len(raw) > MAX_BODY_BYTES:
+        raise too_large
     if _depth(raw) > MAX_JSON_DEPTH:
         raise InvalidRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
     try:

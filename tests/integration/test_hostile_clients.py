@@ -46,6 +46,24 @@ def test_deeply_nested_json_is_422_not_500(gateway: Stack, depth: int) -> None:
     assert "nested" in response.get_json()["error"]["message"]
 
 
+def test_json_nested_100000_deep_is_refused_by_its_size(gateway: Stack) -> None:
+    response = signup(gateway, nested(100_000))  # 200 KB of brackets
+    assert (response.status_code, error_code(response)) == (413, "too_large")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/users", "/api/v1/webhooks", "/api/v1/jobs"])
+def test_every_json_route_bounds_size_and_depth(gateway: Stack, path: str) -> None:
+    # The upload route streams its multipart body past the limit; a JSON body (a cache lookup
+    # by SHA-256) gets the same bounds as everywhere else.
+    headers = {**gateway.headers, "Content-Type": "application/json"}  # type: ignore[attr-defined]
+    big = gateway.client.post(
+        path, data=b'{"x": "' + b"x" * MAX_BODY_BYTES + b'"}', headers=headers
+    )
+    assert (big.status_code, error_code(big)) == (413, "too_large")
+    deep = gateway.client.post(path, data=b"[" * 30_000 + b"]" * 30_000, headers=headers)
+    assert (deep.status_code, error_code(deep)) == (422, "invalid_request")
+
+
 def test_uploads_keep_their_own_limit(gateway: Stack) -> None:
     response = gateway.upload(gateway.headers, data=b"v" * (4 * MAX_BODY_BYTES))
     assert response.status_code == 202, response.get_json()

@@ -3,7 +3,7 @@ view parses, calls one use case of ``Gateway`` (or ``Webhooks``) and serialises.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, url_for
 
 from video2mp3.errors import InvalidRequest
 from video2mp3.gateway.http import (
@@ -16,7 +16,7 @@ from video2mp3.gateway.http import (
     upload_from_request,
 )
 from video2mp3.gateway.webhooks import Webhooks, webhook_json
-from video2mp3.web import credentials_body, streams_body
+from video2mp3.web import credentials_body, json_body, streams_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -81,7 +81,7 @@ def webhooks() -> Webhooks:
 @bp.post("/webhooks")
 def create_webhook() -> tuple[Response, int]:
     """Register ``{"url", "events"}``: 201 with the signing secret, shown this once."""
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise InvalidRequest('send {"url": "https://...", "events": ["job.succeeded"]} as JSON')
     webhook = webhooks().register(principal(), body.get("url"), body.get("events"))

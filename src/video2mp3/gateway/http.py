@@ -23,6 +23,7 @@ from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import Principal, TokenVerifier
 from video2mp3.ports.blobs import CHUNK_SIZE, BlobReader
 from video2mp3.ports.identity import Identity
+from video2mp3.web import json_body
 
 MULTIPART_OVERHEAD = 64 * 1024  # room for the part headers and the form fields
 SESSION_COOKIE = "video2mp3_session"
@@ -89,7 +90,7 @@ def upload_from_request(owner: Principal) -> Job:
     by its SHA-256, for the cache alone (``Gateway.from_cache``)."""
     service = gateway()
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = json_body()
         if not isinstance(body, dict):
             raise InvalidRequest('send {"sha256", "size", "filename", "options"} as JSON')
         wanted = ("sha256", "size", "filename", "options")
