@@ -215,17 +215,31 @@ class TestRabbitMQBus(BusContract):
         with pytest.raises(Unavailable):
             bus.ping()
 
-    def test_heartbeats_flow_while_a_long_handler_runs(self, bus: Bus, amqp_url: str) -> None:
-        """A handler busy for 4 heartbeat intervals is not redelivered: the connection lives."""
+    def test_heartbeats_keep_the_connection_through_a_long_handler(
+        self, bus: Bus, amqp_url: str
+    ) -> None:
+        """A handler busy for five heartbeat intervals: the broker keeps the very same connection
+        (a missed heartbeat would close it, and the consumer would come back on a new one)."""
         assert isinstance(bus, RabbitMQBus)
+        bus.publish(requested("slow"))
+        bus.close()  # from here on, the consumer's is the only connection with this prefix
         slow_bus = RabbitMQBus(amqp_url + "?heartbeat=1", prefix=bus.prefix)
-        consumer = Consumer(slow_bus, "converter", lambda e: time.sleep(4))
-        try:
-            bus.publish(requested("slow"))
-            wait_for(lambda: consumer.seen, 10, "the delivery")
+        handled = threading.Event()
+
+        def slow(event: Event) -> None:
             time.sleep(5)
+            handled.set()
+
+        consumer = Consumer(slow_bus, "converter", slow)
+        try:
+            wait_for(lambda: consumer.seen, 10, "the delivery")
+            during = connections(bus.prefix)
+            assert len(during) == 1, during
+            wait_for(handled.is_set, 30, "the handler to finish")
+            after = connections(bus.prefix)
         finally:
             consumer.close()
+        assert after == during
         assert [e.job_id for e in consumer.seen] == ["slow"]
 
     def test_consumer_and_publisher_reconnect_after_the_broker_drops_them(self, bus: Bus) -> None:
