@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -33,6 +34,21 @@ def need(service: str, probe: Callable[[], object], hint: str) -> None:
 def missing(what: str) -> None:
     """A ``need`` probe for a tool that is not installed."""
     raise FileNotFoundError(f"{what} is not installed")
+
+
+def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl`` (the broker's own view of connections and queues); its output."""
+    found = shutil.which("rabbitmqctl")
+    need("rabbitmqctl", lambda: found or missing("rabbitmqctl"), "install rabbitmq-server")
+    run = [str(found), *args]
+    return subprocess.run(run, check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+def queue_messages(prefix: str) -> dict[str, int]:
+    """Messages in each queue named ``prefix.*``, ready and unacknowledged alike."""
+    listed = rabbitmqctl("list_queues", "name", "messages", "-q", "--no-table-headers")
+    rows = (line.split("\t") for line in listed.splitlines())
+    return {name: int(count) for name, count in rows if name.startswith(f"{prefix}.")}
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,12 +14,20 @@ import pika
 import pymongo
 import pytest
 import requests
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.contract.test_mail import Inbox
 from tests.e2e.flow import run_journey, sign_up
-from tests.support import LONG, free_port, inspect_audio, make_sample, wait_for
+from tests.support import (
+    LONG,
+    free_port,
+    inspect_audio,
+    make_sample,
+    queue_messages,
+    wait_for,
+)
 from video2mp3 import signing
 from video2mp3.auth.keys import generate
 from video2mp3.ports.bus import QUEUES
@@ -187,7 +194,13 @@ def test_a_converter_killed_mid_conversion_loses_nothing(
     mp3.write_bytes(requests.get(f"{job_url}/mp3", headers=user, timeout=60).content)
     assert abs(inspect_audio(mp3).duration - LONG.audio_seconds) <= 0.1  # type: ignore[operator]
     wait_for(lambda: inbox(), 30, "the email")
-    time.sleep(1)
+    # Facts, not a pause: with nothing left to relay or deliver, no second email can come.
+    jobs_db = sa.create_engine(services.env["VIDEO2MP3_JOBS_DB_URL"])
+    with jobs_db.connect() as db:
+        wait_for(lambda: db.scalar(sa.text("SELECT COUNT(*) FROM outbox")) == 0, 30, "the relay")
+    jobs_db.dispose()
+    prefix = services.env["VIDEO2MP3_BROKER_PREFIX"]
+    wait_for(lambda: not any(queue_messages(prefix).values()), 60, "every queue to be worked off")
     [mail] = inbox()
     assert done["mp3_fid"] in mail.get_payload(decode=True).decode()
     gridfs = pymongo.MongoClient(services.env["VIDEO2MP3_MONGODB_URL"])
