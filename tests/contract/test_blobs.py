@@ -213,5 +213,8 @@ class TestGridFSBlobStore(BlobStoreContract):
         from video2mp3.errors import Unavailable
 
         store = GridFSBlobStore("mongodb://127.0.0.1:1/x?serverSelectionTimeoutMS=200")
-        with pytest.raises(Unavailable):
-            store.ping()
+        try:
+            with pytest.raises(Unavailable):
+                store.ping()
+        finally:
+            store.close()

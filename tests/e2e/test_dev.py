@@ -16,21 +16,12 @@ from tests.support import free_port, wait_for
 def test_the_embedded_stack(samples: dict[str, Path], tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "var"
-    log = (tmp_path / "dev.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "video2mp3.cli",
-            "dev",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (tmp_path / "dev.log").open("wb") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "video2mp3.cli", "dev", "--port", str(port), "--data-dir", data],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, 60, "the dev stack")

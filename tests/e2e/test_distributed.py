@@ -53,23 +53,14 @@ class Services:
     def start(self, name: str, service: str) -> None:
         port = self.ports[name] = free_port()
         admin = self.admin_ports[name] = free_port() if service in ("auth", "gateway") else port
-        log = (self.tmp / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "video2mp3.cli",
-                "serve",
-                service,
-                "--port",
-                str(port),
-                "--admin-port",
-                str(admin),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        command = [sys.executable, "-m", "video2mp3.cli", "serve", service]
+        with (self.tmp / f"{name}.log").open("wb") as log:  # the child keeps its own copy
+            self.procs[name] = subprocess.Popen(
+                [*command, "--port", str(port), "--admin-port", str(admin)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_ready(self) -> None:
         for name, port in self.admin_ports.items():

@@ -256,19 +256,21 @@ def test_download_streams_with_length_etag_and_range(stack: Stack) -> None:
     job = stack.job(job_id)
     assert (job["status"], job["progress"], job["mp3_fid"]) == ("succeeded", 1.0, fid)
     for url in (f"/api/v1/jobs/{job_id}/mp3", f"/download?fid={fid}"):
-        response = stack.client.get(url, headers=stack.headers)
-        assert response.status_code == 200
-        assert response.data == MP3
-        assert response.mimetype == "audio/mpeg"
-        assert response.content_length == len(MP3)
-        assert 'filename="My Clip.mp3"' in response.headers["Content-Disposition"]
-        etag = response.headers["ETag"]
-        partial = stack.client.get(url, headers={**stack.headers, "Range": "bytes=100-199"})
-        assert partial.status_code == 206
-        assert partial.data == MP3[100:200]
-        assert partial.headers["Content-Range"] == f"bytes 100-199/{len(MP3)}"
-        cached = stack.client.get(url, headers={**stack.headers, "If-None-Match": etag})
-        assert cached.status_code == 304
+        with stack.client.get(url, headers=stack.headers) as response:
+            assert response.status_code == 200
+            assert response.data == MP3
+            assert response.mimetype == "audio/mpeg"
+            assert response.content_length == len(MP3)
+            assert 'filename="My Clip.mp3"' in response.headers["Content-Disposition"]
+            etag = response.headers["ETag"]
+        range_ = {**stack.headers, "Range": "bytes=100-199"}
+        with stack.client.get(url, headers=range_) as partial:
+            assert partial.status_code == 206
+            assert partial.data == MP3[100:200]
+            assert partial.headers["Content-Range"] == f"bytes 100-199/{len(MP3)}"
+        if_none_match = {**stack.headers, "If-None-Match": etag}
+        with stack.client.get(url, headers=if_none_match) as cached:
+            assert cached.status_code == 304
 
 
 def test_failed_jobs_carry_the_reason(stack: Stack) -> None:
