@@ -44,6 +44,20 @@ def rabbitmqctl(*args: str) -> str:
     return subprocess.run(run, check=True, capture_output=True, text=True, timeout=60).stdout
 
 
+def delete_topology(amqp_url: str, prefix: str) -> None:
+    """Delete the exchanges and queues a bus declared under ``prefix``."""
+    import pika
+
+    from video2mp3.ports.bus import QUEUES
+
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        channel = connection.channel()
+        for queue in [*QUEUES, "dead"]:
+            channel.queue_delete(f"{prefix}.{queue}")
+        channel.exchange_delete(prefix)
+        channel.exchange_delete(f"{prefix}.dlx")
+
+
 def queue_messages(prefix: str) -> dict[str, int]:
     """Messages in each queue named ``prefix.*``, ready and unacknowledged alike."""
     listed = rabbitmqctl("list_queues", "name", "messages", "-q", "--no-table-headers")

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pika
 import pymongo
 import pytest
 import requests
@@ -22,6 +21,7 @@ from tests.contract.test_mail import Inbox
 from tests.e2e.flow import run_journey, sign_up
 from tests.support import (
     LONG,
+    delete_topology,
     free_port,
     inspect_audio,
     make_sample,
@@ -30,16 +30,6 @@ from tests.support import (
 )
 from video2mp3 import signing
 from video2mp3.auth.keys import generate
-from video2mp3.ports.bus import QUEUES
-
-
-def delete_topology(amqp_url: str, prefix: str) -> None:
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
-        channel = connection.channel()
-        for queue in [*QUEUES, "dead"]:
-            channel.queue_delete(f"{prefix}.{queue}")
-        channel.exchange_delete(prefix)
-        channel.exchange_delete(f"{prefix}.dlx")
 
 
 class Services:
