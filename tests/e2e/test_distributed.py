@@ -184,8 +184,9 @@ def test_a_converter_killed_mid_conversion_loses_nothing(
     wait_for(lambda: not any(queue_messages(prefix).values()), 60, "every queue to be worked off")
     [mail] = inbox()
     assert done["mp3_fid"] in mail.get_payload(decode=True).decode()
-    gridfs = pymongo.MongoClient(services.env["VIDEO2MP3_MONGODB_URL"])
-    mp3s = list(gridfs.get_default_database()["fs.files"].find({"filename": "long_mono.mp3"}))
+    with pymongo.MongoClient(services.env["VIDEO2MP3_MONGODB_URL"]) as gridfs:
+        files = gridfs.get_default_database()["fs.files"]
+        mp3s = list(files.find({"filename": "long_mono.mp3"}))
     assert [str(f["_id"]) for f in mp3s] == [done["mp3_fid"]]
 
 
