@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-peaks screenshot clean
+.PHONY: run test lint bench bench-peaks screenshot mutants clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench-peaks: $(STAMP)
 # The README's pictures of the page, from a real run (needs the system's chromium).
 screenshot: $(STAMP)
 	$(BIN)/python -m tests.e2e.screenshot docs/screenshot.png
+
+# Breaks the code on purpose, mutant by mutant, and expects the guarding tests to fail.
+mutants: $(STAMP)
+	$(BIN)/python -m tests.mutants
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

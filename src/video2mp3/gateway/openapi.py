@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from video2mp3.domain.options import describe
+from video2mp3.gateway.service import MAX_OFFSET, MAX_PAGE
 
 bp = Blueprint("openapi", __name__)
 
@@ -22,6 +23,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 _ERROR = _json(_ref("Error"), "An error: a stable code and a human message")
 _ERRORS = {str(s): _ERROR for s in (401, 404, 422)}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20}
+_OFFSET = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 # Every conversion option, as a query parameter or a form field before the file (same names).
 _OPTIONS: dict[str, Any] = describe()["properties"]
@@ -49,7 +52,10 @@ _UPLOAD = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "properties": {**_OPTIONS, "file": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        **_OPTIONS,
+                        "file": {"type": "string", "format": "binary", "minLength": 1},
+                    },
                     "additionalProperties": False,
                 },
                 "encoding": {"file": {"contentType": "*/*"}},
@@ -135,7 +141,12 @@ SPEC: dict[str, Any] = {
                 "summary": "Download an MP3 by its file id (tutorial-compatible)",
                 "security": _BEARER,
                 "parameters": [
-                    {"name": "fid", "in": "query", "required": True, "schema": {"type": "string"}}
+                    {
+                        "name": "fid",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                    }
                 ],
                 "responses": _MP3,
             }
@@ -161,8 +172,8 @@ SPEC: dict[str, Any] = {
                 "summary": "The caller's jobs, newest first",
                 "security": _BEARER,
                 "parameters": [
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "schema": _LIMIT},
+                    {"name": "offset", "in": "query", "schema": _OFFSET},
                 ],
                 "responses": {"200": _json(_ref("JobPage"), "One page of jobs"), **_ERRORS},
             },
@@ -217,8 +228,8 @@ SPEC: dict[str, Any] = {
                 "type": "object",
                 "required": ["email", "password"],
                 "properties": {
-                    "email": {"type": "string", "format": "email"},
-                    "password": {"type": "string", "minLength": 8},
+                    "email": {"type": "string", "format": "email", "maxLength": 254},
+                    "password": {"type": "string", "minLength": 8, "maxLength": 1024},
                 },
             },
             "Session": {

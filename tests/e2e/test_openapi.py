@@ -1,0 +1,50 @@
+"""The API against its own description: schemathesis fuzzes every operation of ``/openapi.json``
+on ``video2mp3 dev`` (authenticated), with every check, and a stateful phase that follows links.
+
+A fixed seed keeps runs comparable; ``SCHEMATHESIS_EXAMPLES`` asks for a deeper run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.flow import sign_up
+from tests.e2e.test_dev import dev_stack
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+def test_the_api_keeps_its_openapi_description(tmp_path: Path) -> None:
+    with dev_stack(tmp_path) as base:
+        auth = sign_up(base, "fuzz@example.com")["Authorization"]
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "--config-file",
+                str(CONFIG),
+                "run",
+                f"{base}/openapi.json",
+                "--header",
+                f"Authorization: {auth}",
+                "--checks",
+                "all",
+                "--max-examples",
+                os.environ.get("SCHEMATHESIS_EXAMPLES", "20"),
+                "--seed",
+                "1",
+                "--no-color",
+                "--warnings",
+                "off",
+            ],
+            cwd=tmp_path,  # its crash cache goes there, not into the repository
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
