@@ -231,6 +231,7 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(tmp_path: Path) -> None
 
 
 def test_tokens_are_required(stack: Stack) -> None:
+    assert stack.client.get("/download").status_code == 401  # before the missing ?fid= (422)
     assert stack.client.get("/api/v1/jobs").status_code == 401
     assert (
         stack.client.get("/api/v1/jobs", headers={"Authorization": "Bearer x.y.z"}).status_code
@@ -246,7 +247,7 @@ def test_list_is_paginated_newest_first(stack: Stack) -> None:
     assert [j["id"] for j in page["items"]] == ids[::-1][:2]
     rest = stack.client.get("/api/v1/jobs?limit=2&offset=2", headers=stack.headers).get_json()
     assert [j["id"] for j in rest["items"]] == [ids[0]]
-    for query in ("limit=0", "limit=101", "offset=-1", "limit=many"):
+    for query in ("limit=0", "limit=101", "offset=-1", f"offset={2**31}", "limit=many"):
         assert stack.client.get(f"/api/v1/jobs?{query}", headers=stack.headers).status_code == 422
 
 
@@ -351,6 +352,7 @@ def test_errors_are_json_everywhere(stack: Stack) -> None:
     response = stack.client.put("/api/v1/jobs", headers=stack.headers)
     assert response.status_code == 405
     assert error_code(response) == "method_not_allowed"
+    assert {"GET", "POST"} <= set(response.headers["Allow"].split(", "))  # RFC 9110
 
 
 def test_openapi_describes_every_route(stack: Stack) -> None:
