@@ -43,12 +43,24 @@ MUTANTS = (
         "the upload is joined in memory before it is stored",
         (
             Edit(
-                "src/video2mp3/gateway/uploads.py",
-                '_limited(_part_data(events), max_bytes, "the upload"),',
-                'iter([b"".join(_limited(_part_data(events), max_bytes, "the upload"))]),',
+                "src/video2mp3/gateway/service.py",
+                'limited(chunks, self.max_upload_bytes, "the upload"),',
+                'iter([b"".join(limited(chunks, self.max_upload_bytes, "the upload"))]),',
             ),
         ),
-        ("tests/integration/test_upload_memory.py",),
+        ("tests/integration/test_upload_memory.py", "-k", "gateway"),
+    ),
+    Mutant(
+        "multipart-buffered",
+        "the multipart parser gathers the whole file part before handing it on",
+        (
+            Edit(
+                "src/video2mp3/gateway/multipart.py",
+                "yield from _part_data(self._events)",
+                'yield b"".join(_part_data(self._events))',
+            ),
+        ),
+        ("tests/integration/test_upload_memory.py", "-k", "parser"),
     ),
     Mutant(
         "jwks-no-refetch",
@@ -68,9 +80,8 @@ MUTANTS = (
         (
             Edit(
                 "src/video2mp3/adapters/bus/rabbitmq.py",
-                "lambda: _run_in_thread(lambda: process(event, count, handler, give_up), "
-                "connection),",
-                "lambda: process(event, count, handler, give_up),",
+                "in_hand.add(pool.submit(self._deliver, *work))",
+                "self._deliver(*work)",
             ),
         ),
         ("tests/contract/test_bus.py", "-k", "heartbeats"),
@@ -81,8 +92,8 @@ MUTANTS = (
         (
             Edit(
                 "src/video2mp3/converter/media.py",
-                'args += ["-b:a", f"{bitrate_kbps}k"] if bitrate_kbps else DEFAULT_QUALITY',
-                "args += DEFAULT_QUALITY",
+                'args += ["-b:a", f"{options.bitrate}k"]',
+                'args += ["-q:a", "2"]',
             ),
         ),
         ("tests/integration/test_converter.py", "-k", "bitrate"),
@@ -112,7 +123,7 @@ MUTANTS = (
         (
             Edit(
                 "src/video2mp3/converter/media.py",
-                'if info.codec == "mp3" and bitrate_kbps is None:',
+                'if info.codec == "mp3" and options.bitrate is None and options.quality is None:',
                 "if False:",
             ),
         ),
@@ -123,7 +134,7 @@ MUTANTS = (
         "a job is found by its id alone, whoever asks",
         (
             Edit(
-                "src/video2mp3/gateway/jobs.py",
+                "src/video2mp3/adapters/sql/jobs.py",
                 "sa.select(Job).filter_by(id=job_id, owner_id=owner_id))",
                 "sa.select(Job).filter_by(id=job_id))",
             ),
@@ -141,7 +152,7 @@ MUTANTS = (
         "the request is queued in a transaction of its own, before the job is stored",
         (
             Edit(
-                "src/video2mp3/gateway/jobs.py",
+                "src/video2mp3/adapters/sql/jobs.py",
                 "            session.add(job)\n            _enqueue(session, event)\n",
                 "            _enqueue(session, event)\n"
                 "        with translated(), self._session.begin() as session:\n"
@@ -153,7 +164,7 @@ MUTANTS = (
     Mutant(
         "sweep-ignores-silence",
         "the sweep fails every processing job, news or not",
-        (Edit("src/video2mp3/gateway/jobs.py", ", jobs.c.updated_at < before", ""),),
+        (Edit("src/video2mp3/adapters/sql/jobs.py", ", jobs.c.updated_at < before", ""),),
         ("tests/contract/test_sql.py", "-k", "stalled"),
     ),
     Mutant(

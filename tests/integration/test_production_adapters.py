@@ -65,8 +65,9 @@ class Production:
         self._threads: list[threading.Thread] = []
         self._closers: list[Callable[[], None]] = []
         self.gateway = self.start_gateway()
-        notifier = bootstrap.notifier(self.settings, bootstrap.mailer(self.settings, "notifier"))
-        self._consume("notifier", notifier.handle, None)
+        bus, _ = self._adapters()
+        mailer = bootstrap.mailer(self.settings, "notifier")
+        self._run(bootstrap.notifier_worker(self.settings, mailer, bus))
 
     def _adapters(self) -> tuple[RabbitMQBus, GridFSBlobStore]:
         """A bus and a blob store of the service's own, as each process would have."""
@@ -76,23 +77,26 @@ class Production:
         self._closers += [bus.close, blobs.close]
         return bus, blobs
 
+    def _run(self, worker: bootstrap.Worker) -> None:
+        for loop in worker.loops.values():
+            self._threads.append(threading.Thread(target=loop, args=(self.stop,)))
+            self._threads[-1].start()
+
     def start_gateway(self) -> FlaskClient:
-        """A gateway process (again): its stalled-job sweep runs as it starts."""
+        """A gateway, web app and worker (again): the worker's stalled-job sweep runs at start."""
         bus, blobs = self._adapters()
-        app = bootstrap.gateway_app(self.settings, bootstrap.identity(self.settings), bus, blobs)
-        self._closers.insert(0, app.extensions["video2mp3.background"].stop)
+        jobs = bootstrap.jobs(self.settings)
+        worker, background = bootstrap.gateway_worker(self.settings, jobs, blobs, bus)
+        self._run(worker)
+        identity = bootstrap.identity(self.settings)
+        app = bootstrap.gateway_app(
+            self.settings, identity, jobs, blobs, on_queued=background.wake_relay
+        )
         return app.test_client()
 
     def start_converter(self, **settings: Any) -> None:
         bus, blobs = self._adapters()
-        converter = bootstrap.converter(self.settings.model_copy(update=settings), blobs, bus)
-        self._consume("converter", converter.handle, converter.give_up)
-
-    def _consume(self, queue: str, handler: Any, give_up: Any) -> None:
-        bus, _ = self._adapters()
-        thread = threading.Thread(target=bus.consume, args=(queue, handler, self.stop, give_up))
-        thread.start()
-        self._threads.append(thread)
+        self._run(bootstrap.converter_worker(self.settings.model_copy(update=settings), blobs, bus))
 
     def user(self, email: str) -> dict[str, str]:
         body = {"email": email, "password": PASSWORD}

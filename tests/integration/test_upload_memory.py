@@ -14,10 +14,9 @@ from pathlib import Path
 
 from video2mp3 import bootstrap
 from video2mp3.adapters.blobs.local import LocalBlobStore
-from video2mp3.adapters.bus.inprocess import InProcessBus
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
-from video2mp3.gateway.uploads import store_upload
+from video2mp3.gateway.multipart import MultipartForm
 from video2mp3.settings import load
 
 SIZE = 200 * 1024 * 1024
@@ -79,14 +78,17 @@ def peak_while(work: Callable[[], object]) -> int:
 
 def test_the_multipart_parser_streams_200_mb_into_the_blob_store(tmp_path: Path) -> None:
     blobs = LocalBlobStore(tmp_path / "blobs")
-    uploads = []
-    peak = peak_while(
-        lambda: uploads.append(store_upload(MultipartBody(SIZE), BOUNDARY, blobs, 2 * SIZE))
-    )
-    [upload] = uploads
-    assert upload.blob is not None
-    assert upload.blob.size == SIZE
-    assert (blobs.root / upload.blob.id).stat().st_size == SIZE
+    stored = []
+
+    def upload() -> None:
+        form = MultipartForm(MultipartBody(SIZE), BOUNDARY)
+        assert form.read_fields() == {}
+        stored.append(blobs.put(form.file_chunks(), filename="big.mp4", content_type="video/mp4"))
+
+    peak = peak_while(upload)
+    [blob] = stored
+    assert blob.size == SIZE
+    assert (blobs.root / blob.id).stat().st_size == SIZE
     assert peak < PEAK, f"peak {peak / 1e6:.0f} MB for a {SIZE / 1e6:.0f} MB upload"
 
 
@@ -102,26 +104,23 @@ def test_the_gateway_streams_a_200_mb_upload(tmp_path: Path) -> None:
     bootstrap.create_schemas(settings, "auth", "gateway")
     identity = InProcessIdentity(bootstrap.accounts(settings))
     blobs = bootstrap.blob_store(settings, "test")
-    app = bootstrap.gateway_app(settings, identity, InProcessBus(), blobs)
-    try:
-        client = app.test_client()
-        client.post("/api/v1/users", json={"email": "big@example.com", "password": "pw-123456"})
-        token = client.post("/login", auth=("big@example.com", "pw-123456")).text
-        body = MultipartBody(SIZE)
-        responses = []
-        peak = peak_while(
-            lambda: responses.append(
-                client.post(
-                    "/api/v1/jobs",
-                    input_stream=body,
-                    content_length=body.length,
-                    content_type=f"multipart/form-data; boundary={BOUNDARY}",
-                    headers={"Authorization": f"Bearer {token}"},
-                )
+    app = bootstrap.gateway_app(settings, identity, bootstrap.jobs(settings), blobs)
+    client = app.test_client()
+    client.post("/api/v1/users", json={"email": "big@example.com", "password": "pw-123456"})
+    token = client.post("/login", auth=("big@example.com", "pw-123456")).text
+    body = MultipartBody(SIZE)
+    responses = []
+    peak = peak_while(
+        lambda: responses.append(
+            client.post(
+                "/api/v1/jobs",
+                input_stream=body,
+                content_length=body.length,
+                content_type=f"multipart/form-data; boundary={BOUNDARY}",
+                headers={"Authorization": f"Bearer {token}"},
             )
         )
-    finally:
-        app.extensions["video2mp3.background"].stop()
+    )
     [response] = responses
     assert response.status_code == 202, response.get_json()
     assert isinstance(blobs, LocalBlobStore)
