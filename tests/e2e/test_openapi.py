@@ -2,6 +2,7 @@
 on ``video2mp3 dev`` (authenticated), with every check, and a stateful phase that follows links.
 
 A fixed seed keeps runs comparable; ``SCHEMATHESIS_EXAMPLES`` asks for a deeper run.
+Every check runs but the two in ``WAIVED``, whose premises the API rightly breaks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from pathlib import Path
 from tests.e2e.flow import sign_up
 from tests.e2e.test_dev import dev_stack
 
-CONFIG = Path(__file__).with_name("schemathesis.toml")
+# Checks whose premise the API rightly breaks, for what JSON Schema cannot express:
+WAIVED = (
+    # "every schema-valid request is accepted": sign-up refuses reserved domains (RFC 6761) that
+    # the email format admits, and options have rules across fields (quality or bitrate, not
+    # both; end after start) that independent query parameters cannot state. It found the
+    # missing maxima and the empty file when the description was tightened.
+    "positive_data_acceptance",
+    # "a created resource is found": an unfinished job's MP3 is rightly a 404.
+    "ensure_resource_availability",
+)
 
 
 def test_the_api_keeps_its_openapi_description(tmp_path: Path) -> None:
@@ -25,14 +35,14 @@ def test_the_api_keeps_its_openapi_description(tmp_path: Path) -> None:
                 sys.executable,
                 "-m",
                 "schemathesis.cli",
-                "--config-file",
-                str(CONFIG),
                 "run",
                 f"{base}/openapi.json",
                 "--header",
                 f"Authorization: {auth}",
                 "--checks",
                 "all",
+                "--exclude-checks",
+                ",".join(WAIVED),
                 "--max-examples",
                 os.environ.get("SCHEMATHESIS_EXAMPLES", "20"),
                 "--seed",

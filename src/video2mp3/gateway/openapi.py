@@ -26,8 +26,22 @@ _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20}
 _OFFSET = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _sent_or_omitted(option: dict[str, Any]) -> dict[str, Any]:
+    """An option as a query parameter or form field: given or left out, never ``null`` (which
+    would travel as the text "null")."""
+    kept = [branch for branch in option.get("anyOf", []) if branch.get("type") != "null"]
+    if len(kept) != 1:
+        return option
+    rest = {k: v for k, v in option.items() if k not in ("anyOf", "default")}
+    return {**rest, **kept[0]}
+
+
 # Every conversion option, as a query parameter or a form field before the file (same names).
-_OPTIONS: dict[str, Any] = describe()["properties"]
+_OPTIONS: dict[str, Any] = {
+    name: _sent_or_omitted(option) for name, option in describe()["properties"].items()
+}
 _CACHED = {
     "type": "object",
     "required": ["sha256", "size", "filename"],
