@@ -184,13 +184,14 @@ MUTANTS = (
 )
 
 
-def pytest_run(copy: Path, args: tuple[str, ...]) -> tuple[int, float]:
-    """Run pytest on the copy (its own sources first on the path); exit code and seconds."""
+def pytest_run(copy: Path, args: tuple[str, ...]) -> tuple[int, float, str]:
+    """Run pytest on the copy (its own sources first on the path): exit code, seconds, and the
+    end of its output."""
     env = {**os.environ, "PYTHONPATH": f"{copy / 'src'}{os.pathsep}{copy}"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *args]
     started = time.monotonic()
     done = subprocess.run(command, cwd=copy, env=env, capture_output=True, check=False)
-    return done.returncode, time.monotonic() - started
+    return done.returncode, time.monotonic() - started, done.stdout.decode(errors="replace")[-3000:]
 
 
 def apply(copy: Path, edits: tuple[Edit, ...]) -> dict[Path, str] | str:
@@ -223,8 +224,9 @@ def main(names: list[str]) -> int:
             ignore=shutil.ignore_patterns(".venv", ".git", "var", "__pycache__", ".*_cache"),
         )
         for mutant in chosen:
-            code, _ = pytest_run(copy, mutant.tests)
+            code, _, output = pytest_run(copy, mutant.tests)
             if code != 0:
+                print(f"{mutant.name}: its tests fail unmutated:\n{output}", file=sys.stderr)
                 rows.append((mutant.name, f"ERROR: its tests fail unmutated (exit {code})", 0.0))
                 continue
             originals = apply(copy, mutant.edits)
@@ -232,7 +234,7 @@ def main(names: list[str]) -> int:
                 rows.append((mutant.name, f"ERROR: {originals}", 0.0))
                 continue
             try:
-                code, seconds = pytest_run(copy, mutant.tests)
+                code, seconds, _ = pytest_run(copy, mutant.tests)
             finally:
                 restore(originals)
             verdict = {0: "SURVIVED", 1: "killed"}.get(code, f"ERROR: pytest exit {code}")
