@@ -91,12 +91,12 @@ MUTANTS = (
         "the asked bitrate is ignored: always the default VBR",
         (
             Edit(
-                "src/video2mp3/converter/media.py",
-                'args += ["-b:a", f"{options.bitrate}k"]',
-                'args += ["-q:a", "2"]',
+                "src/video2mp3/converter/command.py",
+                'return ["-c:a", "libmp3lame", "-b:a", f"{options.bitrate}k"]',
+                'return ["-c:a", "libmp3lame", "-q:a", "2"]',
             ),
         ),
-        ("tests/integration/test_converter.py", "-k", "bitrate"),
+        ("tests/integration/test_options.py", "-k", "quality_and_bitrate"),
     ),
     Mutant(
         "gridfs-no-abort",
@@ -110,7 +110,7 @@ MUTANTS = (
         (
             Edit("src/video2mp3/converter/probe.py", '"format_whitelist": FORMATS,', ""),
             Edit(
-                "src/video2mp3/converter/media.py",
+                "src/video2mp3/converter/ffmpeg.py",
                 'for option in ("format_whitelist", "protocol_whitelist",',
                 'for option in ("protocol_whitelist",',
             ),
@@ -122,12 +122,12 @@ MUTANTS = (
         "an MP3 source is re-encoded instead of copied",
         (
             Edit(
-                "src/video2mp3/converter/media.py",
-                'if info.codec == "mp3" and options.bitrate is None and options.quality is None:',
-                "if False:",
+                "src/video2mp3/converter/command.py",
+                '        stream.codec == "mp3"\n',
+                '        stream.codec == "no such codec"\n',
             ),
         ),
-        ("tests/integration/test_converter.py", "-k", "copied"),
+        ("tests/integration/test_options.py", "-k", "copied"),
     ),
     Mutant(
         "job-of-anyone",
