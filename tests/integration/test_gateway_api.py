@@ -333,6 +333,7 @@ def test_probes_and_metrics_are_on_the_admin_listener_only(stack: Stack) -> None
     finally:
         health.close()
         server.shutdown()
+        server.server_close()
 
 
 def test_a_dependency_down_is_reported_but_leaves_the_pod_ready(stack: Stack) -> None:
