@@ -73,6 +73,7 @@ class Services:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()  # reaped here, not reported against a later test
                 pytest.fail(f"{name} ignored SIGTERM")
 
 
