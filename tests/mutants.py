@@ -44,8 +44,9 @@ MUTANTS = (
         (
             Edit(
                 "src/video2mp3/gateway/service.py",
-                'limited(chunks, self.max_upload_bytes, "the upload"),',
-                'iter([b"".join(limited(chunks, self.max_upload_bytes, "the upload"))]),',
+                "limited(chunks, self.max_upload_bytes, _too_large(self.max_upload_bytes)),",
+                'iter([b"".join(limited(chunks, self.max_upload_bytes, '
+                "_too_large(self.max_upload_bytes)))]),",
             ),
         ),
         ("tests/integration/test_upload_memory.py", "-k", "gateway"),
@@ -101,7 +102,13 @@ MUTANTS = (
     Mutant(
         "gridfs-no-abort",
         "a failed GridFS upload is not aborted: its chunks stay",
-        (Edit("src/video2mp3/adapters/blobs/gridfs.py", "self._abort(upload)", "pass"),),
+        (
+            Edit(
+                "src/video2mp3/adapters/blobs/gridfs.py",
+                "            upload.abort()\n",
+                "            pass\n",
+            ),
+        ),
         ("tests/contract/test_blobs.py", "-k", "GridFS"),
     ),
     Mutant(
