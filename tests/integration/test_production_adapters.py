@@ -24,7 +24,7 @@ from werkzeug.serving import make_server
 
 from tests.contract.test_mail import Inbox
 from tests.support import delete_topology, free_port, inspect_audio, wait_for
-from video2mp3 import bootstrap
+from video2mp3 import bootstrap, signing
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
 from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
 from video2mp3.auth.app import create_app as auth_app
@@ -41,6 +41,7 @@ class Production:
 
     def __init__(self, tmp: Path, amqp_url: str, mongodb_url: str, databases: list[str]) -> None:
         generate(tmp / "keys")
+        signing.generate(tmp / "link-keys")
         self.prefix = f"v2m-it-{uuid.uuid4().hex[:8]}"
         self.amqp_url = amqp_url
         self.inbox = Inbox()
@@ -54,6 +55,7 @@ class Production:
             mongodb_url=mongodb_url,
             smtp_url=f"smtp://127.0.0.1:{self._smtp.port}",
             jwt_key_dir=tmp / "keys",
+            link_key_dir=tmp / "link-keys",
         )
         bootstrap.create_schemas(base, "auth", "gateway")
         self._auth = make_server("127.0.0.1", 0, auth_app(bootstrap.accounts(base)), threaded=True)

@@ -12,7 +12,7 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from video2mp3 import bootstrap
+from video2mp3 import bootstrap, signing
 from video2mp3.adapters.blobs.local import LocalBlobStore
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
@@ -94,7 +94,9 @@ def test_the_multipart_parser_streams_200_mb_into_the_blob_store(tmp_path: Path)
 
 def test_the_gateway_streams_a_200_mb_upload(tmp_path: Path) -> None:
     generate(tmp_path / "keys")
+    signing.generate(tmp_path / "link-keys")
     settings = load(
+        link_key_dir=tmp_path / "link-keys",
         auth_db_url=f"sqlite:///{tmp_path}/auth.db",
         jobs_db_url=f"sqlite:///{tmp_path}/jobs.db",
         blob_dir=tmp_path / "blobs",
