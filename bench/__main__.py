@@ -13,6 +13,8 @@ AAC of ``BENCH_SECONDS`` (default ``60,600``):
   them done; and the events per second the gateway's tracker applies.
 - ``memory``: peaks of the gateway, the converter and ffmpeg with a 1 GiB video in, its MP3 out.
 - ``upload``: a 1 GiB multipart body streamed into the blob store in-process: peak RSS growth.
+- ``client``: ``video2mp3 convert`` uploading 64 MiB and 1 GiB to ``video2mp3 dev``: its upload
+  time against curl's, and its peak RSS (streamed, so it should not grow with the file).
 - ``live``: what open pages cost the gateway on gunicorn (``bench/live.py``).
 - ``cache``: a conversion cache hit on a ``BENCH_CACHE_MB`` (default 500) MB upload against the
   upload itself, over HTTP on the embedded stack (``bench/cache.py``).
@@ -31,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cache, e2e, live, throughput
+from bench import cache, client, e2e, live, throughput
 from bench.media import FFMPEG, bare, make_video, repeated
 from bench.memory import peaks
 from bench.stack import distributed, embedded
@@ -46,7 +48,7 @@ from video2mp3.domain.options import ConversionOptions
 RUNS = 3
 SECONDS = [int(s) for s in os.environ.get("BENCH_SECONDS", "60,600").split(",")]
 SECTIONS = os.environ.get(
-    "BENCH_SECTIONS", "converter,copy,options,e2e,throughput,memory,upload,live,cache"
+    "BENCH_SECTIONS", "converter,copy,options,e2e,throughput,memory,upload,live,cache,client"
 )
 CACHE = Path(os.environ.get("BENCH_CACHE", "bench/out/media"))
 
@@ -140,6 +142,8 @@ def main() -> None:
             results["tracker"] = throughput.tracker_capacity()
         if "memory" in sections:
             results["memory_1GiB"] = peaks(gibibyte_video(longest))
+        if "client" in sections:
+            results["client_upload"] = client.upload(CACHE)
         if "live" in sections:
             results["live_pages"] = live.measure(live.STREAMS)
     print_table(results)

@@ -20,6 +20,7 @@ from tests.support import (
     CORPUS,
     MYSQL_URL,
     SAMPLES,
+    Receiver,
     free_port,
     make_sample,
     missing,
@@ -124,3 +125,11 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver: a real HTTP server on loopback."""
+    server = Receiver()
+    yield server
+    server.close()

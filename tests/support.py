@@ -1,4 +1,5 @@
-"""Test helpers shared by every layer: reaching real services, generating and inspecting media."""
+"""Test helpers shared by every layer: reaching real services, generating and inspecting media,
+receiving webhooks."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -350,3 +354,42 @@ def loudness(path: Path) -> tuple[float, float]:
     assert integrated, summary
     assert peak, summary
     return float(integrated.group(1)), float(peak.group(1))
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+class Receiver:
+    """A real HTTP server that records every request and answers from a script."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.answers: list[tuple[int, dict[str, str], float]] = []  # status, headers, delay
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers.items()), body))
+                status, headers, delay = (
+                    receiver.answers.pop(0) if receiver.answers else (204, {}, 0.0)
+                )
+                time.sleep(delay)  # a slow receiver, to meet the sender's timeout
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "20")
+                self.end_headers()
+                self.wfile.write(b"receiver says hello\n")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.handle_error = lambda *_: None  # type: ignore[method-assign]  # a client gone
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

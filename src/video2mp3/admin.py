@@ -12,7 +12,6 @@ import dataclasses
 import json
 from typing import Any
 
-from video2mp3 import bootstrap
 from video2mp3.settings import Settings
 
 COLUMNS = ("owner_id", "email", "jobs", "active_jobs", "video_bytes", "mp3_bytes", "stored_bytes")
@@ -27,6 +26,8 @@ def add_commands(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from video2mp3 import bootstrap  # here: the client's commands need none of the server
+
     rows = [
         {**dataclasses.asdict(u), "stored_bytes": u.stored_bytes}
         for u in bootstrap.jobs(settings).usage()

@@ -15,19 +15,20 @@ from argon2 import PasswordHasher
 from flask import Flask
 
 from video2mp3 import migrations
+from video2mp3.adapters.sql.deliveries import SQLDeliverySchedule
 from video2mp3.adapters.sql.engine import create_engine
 from video2mp3.adapters.sql.jobs import SQLJobRepository
 from video2mp3.adapters.sql.users import SQLUserRepository
+from video2mp3.adapters.sql.webhooks import SQLWebhookRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing
-from video2mp3.converter.media import Transcoder, find_ffmpeg
-from video2mp3.converter.probing import check_probe
-from video2mp3.converter.worker import Converter
 from video2mp3.converter.workspace import remove_leftovers
 from video2mp3.gateway import background
 from video2mp3.gateway.app import create_app as create_gateway_app
 from video2mp3.gateway.service import Gateway
+from video2mp3.gateway.webhooks import Webhooks
 from video2mp3.health import Check
+from video2mp3.notifier.webhooks import Sender, WebhookDeliverer
 from video2mp3.notifier.worker import Notifier
 from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import Bus, GiveUp, Handler
@@ -36,7 +37,8 @@ from video2mp3.ports.jobs import JobRepository
 from video2mp3.ports.mail import Mailer
 from video2mp3.settings import Settings
 from video2mp3.signing import DownloadLinks, SecretRing
-from video2mp3.worker import Loop
+from video2mp3.ssrf import UrlGuard
+from video2mp3.worker import Loop, repeat
 
 
 def create_schemas(settings: Settings, *services: str) -> None:
@@ -47,6 +49,9 @@ def create_schemas(settings: Settings, *services: str) -> None:
     if "gateway" in services:
         settings.require("the gateway", "jobs_db_url")
         migrations.upgrade(create_engine(str(settings.jobs_db_url)), "gateway")
+    if "notifier" in services:
+        settings.require("the notifier", "notifier_db_url")
+        migrations.upgrade(create_engine(str(settings.notifier_db_url)), "notifier")
 
 
 def blob_store(settings: Settings, service: str) -> BlobStore:
@@ -142,8 +147,12 @@ def gateway_app(
         max_active_jobs=settings.max_active_jobs,
         cache_across_owners=settings.cache_across_owners,
     )
+    settings.require("the gateway", "jobs_db_url")
+    registrations = SQLWebhookRepository(create_engine(str(settings.jobs_db_url)))
+    webhooks = Webhooks(registrations, UrlGuard(settings.allowed_networks))
     return create_gateway_app(
         service,
+        webhooks,
         identity,
         {},
         signup_enabled=settings.signup_enabled,
@@ -168,14 +177,20 @@ def gateway_worker(
     # only: copying the video in, probing it (up to a minute) and storing the MP3 send no news.
     # Twice the timeout plus five minutes for those, so a small timeout never fails a live job.
     stalled_after = timedelta(seconds=2 * settings.conversion_timeout_seconds + 300)
+    webhooks = SQLWebhookRepository(create_engine(str(settings.jobs_db_url)))
     work = background.Background(
-        jobs, blobs, bus, stalled_after=stalled_after, orphan_grace=settings.orphan_grace
+        jobs, blobs, bus, webhooks, stalled_after=stalled_after, orphan_grace=settings.orphan_grace
     )
     checks = {"database": jobs.ping, "blobs": blobs.ping, "bus": bus.ping}
     return Worker(work.loops(), checks), work
 
 
 def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
+    # Imported here: the media stack needs the `converter` extra, which the web images lack.
+    from video2mp3.converter.media import Transcoder, find_ffmpeg
+    from video2mp3.converter.probing import check_probe
+    from video2mp3.converter.worker import Converter
+
     check_probe()
     remove_leftovers()
     transcoder = Transcoder(
@@ -191,13 +206,29 @@ def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
 
 
 def notifier_worker(settings: Settings, mailer: Mailer, bus: Bus) -> Worker:
+    """Emails, and webhook deliveries: scheduled by the consumer, sent by their own loop."""
+    settings.require("the notifier", "notifier_db_url")
+    schedule = SQLDeliverySchedule(create_engine(str(settings.notifier_db_url)))
+    webhooks = WebhookDeliverer(
+        schedule,
+        Sender(UrlGuard(settings.allowed_networks)),
+        mailer,
+        bus,
+        mail_from=settings.mail_from,
+        public_url=settings.public_url,
+    )
     notifier = Notifier(
-        mailer, links(settings), mail_from=settings.mail_from, public_url=settings.public_url
+        mailer,
+        links(settings),
+        mail_from=settings.mail_from,
+        public_url=settings.public_url,
+        webhooks=webhooks,
     )
-    return Worker(
-        {"notifier": consume(bus, "notifier", notifier.handle)},
-        {"bus": bus.ping, "mail": mailer.ping},
-    )
+    loops = {
+        "notifier": consume(bus, "notifier", notifier.handle),
+        "webhooks": lambda stop: repeat(webhooks.deliver_due, stop, 1.0, webhooks.wake),
+    }
+    return Worker(loops, {"bus": bus.ping, "mail": mailer.ping, "database": schedule.ping})
 
 
 def consume(bus: Bus, queue: str, handler: Handler, give_up: GiveUp | None = None) -> Loop:

@@ -1,4 +1,6 @@
-"""The ``video2mp3`` command: ``serve <service>``, ``dev``, ``keygen`` and ``admin``."""
+"""The ``video2mp3`` command: the server side (``serve <service>``, ``dev``, ``keygen``,
+``admin``) and the client (``login``, ``logout``, ``convert``, ``jobs``, ``get``, ``rm``:
+``video2mp3.client``)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from video2mp3 import admin, bootstrap, logs, web
-from video2mp3.auth.app import create_app as auth_app
+from video2mp3 import admin, logs
+from video2mp3.client import commands as client
 from video2mp3.errors import SettingsError, Unavailable
 from video2mp3.settings import Settings, load
-from video2mp3.worker import run_worker
 
 # The workers' only listener is their admin listener (video2mp3.health).
 PORTS = {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083, "gateway-worker": 8084}
@@ -19,6 +20,11 @@ ADMIN_PORTS = {"gateway": 9080, "auth": 9081}
 
 def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
     """Run one service in the foreground: web services on gunicorn, workers as their loops."""
+    # Imported here, so that the client's commands start without loading the server's frameworks.
+    from video2mp3 import bootstrap, web
+    from video2mp3.auth.app import create_app as auth_app
+    from video2mp3.worker import run_worker
+
     http = {
         "port": port,
         "admin_port": admin_port,
@@ -57,7 +63,11 @@ def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
     elif service == "converter":
         worker = bootstrap.converter_worker(settings, bootstrap.blob_store(settings, service), bus)
     else:
-        worker = bootstrap.notifier_worker(settings, bootstrap.mailer(settings, service), bus)
+        mailer = bootstrap.mailer(settings, service)
+        settings.require("the notifier", "notifier_db_url")
+        bootstrap.links(settings)  # fail fast, before migrating: keys
+        bootstrap.create_schemas(settings, "notifier")
+        worker = bootstrap.notifier_worker(settings, mailer, bus)
     return run_worker(worker.loops, port=admin_port, checks=worker.checks, on_stop=bus.close)
 
 
@@ -85,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         "--links", action="store_true", help="an HMAC key for VIDEO2MP3_LINK_KEY_DIR"
     )
     admin.add_commands(commands)
+    client.add_commands(commands)
     args = parser.parse_args(argv)
+    if hasattr(args, "run"):  # a client command: it needs none of the server's settings
+        return client.run(args)
 
     try:
         settings = load()

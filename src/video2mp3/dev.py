@@ -32,6 +32,7 @@ Open {url} in a browser, or use the API:
   curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/jobs/<id>
   curl -H "Authorization: Bearer $TOKEN" -o song.mp3 {url}/api/v1/jobs/<id>/mp3
 
+Or with the client: video2mp3 login --server {url}; video2mp3 convert video.mp4
 Emails land in {data}/outbox; the API is described at {url}/openapi.json
 """
 
@@ -42,6 +43,7 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
     settings = load(
         auth_db_url=f"sqlite:///{data}/auth.db",
         jobs_db_url=f"sqlite:///{data}/jobs.db",
+        notifier_db_url=f"sqlite:///{data}/notifier.db",
         broker_url="memory://",
         mongodb_url=None,
         smtp_url=None,
@@ -56,7 +58,7 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
         generate(data / "keys")
     if not any((data / "link-keys").glob("*.key")):
         signing.generate(data / "link-keys")
-    bootstrap.create_schemas(settings, "auth", "gateway")
+    bootstrap.create_schemas(settings, "auth", "gateway", "notifier")
     bus = bootstrap.bus(settings, "dev")
     blobs = bootstrap.blob_store(settings, "dev")
     jobs = bootstrap.jobs(settings)

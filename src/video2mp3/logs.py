@@ -42,3 +42,5 @@ def configure(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.WARNING)
+    # Alembic announces each plugin it loads, on its first import: no news for an operator.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

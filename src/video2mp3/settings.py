@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from video2mp3.domain.storage import Retention, parse_duration
 from video2mp3.errors import SettingsError
+from video2mp3.ssrf import Network, parse_networks
 
 PREFIX = "VIDEO2MP3_"
 
@@ -26,6 +27,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]  # 0, 45s, 90m,
 _SCHEMES: dict[str, tuple[str, ...]] = {
     "auth_db_url": ("mysql+pymysql://", "sqlite://"),
     "jobs_db_url": ("mysql+pymysql://", "sqlite://"),
+    "notifier_db_url": ("mysql+pymysql://", "sqlite://"),
     "broker_url": ("amqp://", "amqps://", "memory://"),
     "mongodb_url": ("mongodb://", "mongodb+srv://"),
     "smtp_url": ("smtp://", "smtps://"),
@@ -41,6 +43,7 @@ class Settings(BaseSettings):
 
     auth_db_url: str | None = None
     jobs_db_url: str | None = None
+    notifier_db_url: str | None = None
     broker_url: str | None = None
     broker_prefix: str = Field("video2mp3", pattern=r"^[a-z0-9][a-z0-9._-]{0,60}$")
     mongodb_url: str | None = None
@@ -81,6 +84,7 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(19 * 1024, ge=8 * 1024, le=1024 * 1024)
     argon2_time_cost: int = Field(2, ge=1, le=20)
     argon2_parallelism: int = Field(1, ge=1, le=16)
+    webhook_allowed_networks: str = ""  # comma-separated CIDRs webhooks may reach anyway
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(*_SCHEMES)
@@ -96,6 +100,16 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("the port is not a number") from None
         return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def allowed_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.webhook_allowed_networks)
 
     def retention(self) -> Retention:
         keep_mp3s = self.keep_mp3s_for if self.keep_mp3s_for > timedelta(0) else None

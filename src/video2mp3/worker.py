@@ -13,14 +13,43 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 
+from video2mp3.backoff import Backoff
 from video2mp3.errors import Unavailable
 from video2mp3.health import Check, Health
 
 log = logging.getLogger(__name__)
 
 Loop = Callable[[threading.Event], None]  # runs until the event is set
+
+
+def repeat(
+    step: Callable[[], bool], stop: threading.Event, idle: float, wake: threading.Event
+) -> None:
+    """Call ``step`` until ``stop``: again at once while it has work, after ``idle`` seconds (or a
+    ``wake``) when it has none, with growing delays while it fails."""
+    backoff = Backoff(first=idle)
+    while not stop.is_set():
+        try:
+            busy = step()
+            backoff.reset()
+        except Unavailable as exc:
+            log.warning("paused: %s", exc.message)
+            busy, idle_for = False, backoff.next()
+        except Exception:
+            log.exception("background step failed")
+            busy, idle_for = False, backoff.next()
+        else:
+            idle_for = idle
+        if not busy:
+            deadline = time.monotonic() + idle_for
+            while (
+                not (stop.is_set() or wake.is_set()) and (left := deadline - time.monotonic()) > 0
+            ):
+                wake.wait(min(left, 0.5))
+            wake.clear()
 
 
 def run_worker(

@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from video2mp3 import migrations
+from video2mp3.adapters.sql.deliveries import metadata as notifier_metadata
 from video2mp3.adapters.sql.engine import create_engine, ping
 from video2mp3.adapters.sql.jobs import SQLJobRepository as JobRepository
 from video2mp3.adapters.sql.jobs import metadata as jobs_metadata
@@ -51,7 +52,8 @@ class SQLContract:
         return UserRepository(engine)
 
     @pytest.mark.parametrize(
-        ("service", "metadata"), [("auth", users_metadata), ("gateway", jobs_metadata)]
+        ("service", "metadata"),
+        [("auth", users_metadata), ("gateway", jobs_metadata), ("notifier", notifier_metadata)],
     )
     def test_migrations_build_exactly_the_models_schema(
         self, engine: sa.Engine, service: migrations.Service, metadata: sa.MetaData

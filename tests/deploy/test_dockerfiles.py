@@ -1,13 +1,16 @@
 """Container images: hadolint passes on every Dockerfile, and each service gets its own target.
 
-Every target runs as a numeric non-root user, exposes its service's port, and only the converter
-image carries the `converter` extra (the bundled ffmpeg and PyAV).
+Every target runs as a numeric non-root user, exposes its service's port, and installs its
+dependencies from a hashed lock: only the converter image carries the `converter` extra (the
+bundled ffmpeg and PyAV), and the web targets are built without running the converter's stages.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,5 +71,37 @@ def test_each_service_has_a_locked_down_target(service_ports: dict[str, int]) ->
         (venv_stage,) = re.findall(
             r"^COPY --from=(\S+) /opt/venv", "\n".join(instructions), re.MULTILINE
         )
-        extra = any("[converter]" in line for line in lineage(all_stages, venv_stage))
-        assert extra == (service == "converter"), service
+        installs = [line for line in lineage(all_stages, venv_stage) if "pip install" in line]
+        locks = {
+            lock for line in installs for lock in re.findall(r"--require-hashes -r (\S+)", line)
+        }
+        assert locks == {"web.lock", "converter.lock"} if service == "converter" else {"web.lock"}
+        assert all(re.search(r"--require-hashes|--no-deps", line) for line in installs), service
+
+
+def test_the_web_targets_come_before_every_converter_stage() -> None:
+    """The legacy builder (no BuildKit) runs every stage above the target, whatever it needs."""
+    (dockerfile,) = DOCKERFILES
+    all_stages = stages(dockerfile)
+    order = list(all_stages)
+    for service in ("auth", "gateway", "notifier"):
+        above = order[: order.index(service) + 1]
+        heavy = [name for name in above if "converter.lock" in " ".join(all_stages[name][1])]
+        assert heavy == [], service
+
+
+def test_the_web_services_start_without_the_converter_extra() -> None:
+    """The web images lack the `converter` extra: the command must import without it."""
+    extra = tomllib.loads((DOCKER.parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["converter"]
+    modules = [re.split(r"[\[<>=~! ]", spec)[0].replace("-", "_") for spec in extra]
+    script = (
+        f"import sys; sys.modules.update(dict.fromkeys({modules!r}));"
+        "from video2mp3.cli import main; main(['serve', '--help'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gateway" in result.stdout

@@ -92,6 +92,7 @@ def system(
         {
             "VIDEO2MP3_AUTH_DB_URL": new_mysql_database(),
             "VIDEO2MP3_JOBS_DB_URL": new_mysql_database(),
+            "VIDEO2MP3_NOTIFIER_DB_URL": new_mysql_database(),
             "VIDEO2MP3_BROKER_URL": amqp_url,
             "VIDEO2MP3_BROKER_PREFIX": prefix,
             "VIDEO2MP3_MONGODB_URL": mongodb_url,
@@ -100,6 +101,7 @@ def system(
             "VIDEO2MP3_JWT_KEY_DIR": str(tmp_path / "keys"),
             "VIDEO2MP3_LINK_KEY_DIR": str(tmp_path / "link-keys"),
             "VIDEO2MP3_WEB_WORKERS": "2",
+            "VIDEO2MP3_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the tests' receivers
         },
     )
     services.start("auth", "auth")

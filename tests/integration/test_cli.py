@@ -45,6 +45,15 @@ def serve(service: str, **settings: str) -> subprocess.CompletedProcess[str]:
         (
             "notifier",
             {"VIDEO2MP3_BROKER_URL": "amqp://x", "VIDEO2MP3_MAIL_OUTBOX_DIR": "/tmp/x"},
+            "VIDEO2MP3_NOTIFIER_DB_URL is required",
+        ),
+        (
+            "notifier",
+            {
+                "VIDEO2MP3_BROKER_URL": "amqp://x",
+                "VIDEO2MP3_MAIL_OUTBOX_DIR": "/tmp/x",
+                "VIDEO2MP3_NOTIFIER_DB_URL": "sqlite://",
+            },
             "VIDEO2MP3_LINK_KEY_DIR is required",
         ),
         (
@@ -102,6 +111,7 @@ def test_a_taken_admin_port_stops_the_service_with_one_line(service: str, tmp_pa
                 "VIDEO2MP3_JWT_KEY_DIR": str(tmp_path / "keys"),
                 "VIDEO2MP3_BROKER_URL": "memory://",
                 "VIDEO2MP3_MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+                "VIDEO2MP3_NOTIFIER_DB_URL": f"sqlite:///{tmp_path}/notifier.db",
                 "VIDEO2MP3_LINK_KEY_DIR": str(tmp_path / "link-keys"),
             },
             capture_output=True,

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.webhooks import WebhookTarget
 from video2mp3.errors import InvalidEvent, InvalidRequest
 
 VERSION = 1
@@ -92,10 +93,26 @@ class JobFinished:
     error_code: str | None = None
     error_message: str | None = None
     expires_at: str | None = None  # ISO 8601: when the job and its MP3 are deleted; None: kept
+    webhooks: tuple[WebhookTarget, ...] = ()  # the owner's endpoints to tell
+
+
+@dataclass(frozen=True)
+class WebhookDisabled:
+    """The notifier gave up on an endpoint that kept failing; the gateway stops sending to it.
+    The envelope's ``job_id`` is the job whose delivery failed last."""
+
+    TYPE: ClassVar[str] = "webhook.disabled"
+    webhook_id: str
+    reason: str
 
 
 Data = (
-    ConversionRequested | ConversionProgress | ConversionSucceeded | ConversionFailed | JobFinished
+    ConversionRequested
+    | ConversionProgress
+    | ConversionSucceeded
+    | ConversionFailed
+    | JobFinished
+    | WebhookDisabled
 )
 DATA_TYPES: dict[str, type[Data]] = {
     cls.TYPE: cls
@@ -105,6 +122,7 @@ DATA_TYPES: dict[str, type[Data]] = {
         ConversionSucceeded,
         ConversionFailed,
         JobFinished,
+        WebhookDisabled,
     )
 }
 
@@ -169,6 +187,11 @@ def _build(cls: type[Any], values: object) -> Any:
     kwargs = {k: v for k, v in values.items() if k in known}
     if "owner" in kwargs:
         kwargs["owner"] = _build(Owner, kwargs["owner"])
+    if cls is JobFinished:
+        targets = kwargs.get("webhooks") or []
+        if not isinstance(targets, list):
+            raise TypeError("webhooks must be a JSON array")
+        kwargs["webhooks"] = tuple(_build(WebhookTarget, target) for target in targets)
     if cls is ConversionRequested:
         # Version 1 events before options existed carried only a bitrate.
         legacy = {"bitrate": values["bitrate_kbps"]} if values.get("bitrate_kbps") else {}

@@ -23,6 +23,7 @@ from video2mp3.domain.events import (
 )
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.domain.storage import Retention
+from video2mp3.domain.webhooks import WebhookTarget
 
 
 class Status(StrEnum):
@@ -117,8 +118,10 @@ class Job:
     def owner(self) -> Owner:
         return Owner(id=self.owner_id, email=self.owner_email)
 
-    def finished_event(self, correlation_id: str | None) -> Event:
-        """The ``job.finished`` event for a finished job."""
+    def finished_event(
+        self, correlation_id: str | None, webhooks: tuple[WebhookTarget, ...] = ()
+    ) -> Event:
+        """The ``job.finished`` event for a finished job, for its owner's ``webhooks`` too."""
         assert self.finished
         data = JobFinished(
             status=str(self.status),
@@ -129,6 +132,7 @@ class Job:
             duration=self.duration,
             error_code=self.error_code,
             error_message=self.error_message,
+            webhooks=webhooks,
             expires_at=iso(self.expires_at),
         )
         return Event(job_id=self.id, data=data, correlation_id=correlation_id)

@@ -1,10 +1,11 @@
-"""The versioned JSON API: ``/api/v1/users`` and ``/api/v1/jobs``. Each view parses, calls one
-use case of ``Gateway`` and serialises."""
+"""The versioned JSON API: ``/api/v1/users``, ``/api/v1/jobs`` and ``/api/v1/webhooks``. Each
+view parses, calls one use case of ``Gateway`` (or ``Webhooks``) and serialises."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from video2mp3.errors import InvalidRequest
 from video2mp3.gateway.http import (
     gateway,
     identity,
@@ -14,6 +15,7 @@ from video2mp3.gateway.http import (
     principal,
     upload_from_request,
 )
+from video2mp3.gateway.webhooks import Webhooks, webhook_json
 from video2mp3.web import credentials_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -67,4 +69,32 @@ def get_mp3(job_id: str) -> Response:
 def delete_job(job_id: str) -> Response:
     """Delete the job, its video and its MP3."""
     gateway().delete(principal(), job_id)
+    return Response(status=204)
+
+
+def webhooks() -> Webhooks:
+    service: Webhooks = current_app.extensions["video2mp3.webhooks"]
+    return service
+
+
+@bp.post("/webhooks")
+def create_webhook() -> tuple[Response, int]:
+    """Register ``{"url", "events"}``: 201 with the signing secret, shown this once."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidRequest('send {"url": "https://...", "events": ["job.succeeded"]} as JSON')
+    webhook = webhooks().register(principal(), body.get("url"), body.get("events"))
+    return jsonify(webhook_json(webhook, with_secret=True)), 201
+
+
+@bp.get("/webhooks")
+def list_webhooks() -> Response:
+    """The caller's webhooks (without their secrets)."""
+    return jsonify(items=[webhook_json(w) for w in webhooks().list(principal())])
+
+
+@bp.delete("/webhooks/<webhook_id>")
+def delete_webhook(webhook_id: str) -> Response:
+    """Stop sending to this endpoint."""
+    webhooks().delete(principal(), webhook_id)
     return Response(status=204)

@@ -8,12 +8,14 @@ from video2mp3 import web
 from video2mp3.gateway import api, legacy, live, openapi, page, session
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import TokenVerifier
+from video2mp3.gateway.webhooks import Webhooks
 from video2mp3.health import Check, Health
 from video2mp3.ports.identity import Identity
 
 
 def create_app(
     gateway: Gateway,
+    webhooks: Webhooks,
     identity: Identity,
     dependencies: dict[str, Check],
     *,
@@ -21,12 +23,13 @@ def create_app(
     public_url: str = "",
     max_streams: int = 24,
 ) -> Flask:
-    """A Flask app over ``gateway``; ``dependencies`` are the checks of its dependencies beyond
-    the jobs database and the blob store (reported by its admin listener); ``max_streams`` caps
-    the pages this process keeps live (each holds a thread)."""
+    """A Flask app over ``gateway`` and ``webhooks``; ``dependencies`` are the checks of its
+    dependencies beyond the jobs database and the blob store (reported by its admin listener);
+    ``max_streams`` caps the pages this process keeps live (each holds a thread)."""
     app = Flask(__name__)
     app.config.update(SIGNUP_ENABLED=signup_enabled, PUBLIC_URL=public_url)
     app.extensions["video2mp3.gateway"] = gateway
+    app.extensions["video2mp3.webhooks"] = webhooks
     app.extensions["video2mp3.identity"] = identity
     app.extensions["video2mp3.verifier"] = TokenVerifier(identity)
     app.extensions["video2mp3.feed"] = feed = live.JobFeed(gateway.jobs, max_streams)

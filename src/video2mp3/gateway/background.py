@@ -18,21 +18,18 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from datetime import timedelta
 
 from prometheus_client import Counter, Gauge
 
-from video2mp3.backoff import Backoff
-from video2mp3.domain.events import ConversionSucceeded, Event
+from video2mp3.domain.events import ConversionSucceeded, Event, WebhookDisabled
 from video2mp3.domain.jobs import utcnow
-from video2mp3.errors import Unavailable
 from video2mp3.gateway.service import delete_blobs
 from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import Bus
 from video2mp3.ports.jobs import JobRepository
-from video2mp3.worker import Loop
+from video2mp3.ports.webhooks import WebhookRepository
+from video2mp3.worker import Loop, repeat
 
 log = logging.getLogger(__name__)
 
@@ -70,33 +67,6 @@ def track(jobs: JobRepository, blobs: BlobStore, event: Event) -> bool:
     return changed and job is not None and job.finished
 
 
-def repeat(
-    step: Callable[[], bool], stop: threading.Event, idle: float, wake: threading.Event
-) -> None:
-    """Call ``step`` until ``stop``: again at once while it has work, after ``idle`` seconds (or a
-    ``wake``) when it has none, with growing delays while it fails."""
-    backoff = Backoff(first=idle)
-    while not stop.is_set():
-        try:
-            busy = step()
-            backoff.reset()
-        except Unavailable as exc:
-            log.warning("paused: %s", exc.message)
-            busy, idle_for = False, backoff.next()
-        except Exception:
-            log.exception("background step failed")
-            busy, idle_for = False, backoff.next()
-        else:
-            idle_for = idle
-        if not busy:
-            deadline = time.monotonic() + idle_for
-            while (
-                not (stop.is_set() or wake.is_set()) and (left := deadline - time.monotonic()) > 0
-            ):
-                wake.wait(min(left, 0.5))
-            wake.clear()
-
-
 class Background:
     """The gateway's loops over its jobs, blobs and bus; ``wake_relay`` after an upload when the
     relay runs in the same process."""
@@ -106,11 +76,12 @@ class Background:
         jobs: JobRepository,
         blobs: BlobStore,
         bus: Bus,
+        webhooks: WebhookRepository,
         *,
         stalled_after: timedelta,
         orphan_grace: timedelta = timedelta(days=1),
     ) -> None:
-        self.jobs, self.blobs, self.bus = jobs, blobs, bus
+        self.jobs, self.blobs, self.bus, self.webhooks = jobs, blobs, bus, webhooks
         self.stalled_after = stalled_after
         self.orphan_grace = orphan_grace
         self._relay_wake = threading.Event()
@@ -166,6 +137,9 @@ class Background:
         return False
 
     def _track(self, event: Event) -> None:
+        if isinstance(event.data, WebhookDisabled):
+            self.webhooks.disable(event.data.webhook_id, event.data.reason)
+            return
         if track(self.jobs, self.blobs, event):
             self._sweep_wake.set()  # its video may go now
 

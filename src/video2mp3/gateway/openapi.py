@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from video2mp3.domain.options import describe
+from video2mp3.domain.webhooks import EVENTS
 from video2mp3.gateway.service import MAX_OFFSET, MAX_PAGE
 
 bp = Blueprint("openapi", __name__)
@@ -214,6 +215,44 @@ SPEC: dict[str, Any] = {
                 "responses": _MP3,
             }
         },
+        "/api/v1/webhooks": {
+            "post": {
+                "summary": "Register an endpoint for job.succeeded/job.failed (Standard Webhooks)",
+                "description": "The URL must resolve to public addresses only; the signing"
+                " secret is in this answer only. 422 webhook_url_refused says why a URL is not"
+                " accepted; 409 past the limit per user.",
+                "security": _BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("NewWebhook")}},
+                },
+                "responses": {
+                    "201": _json(_ref("Webhook"), "The endpoint, with its secret"),
+                    "409": _ERROR,
+                    **_ERRORS,
+                },
+            },
+            "get": {
+                "summary": "The caller's webhook endpoints (without secrets)",
+                "security": _BEARER,
+                "responses": {"200": _json(_ref("WebhookList"), "The endpoints"), **_ERRORS},
+            },
+        },
+        "/api/v1/webhooks/{webhook_id}": {
+            "delete": {
+                "summary": "Delete an endpoint",
+                "security": _BEARER,
+                "parameters": [
+                    {
+                        "name": "webhook_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {"204": {"description": "Deleted"}, **_ERRORS},
+            }
+        },
         # Readiness and /metrics are on the admin port, not part of the public API.
         "/healthz": {
             "get": {"summary": "The server answers", "responses": {"200": {"description": "Up"}}}
@@ -286,6 +325,35 @@ SPEC: dict[str, Any] = {
                     },
                     "links": {"type": "object"},
                 },
+            },
+            "NewWebhook": {
+                "type": "object",
+                "required": ["url"],
+                "properties": {
+                    "url": {"type": "string", "format": "uri", "maxLength": 2048},
+                    "events": {
+                        "type": "array",
+                        "items": {"enum": list(EVENTS)},
+                        "minItems": 1,
+                        "description": "default: all",
+                    },
+                },
+            },
+            "Webhook": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "url": {"type": "string"},
+                    "events": {"type": "array", "items": {"enum": list(EVENTS)}},
+                    "secret": {"type": "string", "description": "whsec_...; at creation only"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "disabled": {"type": "boolean"},
+                    "disabled_reason": {"type": ["string", "null"]},
+                },
+            },
+            "WebhookList": {
+                "type": "object",
+                "properties": {"items": {"type": "array", "items": _ref("Webhook")}},
             },
             "JobPage": {
                 "type": "object",

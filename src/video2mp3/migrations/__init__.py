@@ -1,6 +1,7 @@
-"""Schema migrations (Alembic) for the two databases: auth's users and the gateway's jobs.
+"""Schema migrations (Alembic) for the services' databases: auth's users, the gateway's jobs and
+the notifier's webhook deliveries.
 
-One environment (``env.py``) serves both; each service's revisions live in its own folder and
+One environment (``env.py``) serves them all; each service's revisions live in its own folder and
 its database records its own version. ``upgrade(engine, service)`` brings a database to the
 newest schema; services run it once at start-up, before their workers fork.
 """
@@ -20,7 +21,7 @@ from video2mp3.adapters.sql.engine import translated
 
 HERE = Path(__file__).parent
 
-Service = Literal["auth", "gateway"]
+Service = Literal["auth", "gateway", "notifier"]
 
 
 def config(service: Service, connection: sa.Connection) -> Config:

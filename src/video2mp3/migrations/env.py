@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
+from video2mp3.adapters.sql.deliveries import metadata as notifier_metadata
 from video2mp3.adapters.sql.jobs import metadata as gateway_metadata
 from video2mp3.adapters.sql.users import metadata as auth_metadata
 
-METADATA = {"auth": auth_metadata, "gateway": gateway_metadata}
+METADATA = {"auth": auth_metadata, "gateway": gateway_metadata, "notifier": notifier_metadata}
 
 config = context.config
 service = config.attributes["service"]

@@ -1,4 +1,5 @@
-"""Turn ``job.finished`` (sent by the gateway once per job) into an email to its owner."""
+"""Turn ``job.finished`` (sent by the gateway once per job) into an email to its owner and
+deliveries to the owner's webhooks (``notifier.webhooks``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from prometheus_client import Counter
 
 from video2mp3.domain.events import Event, JobFinished
 from video2mp3.domain.jobs import mp3_filename
+from video2mp3.notifier.webhooks import WebhookDeliverer
 from video2mp3.ports.mail import Mailer
 from video2mp3.signing import DownloadLinks
 
@@ -20,14 +22,23 @@ EMAILS = Counter("video2mp3_emails_total", "Emails sent, by event type", ["event
 
 class Notifier:
     def __init__(
-        self, mailer: Mailer, links: DownloadLinks, *, mail_from: str, public_url: str
+        self,
+        mailer: Mailer,
+        links: DownloadLinks,
+        *,
+        mail_from: str,
+        public_url: str,
+        webhooks: WebhookDeliverer | None = None,
     ) -> None:
         self.mailer = mailer
         self.links = links
+        self.webhooks = webhooks
         self.mail_from = mail_from
         self.public_url = public_url.rstrip("/")
 
     def handle(self, event: Event) -> None:
+        if self.webhooks is not None:
+            self.webhooks.schedule(event)  # idempotent, so first: a failed email retries it too
         message = self.compose(event)
         if message is not None:
             self.mailer.send(message)

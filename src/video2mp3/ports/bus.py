@@ -14,7 +14,12 @@ from video2mp3.domain.events import Event
 # queue -> binding keys (topic patterns over event types)
 QUEUES: dict[str, tuple[str, ...]] = {
     "converter": ("conversion.requested",),
-    "gateway": ("conversion.progress", "conversion.succeeded", "conversion.failed"),
+    "gateway": (
+        "conversion.progress",
+        "conversion.succeeded",
+        "conversion.failed",
+        "webhook.disabled",
+    ),
     "notifier": ("job.finished",),
 }
 

@@ -17,10 +17,11 @@ from sqlalchemy.orm.exc import UnmappedClassError
 
 from video2mp3.adapters.sql.engine import ping, translated
 from video2mp3.adapters.sql.storage import StorageQueries
-from video2mp3.adapters.sql.tables import jobs, metadata, outbox
+from video2mp3.adapters.sql.tables import jobs, metadata, outbox, webhooks
 from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job, Status, stalled_event, utcnow
 from video2mp3.domain.storage import Retention
+from video2mp3.domain.webhooks import WebhookTarget, event_type
 from video2mp3.errors import InvalidEvent, Unavailable
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class SQLJobRepository(StorageQueries):
                 return False
             job.reuse(source, self.retention)
             session.add(job)
-            _enqueue(session, job.finished_event(correlation_id))
+            _enqueue(session, job.finished_event(correlation_id, _targets(session, job)))
         return True
 
     def page(self, owner_id: int, *, limit: int, offset: int) -> tuple[list[Job], int]:
@@ -150,7 +151,7 @@ class SQLJobRepository(StorageQueries):
             changed = job is not None and job.apply(event)
             if changed and job is not None and job.finished:
                 job.stamp(self.retention)
-                _enqueue(session, job.finished_event(event.correlation_id))
+                _enqueue(session, job.finished_event(event.correlation_id, _targets(session, job)))
         return job, changed
 
     def relay_outbox(self, publish: Callable[[str], None], batch: int = 100) -> int:
@@ -200,7 +201,7 @@ class SQLJobRepository(StorageQueries):
             for job in stalled:
                 job.apply(stalled_event(job))
                 job.stamp(self.retention)
-                _enqueue(session, job.finished_event(None))
+                _enqueue(session, job.finished_event(None, _targets(session, job)))
         return [job.id for job in stalled]
 
     def ping(self) -> None:
@@ -209,6 +210,19 @@ class SQLJobRepository(StorageQueries):
     def outbox_depth(self) -> int:
         with translated(), self.engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
+
+
+def _targets(session: Session, job: Job) -> tuple[WebhookTarget, ...]:
+    """The owner's enabled endpoints that subscribe to how ``job`` ended."""
+    wanted = event_type(job.status)
+    rows = session.execute(
+        sa.select(webhooks.c.id, webhooks.c.url, webhooks.c.secret, webhooks.c.events)
+        .where(webhooks.c.owner_id == job.owner_id, webhooks.c.disabled_at.is_(None))
+        .order_by(webhooks.c.created_at)
+    ).all()
+    return tuple(
+        WebhookTarget(r.id, r.url, r.secret) for r in rows if wanted in r.events.split(",")
+    )
 
 
 def _enqueue(session: Session, event: Event) -> None:

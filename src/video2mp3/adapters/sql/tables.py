@@ -76,3 +76,18 @@ outbox = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+# A user's webhook endpoints (``SQLWebhookRepository``); read by the jobs repository too,
+# because settling a job puts its owner's endpoints into ``job.finished`` in the same transaction.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("owner_id", sa.Integer, nullable=False, index=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.String(200), nullable=False),  # comma-separated
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("disabled_at", Timestamp),
+    sa.Column("disabled_reason", sa.Text),
+)
