@@ -101,6 +101,7 @@ def test_a_users_journey_through_hardened_containers(
                 "VIDEO2MP3_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
                 "VIDEO2MP3_MAIL_FROM": "video2mp3 <noreply@example.com>",
                 "VIDEO2MP3_PUBLIC_URL": containers.url("gateway"),
+                "VIDEO2MP3_NOTIFIER_DB_URL": new_mysql_database(),
                 **link_keys,
             },
             *links,

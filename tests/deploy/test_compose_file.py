@@ -83,7 +83,7 @@ READS = {
     },
     "notifier": {
         "BROKER_URL", "BROKER_PREFIX", "SMTP_URL", "MAIL_FROM", "PUBLIC_URL", "LINK_KEY_DIR",
-        "LINK_TTL_SECONDS",
+        "LINK_TTL_SECONDS", "NOTIFIER_DB_URL",
     },
 }  # fmt: skip
 
