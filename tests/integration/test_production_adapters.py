@@ -44,28 +44,38 @@ class Production:
         signing.generate(tmp / "link-keys")
         self.prefix = f"v2m-it-{uuid.uuid4().hex[:8]}"
         self.amqp_url = amqp_url
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._closers: list[Callable[[], None]] = []
         self.inbox = Inbox()
         self._smtp = Controller(self.inbox, hostname="127.0.0.1", port=free_port())
         self._smtp.start()
+        self._closers.append(self._smtp.stop)
+        try:
+            self._start(tmp, mongodb_url, databases)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, tmp: Path, mongodb_url: str, databases: list[str]) -> None:
         base = load(
             auth_db_url=databases[0],
             jobs_db_url=databases[1],
-            broker_url=amqp_url,
+            notifier_db_url=databases[2],
+            broker_url=self.amqp_url,
             broker_prefix=self.prefix,
             mongodb_url=mongodb_url,
             smtp_url=f"smtp://127.0.0.1:{self._smtp.port}",
             jwt_key_dir=tmp / "keys",
             link_key_dir=tmp / "link-keys",
         )
-        bootstrap.create_schemas(base, "auth", "gateway")
+        bootstrap.create_schemas(base, "auth", "gateway", "notifier")
         self._auth = make_server("127.0.0.1", 0, auth_app(bootstrap.accounts(base)), threaded=True)
         threading.Thread(target=self._auth.serve_forever, daemon=True).start()
+        self._closers += [self._auth.shutdown, self._auth.server_close]
         self.settings = base.model_copy(
             update={"auth_url": f"http://127.0.0.1:{self._auth.server_port}"}
         )
-        self.stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._closers: list[Callable[[], None]] = []
         self.gateway = self.start_gateway()
         bus, _ = self._adapters()
         mailer = bootstrap.mailer(self.settings, "notifier")
@@ -154,11 +164,8 @@ class Production:
         self.stop.set()
         for thread in self._threads:
             thread.join(30)
-        for close in self._closers:
+        for close in reversed(self._closers):
             close()
-        self._auth.shutdown()
-        self._auth.server_close()
-        self._smtp.stop()
         delete_topology(self.amqp_url, self.prefix)
 
 
@@ -166,7 +173,7 @@ class Production:
 def production(
     tmp_path: Path, amqp_url: str, mongodb_url: str, new_mysql_database: Callable[[], str]
 ) -> Iterator[Production]:
-    stack = Production(tmp_path, amqp_url, mongodb_url, [new_mysql_database() for _ in "ab"])
+    stack = Production(tmp_path, amqp_url, mongodb_url, [new_mysql_database() for _ in "abc"])
     try:
         yield stack
     finally:

@@ -131,7 +131,11 @@ SPEC: dict[str, Any] = {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("Credentials")}},
                 },
-                "responses": {"200": _json(_ref("Session"), "Logged in"), "401": _ERROR},
+                "responses": {
+                    "200": _json(_ref("Session"), "Logged in"),
+                    "401": _ERROR,
+                    "422": _ERROR,
+                },
             },
             "delete": {
                 "summary": "Log out the page (needs X-CSRF-Token)",
