@@ -18,6 +18,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
+from werkzeug.test import TestResponse
 
 from tests.support import wait_for
 from video2mp3 import bootstrap, signing
@@ -29,6 +30,14 @@ from video2mp3.health import Health, listen
 from video2mp3.settings import load
 
 MP3 = bytes(range(256)) * 40  # stands in for an MP3: the gateway only streams bytes
+
+
+class ClosingClient(FlaskClient):
+    """Reads each response whole and closes it, as a WSGI server does (a streamed MP3 keeps its
+    blob open until then); ``buffered=False`` still streams, for the event stream."""
+
+    def open(self, *args: Any, buffered: bool = True, **kwargs: Any) -> TestResponse:
+        return super().open(*args, buffered=buffered, **kwargs)
 
 
 class Stack:
@@ -59,6 +68,7 @@ class Stack:
             self.blobs,
             on_queued=background.wake_relay,
         )
+        self.app.test_client_class = ClosingClient
         self.client: FlaskClient = self.app.test_client()
         self.stopping = threading.Event()
         self.loops = [
