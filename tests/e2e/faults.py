@@ -42,10 +42,10 @@ class PrivateRabbitMQ:
             "RABBITMQ_PID_FILE": str(folder / "pid"),
         }
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
-        log = (folder / "server.log").open("wb")
-        self.proc = subprocess.Popen(
-            [str(RABBITMQ_BIN / "rabbitmq-server")], env=self.env, stdout=log, stderr=log
-        )
+        with (folder / "server.log").open("wb") as log:  # the node keeps its own copy open
+            self.proc = subprocess.Popen(
+                [str(RABBITMQ_BIN / "rabbitmq-server")], env=self.env, stdout=log, stderr=log
+            )
         wait_for(lambda: self.ctl("await_startup", "--timeout", "5"), 90, "the private RabbitMQ")
 
     def ctl(self, *args: str) -> str:

@@ -65,10 +65,10 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
             "VIDEO2MP3_WEB_WORKERS": "1",
         }
         command = ["serve", "auth", "--port", str(port)]
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "video2mp3.cli", *command], env=env, stdout=log, stderr=log
-    )
+    with (tmp_path / "server.log").open("wb") as log:  # the server keeps its own copy open
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "video2mp3.cli", *command], env=env, stdout=log, stderr=log
+        )
     try:
         wait_for(
             lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok, 60, "server"

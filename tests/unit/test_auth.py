@@ -80,6 +80,16 @@ def test_login_fails_the_same_way_for_any_miss(accounts: Accounts) -> None:
     assert len(messages) == 1
 
 
+def test_an_invalid_email_matches_no_account_even_where_it_begins_with_one(
+    accounts: Accounts,
+) -> None:
+    longest = "a" * 64 + "@" + ".".join(["b" * 63, "c" * 63, "d" * 61])  # 254 characters
+    accounts.register(longest, "correct horse")
+    with pytest.raises(Unauthorized):
+        accounts.login(longest + "x", "correct horse", "192.0.2.1")  # 255: no such email
+    assert accounts.login(longest, "correct horse", "192.0.2.1")
+
+
 def test_tokens_verify_against_the_published_keys(accounts: Accounts) -> None:
     user = accounts.register("ann@example.com", "correct horse")
     token = accounts.login("ann@example.com", "correct horse", "192.0.2.1")

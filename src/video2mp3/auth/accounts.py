@@ -84,20 +84,21 @@ class Accounts:
         (``throttle``), before any password is checked.
         """
         try:
-            canonical = normalize_email(email)
+            canonical: str | None = normalize_email(email)
         except InvalidRequest:
-            canonical = email.strip().lower()[:254]
-        self.throttle.check(canonical, address)
-        user = self.users.by_email(canonical)
+            canonical = None  # no account has it; its failures still count, under a bounded key
+        key = canonical or email.strip().lower()[:254]
+        self.throttle.check(key, address)
+        user = self.users.by_email(canonical) if canonical else None
         stored = user.password_hash if user else self._dummy_hash
         try:
             self._hashing(lambda: self.hasher.verify(stored, password))
         except (VerifyMismatchError, InvalidHashError):
             user = None
         if user is None:
-            self.throttle.failed(canonical, address)
+            self.throttle.failed(key, address)
             raise Unauthorized("invalid email or password")
-        self.throttle.succeeded(canonical)
+        self.throttle.succeeded(key)
         if self.hasher.check_needs_rehash(user.password_hash):
             rehashed = self._hashing(lambda: self.hasher.hash(password))
             self.users.set_password_hash(user.id, rehashed)
