@@ -260,12 +260,13 @@ def test_every_promise_holds_under_faults(stack: Stack, samples: dict[str, Path]
     assert all(len(variants) == 1 for variants in calls().values()), "one id and body per job"
     repeats = len(stack.receiver.requests) - len(jobs)
 
-    files = pymongo.MongoClient(stack.mongo.url).get_default_database()["fs.files"]
-    for name, job_id in jobs.items():
-        mp3_name = name.replace(".mp4", ".mp3")
-        stored = [str(f["_id"]) for f in files.find({"filename": mp3_name})]
-        [result] = [r for r in results if r["id"] == job_id]
-        assert stored == [result["mp3_fid"]], f"one MP3 for {name}"
+    with pymongo.MongoClient(stack.mongo.url) as mongo:
+        files = mongo.get_default_database()["fs.files"]
+        for name, job_id in jobs.items():
+            mp3_name = name.replace(".mp4", ".mp3")
+            stored = [str(f["_id"]) for f in files.find({"filename": mp3_name})]
+            [result] = [r for r in results if r["id"] == job_id]
+            assert stored == [result["mp3_fid"]], f"one MP3 for {name}"
     print(
         f"\nfaults: {len(FAULTS)}, jobs: {len(jobs)} succeeded, emails: {len(message_ids)},"
         f" MP3s: {len(jobs)}, webhook calls: {len(jobs)} (+{repeats} repeated),"
