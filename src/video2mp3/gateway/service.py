@@ -93,7 +93,7 @@ class Gateway:
         ``TooManyJobs`` and ``QuotaExceeded`` (for ``declared_size``, the least the file can
         weigh) before anything is read; ``TooLarge`` or ``QuotaExceeded`` once the stream goes
         past a limit; ``InvalidRequest`` for an empty file. Nothing stays stored when it raises,
-        whatever the error (the stream's own errors included).
+        whatever the error (the stream's own errors included), but a job queued meanwhile.
         """
         room = self._admit(owner, declared_size)
         job = Job(
