@@ -253,3 +253,25 @@ def test_an_aborted_upload_leaves_no_mp3_no_video_and_a_job_that_says_why(
     after = stack.jobs.get(job.id, OWNER.user_id)
     assert after is not None
     assert (after.status, after.mp3_fid) == (Status.FAILED, None)
+
+
+def test_a_file_cut_short_is_refused_once_whole_though_its_head_looked_fine(
+    stack: Stack, videos: dict[str, bytes]
+) -> None:
+    cut = videos["a.mkv"][: len(videos["a.mkv"]) * 4 // 5]  # its header still says 90 s
+    upload = SlowUpload(stack, cut, "cut.mkv")
+    try:
+        job = wait_for(
+            lambda: (j := stack.only_job()) and j.progress > 0 and j, 60, "the conversion"
+        )
+    finally:
+        upload.finish()
+    assert isinstance(job, Job)
+    assert upload.job is not None
+    done = wait_for(
+        lambda: (j := stack.jobs.get(job.id, OWNER.user_id)) and j.finished and j, 120, "the job"
+    )
+    assert isinstance(done, Job)
+    assert (done.status, done.error_code, done.mp3_fid) == (Status.FAILED, "truncated", None)
+    with pytest.raises(BlobNotFound):
+        stack.blobs.open(mp3_blob_id(job.id))

@@ -112,16 +112,16 @@ class Converter:
             except Video2mp3Error:
                 src.check()  # a failed upload is why ffmpeg failed
                 raise
+            elapsed = time.monotonic() - started
+            FFMPEG_SECONDS.observe(elapsed)
+            codec = info.choose_track(request.options.track).codec
+            log.info("converted", extra={"seconds": round(elapsed, 2), "codec": codec})
             # Nothing is kept unless the upload completed (ffmpeg may stop before its end).
             src.whole.wait()
             src.check()
             if request.uploading:  # what its head could not tell: is the file cut short?
                 info = self.transcoder.probe(src.path)
                 self.transcoder.check(info, request.options)
-            elapsed = time.monotonic() - started
-            FFMPEG_SECONDS.observe(elapsed)
-            codec = info.choose_track(request.options.track).codec
-            log.info("converted", extra={"seconds": round(elapsed, 2), "codec": codec})
             duration = _converted_seconds(written, trimmed=request.options.start is not None)
             _check_length(info.duration, duration, self.transcoder.max_seconds)
             with dst.open("rb") as mp3:
