@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pika
 import pytest
 from prometheus_client import REGISTRY
 
 from tests.integration.harness import PROBER
-from tests.support import FFMPEG, decoded_seconds, wait_for
+from tests.support import FFMPEG, decoded_seconds, delete_topology, wait_for
 from video2mp3 import bootstrap, signing
+from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
 from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
 from video2mp3.auth.keys import generate
 from video2mp3.converter.media import Transcoder
@@ -30,7 +30,6 @@ from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import BlobNotFound
 from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import Principal
-from video2mp3.ports.bus import QUEUES
 from video2mp3.settings import Settings, load
 
 SECONDS = 90
@@ -97,6 +96,11 @@ class Stack:
         self.stopping.set()
         for thread in self.threads:
             thread.join(30)
+        if isinstance(self.blobs, GridFSBlobStore):
+            self.blobs.close()
+        if isinstance(self.bus, RabbitMQBus):
+            self.bus.close()
+            delete_topology(str(self.settings.broker_url), self.bus.prefix)
 
 
 def settings_for(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
@@ -123,16 +127,10 @@ def settings_for(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> S
 @pytest.fixture(params=["local", "distributed"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     stack = Stack(settings_for(request.param, tmp_path, request))
-    yield stack
-    stack.stop()
-    if isinstance(stack.bus, RabbitMQBus):
-        stack.bus.close()
-        with pika.BlockingConnection(pika.URLParameters(str(stack.settings.broker_url))) as conn:
-            channel = conn.channel()
-            for queue in [*QUEUES, "dead"]:
-                channel.queue_delete(f"{stack.bus.prefix}.{queue}")
-            channel.exchange_delete(stack.bus.prefix)
-            channel.exchange_delete(f"{stack.bus.prefix}.dlx")
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 class SlowUpload:
