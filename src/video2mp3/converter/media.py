@@ -34,6 +34,7 @@ from video2mp3.converter.ffmpeg import Feed, max_output_bytes, run
 from video2mp3.converter.loudness import Loudness, read_measurement
 from video2mp3.converter.probing import Prober
 from video2mp3.converter.segments import SAMPLE_BYTES, Pcm, Segment
+from video2mp3.converter.source import Source
 from video2mp3.converter.tags import choose_tags, write_tags
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import MediaError, SettingsError
@@ -85,9 +86,9 @@ class Transcoder:
         self.segment_after = segment_after
         self._prober = prober or Prober()
 
-    def probe(self, path: Path) -> MediaInfo:
-        """What ``path`` holds (``Prober.probe``)."""
-        return self._prober.probe(path)
+    def probe(self, path: Path, *, whole: bool = True) -> MediaInfo:
+        """What ``path`` holds, or only its head (``Prober.probe``)."""
+        return self._prober.probe(path, whole=whole)
 
     def start(self) -> None:
         """Start what each job uses (the probe's sandbox child) now, not in the first job."""
@@ -98,7 +99,7 @@ class Transcoder:
 
     def convert(
         self,
-        src: Path,
+        src: Source,
         dst: Path,
         info: MediaInfo,
         options: ConversionOptions,
@@ -109,13 +110,16 @@ class Transcoder:
         ``ConversionTimeout`` on failure.
 
         ``filename``, the upload's name, is the title when neither the options nor the source
-        give one.
+        give one. A ``src`` still arriving is converted as it grows, unless an option needs to
+        seek or to read it twice: then once it is whole.
         """
-        seconds = self._check(info, options)
+        seconds = self.check(info, options)
         deadline = time.monotonic() + self.timeout  # one budget for every step of the job
+        if options.start is not None or options.normalize is not None:
+            src.whole.wait()
         loudness = None
         if options.normalize is not None:
-            args = loudness_command(self.ffmpeg, src, info, options, self.max_seconds)
+            args = loudness_command(self.ffmpeg, src.path, info, options, self.max_seconds)
             measured = run(
                 args, timeout=_left(deadline), file_bytes=max_output_bytes(self.max_seconds)
             )
@@ -146,14 +150,16 @@ class Transcoder:
         return two and seconds * rate * channels * SAMPLE_BYTES <= SEGMENT_MAX_PCM_BYTES
 
     def _one_pass(self, job: _Job) -> float | None:
-        args = command(self.ffmpeg, job.src, job.dst, job.info, job.options, self.max_seconds,
-                       job.loudness)  # fmt: skip
+        feed = job.src.feed()
+        args = command(self.ffmpeg, None if feed else job.src.path, job.dst, job.info,
+                       job.options, self.max_seconds, job.loudness)  # fmt: skip
         return run(
             args,
             timeout=_left(job.deadline),
             file_bytes=max_output_bytes(self.max_seconds),
             on_progress=job.on_progress,
             duration=job.seconds,
+            stdin=feed,
         ).written_seconds
 
     def _segmented(self, job: _Job, seconds: float) -> float | None:
@@ -164,15 +170,16 @@ class Transcoder:
         rate, channels = output_rate(stream, job.options), output_channels(stream, job.options)
         pcm = Pcm(job.dst.with_name("audio.pcm"), rate, channels)
         pcm.path.touch()  # the encoders open it at once; ffmpeg then writes to the same file
-        decode = decode_command(self.ffmpeg, job.src, pcm, job.info, job.options,
-                                self.max_seconds, job.loudness)  # fmt: skip
+        source = job.src.feed()
+        decode = decode_command(self.ffmpeg, None if source else job.src.path, pcm, job.info,
+                                job.options, self.max_seconds, job.loudness)  # fmt: skip
         pcm_bytes = SEGMENT_MAX_PCM_BYTES + rate * channels * SAMPLE_BYTES  # a second of slack
         encoded: dict[int, float] = {}
         lock = threading.Lock()
 
         def decoder() -> None:
             try:
-                run(decode, timeout=_left(job.deadline), file_bytes=pcm_bytes)
+                run(decode, timeout=_left(job.deadline), file_bytes=pcm_bytes, stdin=source)
             finally:
                 pcm.finished.set()
 
@@ -208,7 +215,7 @@ class Transcoder:
         log.info("encoded in segments", extra={"segments": count})
         return samples / rate
 
-    def _check(self, info: MediaInfo, options: ConversionOptions) -> float | None:
+    def check(self, info: MediaInfo, options: ConversionOptions) -> float | None:
         """Refuse early what cannot convert well; the seconds of audio to expect, if known."""
         if info.truncated:
             raise MediaError(
@@ -234,7 +241,8 @@ class Transcoder:
     def _cover(self, job: _Job) -> bytes | None:
         """The cover's JPEG, or ``None``: no picture to take, or no frame that is not black."""
         jpeg = job.dst.with_name("cover.jpg")
-        args = cover_command(self.ffmpeg, job.src, jpeg, job.info, job.options)
+        job.src.whole.wait()  # it seeks
+        args = cover_command(self.ffmpeg, job.src.path, jpeg, job.info, job.options)
         if args is None:
             return None
         try:
@@ -249,7 +257,7 @@ class Transcoder:
 class _Job:
     """One conversion's inputs, shared by its steps; ``deadline`` (monotonic) bounds them all."""
 
-    src: Path
+    src: Source
     dst: Path
     info: MediaInfo
     options: ConversionOptions

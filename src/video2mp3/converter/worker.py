@@ -3,9 +3,10 @@
 The job is marked ``processing`` (a transient progress event), the video is read where it lies
 when the blob store keeps files, else copied to a private temporary directory (ffmpeg needs a
 seekable file for moov-at-end MP4), probed, converted, and the MP3 streamed into the blob
-store. Only then is ``conversion.succeeded`` published; the bus acks the request after this
-handler returns. Bad media ends as ``conversion.failed`` with a stable code; an unreachable
-dependency raises, so the message is redelivered.
+store. A video queued while it uploads is converted as it arrives (``source``), and nothing is
+stored unless its upload completed. Only then is ``conversion.succeeded`` published; the bus
+acks the request after this handler returns. Bad media ends as ``conversion.failed`` with a
+stable code; an unreachable dependency raises, so the message is redelivered.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import Path
 
 from prometheus_client import Counter, Histogram
 
+from video2mp3.converter.facts import MediaInfo
 from video2mp3.converter.media import Transcoder
+from video2mp3.converter.source import HEAD_BYTES, Arriving, Source
 from video2mp3.converter.workspace import workspace
 from video2mp3.domain.events import (
     ConversionFailed,
@@ -105,22 +108,32 @@ class Converter:
         CONVERSIONS.labels(failed.code).inc()
 
     def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded:
-        with workspace() as tmp:
-            src, dst = self._input(request.video_fid, Path(tmp, "input")), Path(tmp, "output.mp3")
-            info = self.transcoder.probe(src)
+        with workspace() as tmp, self._source(request, Path(tmp, "input")) as src:
+            dst = Path(tmp, "output.mp3")
+            info = self._probe(src)
             started = time.monotonic()
-            written = self.transcoder.convert(
-                src,
-                dst,
-                info,
-                request.options,
-                _throttled(lambda p: self._progress(event, p)),
-                filename=request.filename,
-            )
+            try:
+                written = self.transcoder.convert(
+                    src,
+                    dst,
+                    info,
+                    request.options,
+                    _throttled(lambda p: self._progress(event, p)),
+                    filename=request.filename,
+                )
+            except Video2mp3Error:
+                src.check()  # a failed upload is why ffmpeg failed
+                raise
             elapsed = time.monotonic() - started
             FFMPEG_SECONDS.observe(elapsed)
             codec = info.choose_track(request.options.track).codec
             log.info("converted", extra={"seconds": round(elapsed, 2), "codec": codec})
+            # Nothing is kept unless the upload completed (ffmpeg may stop before its end).
+            src.whole.wait()
+            src.check()
+            if request.uploading:  # what its head could not tell: is the file cut short?
+                info = self.transcoder.probe(src.path)
+                self.transcoder.check(info, request.options)
             duration = _converted_seconds(written, trimmed=request.options.start is not None)
             _check_length(info.duration, duration, self.transcoder.max_seconds)
             with dst.open("rb") as mp3:
@@ -140,16 +153,31 @@ class Converter:
             filename=request.filename,
         )
 
-    def _input(self, video_fid: str, copy: Path) -> Path:
-        """The uploaded video as a file: where it lies, else a private copy."""
+    def _source(self, request: ConversionRequested, copy: Path) -> Source:
+        """The video as a local file: still arriving (followed), where it lies, or a copy."""
+        if request.uploading:
+            return Arriving(self.blobs, request.video_fid, copy)
         try:
-            if (path := self.blobs.local_path(video_fid)) is not None:
-                return path
-            with self.blobs.open(video_fid) as video, copy.open("wb") as out:
+            if (path := self.blobs.local_path(request.video_fid)) is not None:
+                return Source(path)
+            with self.blobs.open(request.video_fid) as video, copy.open("wb") as out:
                 shutil.copyfileobj(video, out, CHUNK_SIZE)
         except BlobNotFound:
             raise BlobNotFound("the uploaded video is gone", code="video_missing") from None
-        return copy
+        return Source(copy)
+
+    def _probe(self, src: Source) -> MediaInfo:
+        """What the video holds: told by its head while the rest is still arriving, so that the
+        conversion need not wait for it; else (or if the head does not tell) by the whole."""
+        if (head := src.head(HEAD_BYTES)) is not None:
+            try:
+                return self.transcoder.probe(head, whole=False)
+            except MediaError as exc:
+                log.info("the head of the upload did not tell: waiting for it all",
+                         extra={"why": exc.message})  # fmt: skip
+        src.whole.wait()
+        src.check()
+        return self.transcoder.probe(src.path)
 
     def _progress(self, event: Event, fraction: float) -> None:
         progress = ConversionProgress(progress=round(fraction, 3))
