@@ -17,7 +17,7 @@ from pathlib import Path
 import pymongo
 
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
-from video2mp3.converter.worker import mp3_blob_id
+from video2mp3.converter.exchange import mp3_blob_id
 from video2mp3.domain.events import ConversionRequested, ConversionSucceeded, Event, Owner
 
 CONVERTER = """

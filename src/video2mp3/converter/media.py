@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from video2mp3.converter import mp3, segments
 from video2mp3.converter.command import (
@@ -24,6 +25,7 @@ from video2mp3.converter.command import (
     copies,
     decode_command,
     encoder,
+    extract_command,
     loudness_command,
     output_channels,
     output_rate,
@@ -31,14 +33,16 @@ from video2mp3.converter.command import (
 from video2mp3.converter.cover import cover_command
 from video2mp3.converter.facts import AudioStream, MediaInfo
 from video2mp3.converter.ffmpeg import Feed, max_output_bytes, run
-from video2mp3.converter.loudness import Loudness, read_measurement
+from video2mp3.converter.loudness import gain, read_measurement
 from video2mp3.converter.probing import Prober
-from video2mp3.converter.segments import SAMPLE_BYTES, Pcm, Segment
+from video2mp3.converter.segments import SAMPLE_BYTES, Pcm, Segment, pieces, plan
 from video2mp3.converter.tags import choose_tags, write_tags
+from video2mp3.domain.events import SegmentRequested
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import MediaError, SettingsError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COVER_BYTES = 4 * 1024 * 1024  # a 600 px JPEG is far smaller
 # Inputs at least this long are encoded in segments on several cores: below it, starting the
@@ -47,6 +51,9 @@ SEGMENT_AFTER = 60.0
 # ... and at most this much decoded audio (about 70 min of 48 kHz stereo), which with the input
 # and the MP3 fits the converter's 4 GiB of scratch space; longer audio is encoded in one pass.
 SEGMENT_MAX_PCM_BYTES = 1536 * 1024**2
+# Segments of an input spread across converters: enough for several converters' cores to share,
+# few enough that decoding from the start for each (a few per cent of encoding) stays cheap.
+FAN_OUT_SEGMENTS = 12
 
 
 def find_ffmpeg(configured: str | None = None) -> str:
@@ -76,6 +83,7 @@ class Transcoder:
         max_seconds: int,
         cores: int = 1,
         segment_after: float = SEGMENT_AFTER,
+        fan_out_after: float | None = None,
         prober: Prober | None = None,
     ) -> None:
         self.ffmpeg = ffmpeg
@@ -83,6 +91,7 @@ class Transcoder:
         self.max_seconds = max_seconds
         self.cores = cores  # LAME encodes on one core: longer inputs are split over these
         self.segment_after = segment_after
+        self.fan_out_after = fan_out_after  # longer inputs are spread across converters
         self._prober = prober or Prober()
 
     def probe(self, path: Path) -> MediaInfo:
@@ -113,14 +122,8 @@ class Transcoder:
         """
         seconds = self._check(info, options)
         deadline = time.monotonic() + self.timeout  # one budget for every step of the job
-        loudness = None
-        if options.normalize is not None:
-            args = loudness_command(self.ffmpeg, src, info, options, self.max_seconds)
-            measured = run(
-                args, timeout=_left(deadline), file_bytes=max_output_bytes(self.max_seconds)
-            )
-            loudness = read_measurement(measured.stderr)
-        job = _Job(src, dst, info, options, loudness, seconds, on_progress, deadline)
+        gain_db = self._gain(src, info, options, deadline)
+        job = _Job(src, dst, info, options, gain_db, seconds, on_progress, deadline)
         written: float | None
         # The cover is taken on another core while the audio is encoded.
         with ThreadPoolExecutor(1, thread_name_prefix="cover") as side:
@@ -136,18 +139,93 @@ class Transcoder:
             write_tags(dst, replace(choose_tags(info, options, filename), cover=cover.result()))
         return length
 
+    def fan_out(
+        self, src: Path, scratch: Path, info: MediaInfo, options: ConversionOptions, filename: str
+    ) -> Spread | None:
+        """Prepare a long input to be encoded across converters (``encode_piece`` each segment),
+        or ``None`` when it is better converted here: the audio stream copied to a small
+        Matroska file, its loudness measured once over the whole, the tag (cover included)
+        written alone, and the segments planned. ``MediaError`` as ``convert``."""
+        seconds = self._check(info, options)
+        stream = info.choose_track(options.track)
+        if self.fan_out_after is None or seconds is None or seconds < self.fan_out_after:
+            return None
+        if not self._fits(stream, options, seconds):
+            return None
+        rate, channels = output_rate(stream, options), output_channels(stream, options)
+        bounds = plan(round(seconds * rate), rate, FAN_OUT_SEGMENTS)
+        deadline = time.monotonic() + self.timeout
+        audio = scratch / "audio.mka"
+        try:  # a codec Matroska cannot carry is converted here
+            run(extract_command(self.ffmpeg, src, audio, info, options),
+                timeout=_left(deadline), file_bytes=src.stat().st_size)  # fmt: skip
+        except MediaError as exc:
+            log.info("no fan-out: the audio could not be copied", extra={"why": exc.message})
+            return None
+        tag = scratch / "tag.id3"
+        tag.touch()
+        job = _Job(src, tag, info, options, None, seconds, lambda _: None, deadline)
+        gain_db = self._gain(src, info, options, deadline)
+        write_tags(tag, replace(choose_tags(info, options, filename), cover=self._cover(job)))
+        return Spread(audio, tag, tuple(bounds), rate, channels, gain_db)
+
+    def encode_piece(self, audio: Path, dst: Path, task: SegmentRequested) -> None:
+        """Encode ``task``'s segment of the copied ``audio`` to the bare MP3 ``dst``: the audio
+        is decoded from its start with the filters of a single pass (so the samples are the
+        same), and only the segment's bytes reach the encoder. ``MediaError``."""
+        deadline = time.monotonic() + self.timeout
+        piece, options = pieces(task.bounds, task.rate)[task.index], task.options
+        if piece.stop is not None:  # decoding stops a second after what this segment needs
+            end = (options.start or 0.0) + piece.stop / task.rate + 1.0
+            options = options.model_copy(update={"end": min(end, options.end or end)})
+        info = self.probe(audio)
+        options = options.model_copy(update={"track": None})  # the copy has one stream
+        pcm = Pcm(dst.with_name("audio.pcm"), task.rate, task.channels)
+        decode = decode_command(self.ffmpeg, audio, pcm, info, options, self.max_seconds,
+                                task.gain_db)  # fmt: skip
+        job = segments.segment(self.ffmpeg, piece, pcm, encoder(options), dst, task.bounds[-1])
+        try:
+            self._while_decoding(
+                decode, pcm, deadline, lambda: self._encode(job, pcm, deadline, lambda _: None)
+            )
+            if piece.stop is not None and pcm.samples < piece.stop:
+                raise MediaError(
+                    f"the audio ends at {pcm.samples / pcm.rate:.1f} s,"
+                    f" before the {task.bounds[-1] / pcm.rate:.1f} s it announces",
+                    code="truncated",
+                )
+        finally:
+            pcm.path.unlink(missing_ok=True)
+
+    def _gain(
+        self, src: Path, info: MediaInfo, options: ConversionOptions, deadline: float
+    ) -> float | None:
+        """The gain that normalises the loudness, measured once over all of the audio."""
+        if options.normalize is None:
+            return None
+        args = loudness_command(self.ffmpeg, src, info, options, self.max_seconds)
+        measured = run(args, timeout=_left(deadline), file_bytes=max_output_bytes(self.max_seconds))
+        return gain(options.normalize, read_measurement(measured.stderr))
+
     def _segments(self, stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
         """Whether to encode in segments: several cores, an input long enough for two segments,
         room for its PCM."""
-        if self.cores < 2 or seconds < self.segment_after or copies(stream, options):
+        if self.cores < 2 or seconds < self.segment_after:
             return False
-        rate, channels = output_rate(stream, options), output_channels(stream, options)
+        rate = output_rate(stream, options)
         two = len(segments.plan(round(seconds * rate), rate, self.cores)) > 2
-        return two and seconds * rate * channels * SAMPLE_BYTES <= SEGMENT_MAX_PCM_BYTES
+        return two and self._fits(stream, options, seconds)
+
+    @staticmethod
+    def _fits(stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
+        """Whether the input is re-encoded, and its decoded audio fits the scratch space."""
+        rate, channels = output_rate(stream, options), output_channels(stream, options)
+        pcm_bytes = seconds * rate * channels * SAMPLE_BYTES
+        return not copies(stream, options) and pcm_bytes <= SEGMENT_MAX_PCM_BYTES
 
     def _one_pass(self, job: _Job) -> float | None:
         args = command(self.ffmpeg, job.src, job.dst, job.info, job.options, self.max_seconds,
-                       job.loudness)  # fmt: skip
+                       job.gain_db)  # fmt: skip
         return run(
             args,
             timeout=_left(job.deadline),
@@ -163,18 +241,10 @@ class Transcoder:
         stream = job.info.choose_track(job.options.track)
         rate, channels = output_rate(stream, job.options), output_channels(stream, job.options)
         pcm = Pcm(job.dst.with_name("audio.pcm"), rate, channels)
-        pcm.path.touch()  # the encoders open it at once; ffmpeg then writes to the same file
         decode = decode_command(self.ffmpeg, job.src, pcm, job.info, job.options,
-                                self.max_seconds, job.loudness)  # fmt: skip
-        pcm_bytes = SEGMENT_MAX_PCM_BYTES + rate * channels * SAMPLE_BYTES  # a second of slack
+                                self.max_seconds, job.gain_db)  # fmt: skip
         encoded: dict[int, float] = {}
         lock = threading.Lock()
-
-        def decoder() -> None:
-            try:
-                run(decode, timeout=_left(job.deadline), file_bytes=pcm_bytes)
-            finally:
-                pcm.finished.set()
 
         def encode_one(segment: Segment, audio: Pcm) -> None:
             def report(fraction: float) -> None:
@@ -182,31 +252,56 @@ class Transcoder:
                     encoded[segment.index] = fraction * segment.seconds
                     job.on_progress(min(sum(encoded.values()) / seconds, 1.0))
 
-            feed = Feed(audio.path, segment.first_byte, segment.byte_count, audio.finished)
-            run(segment.args, timeout=_left(job.deadline),
-                file_bytes=max_output_bytes(self.max_seconds), on_progress=report,
-                duration=segment.seconds, stdin=feed)  # fmt: skip
+            self._encode(segment, audio, job.deadline, report)
+
+        def encode_all() -> int:
+            return segments.encode(self.ffmpeg, pcm, job.dst, encoder(job.options), self.cores,
+                                   encode_one, round(seconds * rate))  # fmt: skip
+
+        try:
+            count = self._while_decoding(decode, pcm, job.deadline, encode_all)
+            samples = pcm.samples
+        except segments.ShortAudio as exc:
+            log.info("shorter audio than announced: one pass", extra={"why": str(exc)})
+            return self._one_pass(job)
+        finally:
+            pcm.path.unlink(missing_ok=True)
+        log.info("encoded in segments", extra={"segments": count})
+        return samples / rate
+
+    def _while_decoding(
+        self, decode: list[str], pcm: Pcm, deadline: float, work: Callable[[], T]
+    ) -> T:
+        """``work()``, while ``decode`` writes the PCM it reads; the decoder's failure explains
+        the work's, so it is raised first."""
+        pcm.path.touch()  # the encoders open it at once; ffmpeg then writes to the same file
+        pcm_bytes = SEGMENT_MAX_PCM_BYTES + pcm.rate * pcm.channels * SAMPLE_BYTES  # 1 s slack
+
+        def decoder() -> None:
+            try:
+                run(decode, timeout=_left(deadline), file_bytes=pcm_bytes)
+            finally:
+                pcm.finished.set()
 
         with ThreadPoolExecutor(1, thread_name_prefix="decoder") as pool:
             decoding = pool.submit(decoder)
             try:
-                count = segments.encode(
-                    self.ffmpeg, pcm, job.dst, encoder(job.options), self.cores, encode_one,
-                    round(seconds * rate),
-                )  # fmt: skip
-                samples = pcm.samples
-            except (MediaError, segments.ShortAudio) as exc:
-                decoding.result()  # a decoder's failure explains the encoders': it is raised
-                if not isinstance(exc, segments.ShortAudio):
-                    raise
-                log.info("shorter audio than announced: one pass", extra={"why": str(exc)})
-                return self._one_pass(job)
+                result = work()
+            except (MediaError, segments.ShortAudio):
+                decoding.result()
+                raise
             finally:
                 pcm.finished.wait()
-                pcm.path.unlink(missing_ok=True)
             decoding.result()
-        log.info("encoded in segments", extra={"segments": count})
-        return samples / rate
+            return result
+
+    def _encode(
+        self, segment: Segment, pcm: Pcm, deadline: float, report: Callable[[float], None]
+    ) -> None:
+        """Run one segment's encoder on its bytes of the PCM, as they arrive."""
+        feed = Feed(pcm.path, segment.first_byte, segment.byte_count, pcm.finished)
+        run(segment.args, timeout=_left(deadline), file_bytes=max_output_bytes(self.max_seconds),
+            on_progress=report, duration=segment.seconds, stdin=feed)  # fmt: skip
 
     def _check(self, info: MediaInfo, options: ConversionOptions) -> float | None:
         """Refuse early what cannot convert well; the seconds of audio to expect, if known."""
@@ -253,10 +348,23 @@ class _Job:
     dst: Path
     info: MediaInfo
     options: ConversionOptions
-    loudness: Loudness | None
+    gain_db: float | None
     seconds: float | None
     on_progress: Callable[[float], None]
     deadline: float
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A long input prepared to be encoded across converters: its audio stream copied, its
+    tag written, its segments planned (``segments.plan``, in samples of the output)."""
+
+    audio: Path
+    tag: Path
+    bounds: tuple[int, ...]
+    rate: int
+    channels: int
+    gain_db: float | None
 
 
 def _left(deadline: float) -> int:

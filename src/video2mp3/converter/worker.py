@@ -11,21 +11,22 @@ dependency raises, so the message is redelivered.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import Counter, Histogram
 
+from video2mp3.converter.exchange import mp3_blob_id, publish_progress, read_blob, store_file
+from video2mp3.converter.fanout import publish_segments
 from video2mp3.converter.media import Transcoder
 from video2mp3.converter.workspace import workspace
 from video2mp3.domain.events import (
     ConversionFailed,
-    ConversionProgress,
     ConversionRequested,
     ConversionSucceeded,
     Event,
+    SegmentRequested,
 )
 from video2mp3.domain.jobs import mp3_filename
 from video2mp3.errors import (
@@ -34,7 +35,7 @@ from video2mp3.errors import (
     Unavailable,
     Video2mp3Error,
 )
-from video2mp3.ports.blobs import CHUNK_SIZE, BlobStore, derived_id
+from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import DELIVERY_LIMIT, Bus
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,9 @@ class Converter:
         request = event.data
         if not isinstance(request, ConversionRequested):
             return
-        self._progress(event, 0.0)
+        publish_progress(self.bus, event, 0.0)
         try:
-            outcome: ConversionSucceeded | ConversionFailed = self._convert(event, request)
+            outcome: ConversionSucceeded | ConversionFailed | None = self._convert(event, request)
         except Unavailable:
             raise
         except Video2mp3Error as exc:
@@ -70,15 +71,18 @@ class Converter:
                 owner=request.owner,
                 filename=request.filename,
             )
+        if outcome is None:  # spread across converters: they finish the job
+            return
         # If this raises, the MP3 stays: the retry finds it under the same id, and the orphan
         # collector removes it if no job ever records it.
         self.bus.publish(Event(event.job_id, outcome, correlation_id=event.correlation_id))
         CONVERSIONS.labels(getattr(outcome, "code", "succeeded")).inc()
 
     def give_up(self, event: Event, error: Exception) -> None:
-        """After the last failed try, report the job failed so that it does not stay pending."""
+        """After the last failed try (of the job, or of one of its segments), report the job
+        failed so that it does not stay pending."""
         request = event.data
-        if not isinstance(request, ConversionRequested):
+        if not isinstance(request, ConversionRequested | SegmentRequested):
             return
         known = error if isinstance(error, Video2mp3Error) else None
         failed = ConversionFailed(
@@ -92,17 +96,23 @@ class Converter:
         self.bus.publish(Event(event.job_id, failed, correlation_id=event.correlation_id))
         CONVERSIONS.labels(failed.code).inc()
 
-    def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded:
+    def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded | None:
+        """The MP3, stored; ``None`` when the input was spread across converters instead."""
         with workspace() as tmp:
             src, dst = self._input(request.video_fid, Path(tmp, "input")), Path(tmp, "output.mp3")
             info = self.transcoder.probe(src)
+            spread = self.transcoder.fan_out(src, Path(tmp), info, request.options,
+                                             request.filename)  # fmt: skip
+            if spread is not None:
+                publish_segments(self.blobs, self.bus, event, request, spread)
+                return None
             started = time.monotonic()
             written = self.transcoder.convert(
                 src,
                 dst,
                 info,
                 request.options,
-                _throttled(lambda p: self._progress(event, p)),
+                _throttled(lambda p: publish_progress(self.bus, event, p)),
                 filename=request.filename,
             )
             elapsed = time.monotonic() - started
@@ -111,15 +121,10 @@ class Converter:
             log.info("converted", extra={"seconds": round(elapsed, 2), "codec": codec})
             duration = _converted_seconds(written, trimmed=request.options.start is not None)
             _check_length(info.duration, duration, self.transcoder.max_seconds)
-            with dst.open("rb") as mp3:
-                # One id per job: a retry after a crash between storing and publishing finds
-                # the MP3 already there instead of storing a second one.
-                stored = self.blobs.put(
-                    iter(lambda: mp3.read(CHUNK_SIZE), b""),
-                    filename=mp3_filename(request.filename),
-                    content_type="audio/mpeg",
-                    blob_id=mp3_blob_id(event.job_id),
-                )
+            # One id per job: a retry after a crash between storing and publishing finds the MP3
+            # already there instead of storing a second one.
+            name = mp3_filename(request.filename)
+            stored = store_file(self.blobs, dst, mp3_blob_id(event.job_id), name, "audio/mpeg")
         return ConversionSucceeded(
             mp3_fid=stored.id,
             size=stored.size,
@@ -131,27 +136,9 @@ class Converter:
     def _input(self, video_fid: str, copy: Path) -> Path:
         """The uploaded video as a file: where it lies, else a private copy."""
         try:
-            if (path := self.blobs.local_path(video_fid)) is not None:
-                return path
-            with self.blobs.open(video_fid) as video, copy.open("wb") as out:
-                shutil.copyfileobj(video, out, CHUNK_SIZE)
+            return read_blob(self.blobs, video_fid, copy)
         except BlobNotFound:
             raise BlobNotFound("the uploaded video is gone", code="video_missing") from None
-        return copy
-
-    def _progress(self, event: Event, fraction: float) -> None:
-        progress = ConversionProgress(progress=round(fraction, 3))
-        try:
-            self.bus.publish(
-                Event(event.job_id, progress, correlation_id=event.correlation_id), transient=True
-            )
-        except Unavailable as exc:  # progress is a courtesy; the conversion goes on
-            log.warning("could not publish progress: %s", exc.message)
-
-
-def mp3_blob_id(job_id: str) -> str:
-    """The blob id of a job's MP3, the same on every attempt."""
-    return derived_id("mp3", job_id)
 
 
 def _converted_seconds(duration: float, *, trimmed: bool) -> float:

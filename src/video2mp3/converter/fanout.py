@@ -1,0 +1,143 @@
+"""One long input across converters: segment tasks on the bus, a part blob each, one merge.
+
+The converter that takes a long input's ``conversion.requested`` copies its audio stream to a
+small blob, writes the tag alone to another, and publishes one ``segment.requested`` per segment
+(``publish_segments``); then it acks, so that no consumer slot waits on other converters. Every
+converter consumes segments, one per core (``SegmentEncoder``): it encodes its segment from the
+audio blob and stores the frames as the part blob ``part_blob_id(job, k)``. Then it looks whether
+every part is there; if so it joins them (``segments.join``), tags the MP3, stores it under the
+job's one MP3 id, publishes ``conversion.succeeded`` and only then deletes the parts, the audio
+and the tag. Each worker stores before it looks, so at least one sees every part.
+
+Retries stay per segment: a redelivered task whose part exists goes straight to the look. Two
+workers may both merge: they store the same MP3 id (idempotent) and the gateway applies the
+second ``succeeded`` as a no-op. A part gone mid-merge means the other merge finished (parts go
+only after ``succeeded``); an audio blob gone means the job is settled: the task is dropped. A
+media error fails the job with its code and deletes the audio, which stops its other segments.
+What a crash leaves (parts, audio, tag) no job references: the gateway's orphan collector takes
+it after its grace period, far beyond a running job's life (the sweep fails stalled jobs first).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from video2mp3.converter import mp3
+from video2mp3.converter.exchange import (
+    audio_blob_id,
+    blob_exists,
+    mp3_blob_id,
+    part_blob_id,
+    publish_progress,
+    read_blob,
+    store_file,
+    tag_blob_id,
+)
+from video2mp3.converter.media import Spread, Transcoder
+from video2mp3.converter.segments import join, pieces
+from video2mp3.converter.tags import copy_tag
+from video2mp3.converter.workspace import workspace
+from video2mp3.domain.events import (
+    ConversionFailed,
+    ConversionRequested,
+    ConversionSucceeded,
+    Event,
+    SegmentRequested,
+)
+from video2mp3.domain.jobs import mp3_filename
+from video2mp3.errors import BlobNotFound, MediaError, Unavailable, Video2mp3Error
+from video2mp3.ports.blobs import BlobStore
+from video2mp3.ports.bus import Bus
+
+log = logging.getLogger(__name__)
+
+
+def publish_segments(
+    blobs: BlobStore, bus: Bus, event: Event, request: ConversionRequested, spread: Spread
+) -> None:
+    """Store the spread input's audio and tag, then ask for each of its segments."""
+    job = event.job_id
+    for path, blob_id in ((spread.audio, audio_blob_id(job)), (spread.tag, tag_blob_id(job))):
+        store_file(blobs, path, blob_id, path.name, "application/octet-stream")
+    for index in range(len(spread.bounds) - 1):
+        task = SegmentRequested(
+            index, spread.bounds, spread.rate, spread.channels, request.owner, request.filename,
+            request.options, spread.gain_db,
+        )  # fmt: skip
+        bus.publish(Event(job, task, correlation_id=event.correlation_id))
+    log.info("spread across converters", extra={"segments": len(spread.bounds) - 1})
+
+
+class SegmentEncoder:
+    """The handler of ``segment.requested``: encode one part, merge when all are there."""
+
+    def __init__(self, blobs: BlobStore, bus: Bus, transcoder: Transcoder) -> None:
+        self.blobs, self.bus, self.transcoder = blobs, bus, transcoder
+
+    def handle(self, event: Event) -> None:
+        task = event.data
+        if not isinstance(task, SegmentRequested):
+            return
+        if not blob_exists(self.blobs, part_blob_id(event.job_id, task.index)):
+            try:
+                self._encode(event.job_id, task)
+            except BlobNotFound:
+                log.info("segment of a settled job dropped", extra={"segment": task.index})
+                return
+            except Unavailable:
+                raise
+            except Video2mp3Error as exc:
+                self._fail(event, task, exc)
+                return
+        self._merge_when_complete(event, task)
+
+    def _encode(self, job: str, task: SegmentRequested) -> None:
+        with workspace() as tmp:
+            audio = read_blob(self.blobs, audio_blob_id(job), Path(tmp, "audio.mka"))
+            part = Path(tmp, "part.mp3")
+            self.transcoder.encode_piece(audio, part, task)
+            store_file(self.blobs, part, part_blob_id(job, task.index), part.name, "audio/mpeg")
+
+    def _merge_when_complete(self, event: Event, task: SegmentRequested) -> None:
+        count = len(task.bounds) - 1
+        parts = [part_blob_id(event.job_id, k) for k in range(count)]
+        done = sum(blob_exists(self.blobs, part) for part in parts)
+        publish_progress(self.bus, event, done / count)
+        if done < count:
+            return
+        try:
+            succeeded = self._merge(event.job_id, task, parts)
+        except BlobNotFound:
+            log.info("the job was merged by another converter")
+            return
+        self.bus.publish(Event(event.job_id, succeeded, correlation_id=event.correlation_id))
+        for blob_id in (*parts, audio_blob_id(event.job_id), tag_blob_id(event.job_id)):
+            self.blobs.delete(blob_id)
+
+    def _merge(self, job: str, task: SegmentRequested, parts: list[str]) -> ConversionSucceeded:
+        with workspace() as tmp:
+            outputs = [
+                read_blob(self.blobs, part, Path(tmp, f"{k}.mp3")) for k, part in enumerate(parts)
+            ]
+            tag = read_blob(self.blobs, tag_blob_id(job), Path(tmp, "tag.id3"))
+            planned = pieces(task.bounds, task.rate)
+            last = mp3.samples(outputs[-1])
+            if last is None:
+                raise MediaError("the last segment has no Xing header")
+            samples = planned[-1].first + last[0]
+            dst = Path(tmp, "output.mp3")
+            join(planned, outputs, samples, task.rate, dst)
+            copy_tag(tag, dst)
+            name = mp3_filename(task.filename)
+            stored = store_file(self.blobs, dst, mp3_blob_id(job), name, "audio/mpeg")
+        log.info("merged", extra={"segments": len(parts)})
+        return ConversionSucceeded(stored.id, stored.size, round(samples / task.rate, 3),
+                                   task.owner, task.filename)  # fmt: skip
+
+    def _fail(self, event: Event, task: SegmentRequested, error: Video2mp3Error) -> None:
+        log.warning("segment failed: %s", error.message, extra={"code": error.code})
+        failed = ConversionFailed(error.code, error.message, error.retryable, task.owner,
+                                  task.filename)  # fmt: skip
+        self.bus.publish(Event(event.job_id, failed, correlation_id=event.correlation_id))
+        self.blobs.delete(audio_blob_id(event.job_id))  # its other segments stop
