@@ -9,6 +9,8 @@ AAC of ``BENCH_SECONDS`` (default ``60,600``):
   normalisation add to the converter's job (the longest input).
 - ``e2e``: upload to ``succeeded`` over HTTP, on ``video2mp3 dev`` and on the distributed
   processes, over cp + bare ffmpeg.
+- ``fanout``: the longest input on the distributed processes, from the end of the upload to
+  ``succeeded``, with 1 and with 2 converters of one core each (its segments spread across them).
 - ``throughput``: 20 short jobs through 1 and 2 converters, counted when the gateway reports
   them done; and the events per second the gateway's tracker applies.
 - ``memory``: peaks of the gateway, the converter and ffmpeg with a 1 GiB video in, its MP3 out.
@@ -48,7 +50,7 @@ from video2mp3.domain.options import ConversionOptions
 RUNS = 3
 SECONDS = [int(s) for s in os.environ.get("BENCH_SECONDS", "60,600").split(",")]
 SECTIONS = os.environ.get(
-    "BENCH_SECTIONS", "converter,copy,options,e2e,throughput,memory,upload,live,cache,client"
+    "BENCH_SECTIONS", "converter,copy,options,e2e,fanout,throughput,memory,upload,live,cache,client"
 )
 CACHE = Path(os.environ.get("BENCH_CACHE", "bench/out/media"))
 
@@ -129,6 +131,13 @@ def main() -> None:
             results["options"] = {
                 f"{name}_s": round(median_time(through_converter(longest, root / name, o)), 2)
                 for name, o in by_option.items()
+            }
+        if "fanout" in sections:
+            one, two = e2e.spread(longest, 1), e2e.spread(longest, 2)
+            results[f"fan_out_{max(SECONDS)}s"] = {
+                "one_converter_s": round(one, 2),
+                "two_converters_s": round(two, 2),
+                "speedup": round(one / two, 2),
             }
         if "throughput" in sections:
             short = make_video(CACHE / "short-20.mp4", 20, size="320x240")

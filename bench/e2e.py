@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from bench.media import bare
-from bench.stack import Stack, sign_up
+from bench.stack import Stack, distributed, sign_up
 
 
 def upload_to_done(stack: Stack, video: Path) -> tuple[dict[str, float], str, dict[str, str]]:
@@ -65,3 +65,14 @@ def ratio(
         "cp_plus_bare_s": round(baseline, 2),
         "ratio": round(ours["total_s"] / baseline, 2),
     }
+
+
+def spread(video: Path, converters: int) -> float:
+    """Seconds from the end of the upload to ``succeeded`` on the distributed processes, with
+    ``converters`` converters of one core each sharing the long ``video`` (segments on the bus)."""
+    with distributed() as stack:
+        stack.env["VIDEO2MP3_CONVERTER_CORES"] = "1"
+        for n in range(converters):
+            stack.start("converter", f"converter-{n}")
+        times, _, _ = upload_to_done(stack, video)
+    return times["after_s"]
