@@ -10,7 +10,8 @@ AAC of ``BENCH_SECONDS`` (default ``60,600``):
 - ``e2e``: upload to ``succeeded`` over HTTP, on ``video2mp3 dev`` and on the distributed
   processes, over cp + bare ffmpeg.
 - ``fanout``: the longest input on the distributed processes, from the end of the upload to
-  ``succeeded``, with 1 and with 2 converters of one core each (its segments spread across them).
+  ``succeeded``, with 1 and with 2 converters of one core each (its segments spread across them),
+  and with one converting it alone.
 - ``throughput``: 20 short jobs through 1 and 2 converters, counted when the gateway reports
   them done; and the events per second the gateway's tracker applies.
 - ``memory``: peaks of the gateway, the converter and ffmpeg with a 1 GiB video in, its MP3 out.
@@ -133,11 +134,14 @@ def main() -> None:
                 for name, o in by_option.items()
             }
         if "fanout" in sections:
+            alone = e2e.spread(longest, 1, fan_out=False)
             one, two = e2e.spread(longest, 1), e2e.spread(longest, 2)
             results[f"fan_out_{max(SECONDS)}s"] = {
+                "one_converter_no_fan_out_s": round(alone, 2),
                 "one_converter_s": round(one, 2),
                 "two_converters_s": round(two, 2),
                 "speedup": round(one / two, 2),
+                "speedup_over_no_fan_out": round(alone / two, 2),
             }
         if "throughput" in sections:
             short = make_video(CACHE / "short-20.mp4", 20, size="320x240")

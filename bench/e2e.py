@@ -67,11 +67,13 @@ def ratio(
     }
 
 
-def spread(video: Path, converters: int) -> float:
+def spread(video: Path, converters: int, *, fan_out: bool = True) -> float:
     """Seconds from the end of the upload to ``succeeded`` on the distributed processes, with
-    ``converters`` converters of one core each sharing the long ``video`` (segments on the bus)."""
+    ``converters`` converters of one core each sharing the long ``video`` (segments on the bus),
+    or without ``fan_out`` converting it alone."""
     with distributed() as stack:
         stack.env["VIDEO2MP3_CONVERTER_CORES"] = "1"
+        stack.env["VIDEO2MP3_FAN_OUT_AFTER_SECONDS"] = "120" if fan_out else "0"
         for n in range(converters):
             stack.start("converter", f"converter-{n}")
         times, _, _ = upload_to_done(stack, video)

@@ -1,6 +1,6 @@
 """One long input spread across two converters on the real RabbitMQ and a GridFS server.
 
-Both converters run as ``bootstrap`` wires them (one segment consumer per core, one core each),
+Both converters run as ``bootstrap`` wires them (one segment consumer per core, two cores each),
 under a prefix of their own. The measure of a seam is test_segments's: the decoded MP3 minus the
 source audio, as RMS per MP3 frame, no larger around a seam than the largest elsewhere.
 """
@@ -24,24 +24,13 @@ from tests.integration.test_segments import decoded
 from tests.support import FFMPEG, wait_for
 from video2mp3 import bootstrap
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
+from video2mp3.adapters.blobs.local import LocalBlobStore
 from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
-from video2mp3.converter.exchange import (
-    audio_blob_id,
-    blob_exists,
-    mp3_blob_id,
-    part_blob_id,
-    tag_blob_id,
-)
+from video2mp3.converter.exchange import blob_exists, part_blob_id
 from video2mp3.converter.mp3 import frame_samples
-from video2mp3.domain.events import (
-    ConversionFailed,
-    ConversionRequested,
-    ConversionSucceeded,
-    Event,
-    Owner,
-    SegmentRequested,
-)
-from video2mp3.domain.jobs import utcnow
+from video2mp3.domain.events import ConversionSucceeded, Event, SegmentRequested
+from video2mp3.domain.jobs import Job, Status, utcnow
+from video2mp3.gateway.background import track
 from video2mp3.ports.blobs import BlobInfo
 from video2mp3.ports.bus import GiveUp, Handler
 from video2mp3.settings import load
@@ -70,9 +59,9 @@ class DyingBlobs(GridFSBlobStore):
     """The real blob store, counting stores; the converter that encoded ``dies_on`` first dies
     before storing it."""
 
-    def __init__(self, url: str, database: str, dies_on: str) -> None:
+    def __init__(self, url: str, database: str) -> None:
         super().__init__(url, database)
-        self.dies_on, self.stored = dies_on, Counter[str]()
+        self.dies_on, self.stored = "", Counter[str]()
 
     def put(self, chunks: Iterable[bytes], *, filename: str, content_type: str,
             blob_id: str | None = None) -> BlobInfo:  # fmt: skip
@@ -102,60 +91,67 @@ def prefix(amqp_url: str) -> Iterator[str]:
 
 
 def test_a_long_input_is_encoded_by_both_converters_and_joined_gapless(
-    amqp_url: str, mongodb_url: str, prefix: str, long_video: Path, tmp_path: Path
+    amqp_url: str,
+    mongodb_url: str,
+    mysql_database: str,
+    prefix: str,
+    long_video: Path,
+    tmp_path: Path,
 ) -> None:
-    settings = load(broker_url=amqp_url, broker_prefix=prefix, mongodb_url=mongodb_url,
-                    converter_cores=1, fan_out_after_seconds=60)  # fmt: skip
-    job = str(uuid.uuid4())
-    blobs = DyingBlobs(mongodb_url, f"fanout_{uuid.uuid4().hex[:8]}", part_blob_id(job, 1))
+    settings = load(
+        broker_url=amqp_url,
+        broker_prefix=prefix,
+        mongodb_url=mongodb_url,
+        jobs_db_url=mysql_database,
+        converter_cores=2,
+        fan_out_after_seconds=60,
+    )
+    bootstrap.create_schemas(settings, "gateway")
+    jobs = bootstrap.jobs(settings)
+    blobs = DyingBlobs(mongodb_url, f"fanout_{uuid.uuid4().hex[:8]}")
+    video = blobs.put([long_video.read_bytes()], filename="long.mp4", content_type="video/mp4")
+    job = Job(owner_id=1, owner_email="a@example.com", filename="long.mp4", video_fid=video.id)
+    blobs.dies_on = part_blob_id(job.id, 1)
     seen: list[tuple[str, Event]] = []
-    stop = threading.Event()
-    threads = []
-    for name in ("a", "b"):
-        worker = bootstrap.converter_worker(
-            settings, blobs, WatchedBus(amqp_url, prefix, name, seen)
-        )
-        threads += [threading.Thread(target=loop, args=(stop,)) for loop in worker.loops.values()]
-    results: list[Event] = []
     tracker = RabbitMQBus(amqp_url, prefix=prefix)
-    threads.append(threading.Thread(target=tracker.consume, args=("gateway", results.append, stop)))
+    gateway, _ = bootstrap.gateway_worker(settings, jobs, blobs, tracker)
+    loops = list(gateway.loops.values())
+    for name in ("a", "b"):
+        bus = WatchedBus(amqp_url, prefix, name, seen)
+        loops += bootstrap.converter_worker(settings, blobs, bus).loops.values()
+    stop = threading.Event()
+    threads = [threading.Thread(target=loop, args=(stop,)) for loop in loops]
     for thread in threads:
         thread.start()
     try:
-        wait_for(lambda: consumers(amqp_url, f"{prefix}.segments") == 2, 30, "both converters")
-        video = blobs.put([long_video.read_bytes()], filename="long.mp4", content_type="video/mp4")
-        request = ConversionRequested(video.id, Owner(1, "a@example.com"), "long.mp4")
-        tracker.publish(Event(job, request))
-        finished = wait_for(
-            lambda: [
-                e for e in results if isinstance(e.data, ConversionSucceeded | ConversionFailed)
-            ],
-            120,
-            "the job to finish",
-        )
-        gone = [audio_blob_id(job), tag_blob_id(job), *(part_blob_id(job, k) for k in range(6))]
-        wait_for(lambda: not any(blob_exists(blobs, b) for b in gone), 30, "parts to be deleted")
+        wait_for(lambda: consumers(amqp_url, f"{prefix}.segments") == 4, 30, "both converters")
+        jobs.add(job, job.requested_event("c-fanout"))  # the gateway worker's relay sends it
+        done = wait_for(lambda: (j := jobs.get(job.id, 1)) and j.finished and j, 120, "the job")
+        assert isinstance(done, Job)
+        assert done.status == Status.SUCCEEDED, done.error_message
+        # The video released, the parts, audio and tag deleted, a second merge's MP3 (if two
+        # converters merged at once) deleted by the gateway: one MP3 and nothing else.
+        later = utcnow() + timedelta(days=1)
+        wait_for(lambda: set(blobs.stored_before(later)) == {done.mp3_fid}, 30, "one blob left")
+        wait_for(lambda: messages(amqp_url, f"{prefix}.notifier") >= 1, 30, "job.finished")
+        assert messages(amqp_url, f"{prefix}.notifier") == 1  # one email
     finally:
         stop.set()
         for thread in threads:
             thread.join(60)
 
-    succeeded = finished[0].data  # type: ignore[index]
-    assert isinstance(succeeded, ConversionSucceeded), succeeded
-    assert succeeded.mp3_fid == mp3_blob_id(job)
-    later = utcnow() + timedelta(days=1)
-    assert set(blobs.stored_before(later)) == {video.id, succeeded.mp3_fid}  # one MP3, no parts
-
+    tasks = [e.data for _, e in seen if isinstance(e.data, SegmentRequested)]
+    assert len(tasks[0].bounds) == 5  # a segment for each of the 4 cores consuming segments
     # Each segment encoded once, but the one whose converter died: only it was done again.
-    assert {k: blobs.stored[part_blob_id(job, k)] for k in range(6)} == {
-        k: 2 if k == 1 else 1 for k in range(6)
+    assert {k: blobs.stored[part_blob_id(job.id, k)] for k in range(4)} == {
+        k: 2 if k == 1 else 1 for k in range(4)
     }
     assert [e.type for _, e in seen].count("conversion.requested") == 1  # never the whole job
-    tasks = [e.data for _, e in seen if isinstance(e.data, SegmentRequested)]
     assert {name for name, e in seen if isinstance(e.data, SegmentRequested)} == {"a", "b"}
 
     mp3 = tmp_path / "out.mp3"
-    with blobs.open(succeeded.mp3_fid) as reader:
+    assert done.mp3_fid is not None
+    with blobs.open(done.mp3_fid) as reader:
         mp3.write_bytes(reader.read())
     source = tmp_path / "source.pcm"
     subprocess.run([FFMPEG, "-loglevel", "error", "-i", str(long_video), "-map", "0:a:0",
@@ -168,7 +164,7 @@ def test_a_long_input_is_encoded_by_both_converters_and_joined_gapless(
     seams = len(tasks[0].bounds) - 2
     assert abs(ours.shape[1] - theirs.shape[1]) <= seams * frame_samples(RATE)
     assert ours.shape == expected.shape  # to the sample
-    assert succeeded.duration == pytest.approx(ours.shape[1] / RATE, abs=0.001)
+    assert done.duration == pytest.approx(ours.shape[1] / RATE, abs=0.001)
 
     size = frame_samples(RATE)
     frames = expected.shape[1] // size
@@ -178,7 +174,41 @@ def test_a_long_input_is_encoded_by_both_converters_and_joined_gapless(
     assert rms[near].max() <= np.delete(rms, near).max()
 
 
+def messages(amqp_url: str, queue: str) -> int:
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        declared = connection.channel().queue_declare(queue, passive=True)
+        return int(declared.method.message_count)
+
+
 def consumers(amqp_url: str, queue: str) -> int:
     with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
         declared = connection.channel().queue_declare(queue, passive=True)
         return int(declared.method.consumer_count)
+
+
+def test_two_merges_leave_one_mp3_and_one_finished_job(mysql_database: str, tmp_path: Path) -> None:
+    """Two converters that both merge store an MP3 each; the gateway keeps the first it hears
+    of, deletes the other, and settles the job once (one ``job.finished``, one email)."""
+    settings = load(jobs_db_url=mysql_database)
+    bootstrap.create_schemas(settings, "gateway")
+    jobs, blobs = bootstrap.jobs(settings), LocalBlobStore(tmp_path / "blobs")
+    job = Job(owner_id=1, owner_email="a@example.com", filename="long.mp4", video_fid="v")
+    jobs.add(job, job.requested_event(None))
+    assert jobs.relay_outbox(lambda _: None) == 1
+    mp3s = [
+        blobs.put([b"ID3 merged"], filename="long.mp3", content_type="audio/mpeg") for _ in "ab"
+    ]
+    settled = [
+        track(
+            jobs,
+            blobs,
+            Event(job.id, ConversionSucceeded(m.id, m.size, 200.0, job.owner, "long.mp4")),
+        )
+        for m in mp3s
+    ]
+    assert settled == [True, False]
+    assert blob_exists(blobs, mp3s[0].id)
+    assert not blob_exists(blobs, mp3s[1].id)  # the second merge's
+    finished: list[str] = []
+    assert jobs.relay_outbox(finished.append) == 1
+    assert Event.from_json(finished[0]).type == "job.finished"

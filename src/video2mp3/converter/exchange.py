@@ -1,8 +1,9 @@
 """What a conversion exchanges with the rest of the system: blobs and progress events.
 
 Every blob a converter writes has an id derived from its job (``derived_id``), so that a retry
-finds what an earlier attempt stored instead of storing it twice: the MP3, and for an input
-spread across converters (``fanout``) its audio copy, its tag and its parts.
+finds what an earlier attempt stored instead of storing it twice: the MP3 of a job converted by
+one converter, and for an input spread across converters (``fanout``) its audio copy, its tag
+and its parts.
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ def read_blob(blobs: BlobStore, blob_id: str, copy: Path) -> Path:
 
 
 def store_file(
-    blobs: BlobStore, path: Path, blob_id: str, filename: str, content_type: str
+    blobs: BlobStore, path: Path, blob_id: str | None, filename: str, content_type: str
 ) -> BlobInfo:
-    """Stream the file ``path`` into the blob ``blob_id`` (idempotent: ``BlobStore.put``)."""
+    """Stream the file ``path`` into the blob ``blob_id`` (idempotent: ``BlobStore.put``), or a
+    new blob."""
     with path.open("rb") as data:
         chunks = iter(lambda: data.read(CHUNK_SIZE), b"")
         return blobs.put(chunks, filename=filename, content_type=content_type, blob_id=blob_id)

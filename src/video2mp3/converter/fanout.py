@@ -5,17 +5,20 @@ small blob, writes the tag alone to another, and publishes one ``segment.request
 (``publish_segments``); then it acks, so that no consumer slot waits on other converters. Every
 converter consumes segments, one per core (``SegmentEncoder``): it encodes its segment from the
 audio blob and stores the frames as the part blob ``part_blob_id(job, k)``. Then it looks whether
-every part is there; if so it joins them (``segments.join``), tags the MP3, stores it under the
-job's one MP3 id, publishes ``conversion.succeeded`` and only then deletes the parts, the audio
-and the tag. Each worker stores before it looks, so at least one sees every part.
+every part is there; if so it joins them (``segments.join``), tags the MP3, stores it, publishes
+``conversion.succeeded`` and only then deletes the parts, the audio and the tag. Each worker
+stores before it looks, so at least one sees every part.
 
 Retries stay per segment: a redelivered task whose part exists goes straight to the look. Two
-workers may both merge: they store the same MP3 id (idempotent) and the gateway applies the
-second ``succeeded`` as a no-op. A part gone mid-merge means the other merge finished (parts go
-only after ``succeeded``); an audio blob gone means the job is settled: the task is dropped. A
-media error fails the job with its code and deletes the audio, which stops its other segments.
-What a crash leaves (parts, audio, tag) no job references: the gateway's orphan collector takes
-it after its grace period, far beyond a running job's life (the sweep fails stalled jobs first).
+workers that store the last parts at once may both merge. Each then stores its MP3 under an id
+of its own, as a new blob: two writers of one id at once could mix their chunks in GridFS. The
+gateway keeps the MP3 of the first ``succeeded`` it applies and deletes the other's (``track``);
+its ``job.finished``, hence the email, is sent once. A part gone mid-merge means the other merge
+finished (parts go only after ``succeeded``); an audio blob gone means the job is settled: the
+task is dropped. A media error fails the job with its code and deletes the audio, which stops
+its other segments. What a crash leaves (parts, audio, tag, an MP3 stored but never announced)
+no job references: the gateway's orphan collector takes it after its grace period, far beyond a
+running job's life (the sweep fails stalled jobs first).
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from video2mp3.converter import mp3
 from video2mp3.converter.exchange import (
     audio_blob_id,
     blob_exists,
-    mp3_blob_id,
     part_blob_id,
     publish_progress,
     read_blob,
@@ -60,7 +62,8 @@ def publish_segments(
     job = event.job_id
     for path, blob_id in ((spread.audio, audio_blob_id(job)), (spread.tag, tag_blob_id(job))):
         store_file(blobs, path, blob_id, path.name, "application/octet-stream")
-    for index in range(len(spread.bounds) - 1):
+    # The last segments first: they decode the most audio before theirs, so they take longest.
+    for index in reversed(range(len(spread.bounds) - 1)):
         task = SegmentRequested(
             index, spread.bounds, spread.rate, spread.channels, request.owner, request.filename,
             request.options, spread.gain_db,
@@ -130,7 +133,7 @@ class SegmentEncoder:
             join(planned, outputs, samples, task.rate, dst)
             copy_tag(tag, dst)
             name = mp3_filename(task.filename)
-            stored = store_file(self.blobs, dst, mp3_blob_id(job), name, "audio/mpeg")
+            stored = store_file(self.blobs, dst, None, name, "audio/mpeg")
         log.info("merged", extra={"segments": len(parts)})
         return ConversionSucceeded(stored.id, stored.size, round(samples / task.rate, 3),
                                    task.owner, task.filename)  # fmt: skip

@@ -51,9 +51,11 @@ SEGMENT_AFTER = 60.0
 # ... and at most this much decoded audio (about 70 min of 48 kHz stereo), which with the input
 # and the MP3 fits the converter's 4 GiB of scratch space; longer audio is encoded in one pass.
 SEGMENT_MAX_PCM_BYTES = 1536 * 1024**2
-# Segments of an input spread across converters: enough for several converters' cores to share,
-# few enough that decoding from the start for each (a few per cent of encoding) stays cheap.
-FAN_OUT_SEGMENTS = 12
+# Segments of an input spread across converters, at most: one per segment consumer (a core of
+# some converter). Each one's encoder decodes the audio from its start (AAC decodes only about 7
+# times faster than LAME encodes here), so segments beyond the cores at work cost more than they
+# save.
+FAN_OUT_SEGMENTS = 16
 
 
 def find_ffmpeg(configured: str | None = None) -> str:
@@ -140,20 +142,28 @@ class Transcoder:
         return length
 
     def fan_out(
-        self, src: Path, scratch: Path, info: MediaInfo, options: ConversionOptions, filename: str
+        self,
+        src: Path,
+        scratch: Path,
+        info: MediaInfo,
+        options: ConversionOptions,
+        filename: str,
+        slots: int,
     ) -> Spread | None:
-        """Prepare a long input to be encoded across converters (``encode_piece`` each segment),
-        or ``None`` when it is better converted here: the audio stream copied to a small
-        Matroska file, its loudness measured once over the whole, the tag (cover included)
-        written alone, and the segments planned. ``MediaError`` as ``convert``."""
+        """Prepare a long input to be encoded in ``slots`` segments at once across converters
+        (``encode_piece`` each), or ``None`` when it is better converted here: too short, or no
+        slots beyond this converter's cores, which encode it in segments from one decoding. The
+        audio stream is copied to a small Matroska file, its loudness measured once over the
+        whole, the tag (cover included) written alone, and the segments planned. ``MediaError``
+        as ``convert``."""
         seconds = self._check(info, options)
         stream = info.choose_track(options.track)
         if self.fan_out_after is None or seconds is None or seconds < self.fan_out_after:
             return None
-        if not self._fits(stream, options, seconds):
+        if slots <= self.cores or not self._fits(stream, options, seconds):
             return None
         rate, channels = output_rate(stream, options), output_channels(stream, options)
-        bounds = plan(round(seconds * rate), rate, FAN_OUT_SEGMENTS)
+        bounds = plan(round(seconds * rate), rate, min(slots, FAN_OUT_SEGMENTS))
         deadline = time.monotonic() + self.timeout
         audio = scratch / "audio.mka"
         try:  # a codec Matroska cannot carry is converted here

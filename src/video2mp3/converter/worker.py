@@ -101,8 +101,9 @@ class Converter:
         with workspace() as tmp:
             src, dst = self._input(request.video_fid, Path(tmp, "input")), Path(tmp, "output.mp3")
             info = self.transcoder.probe(src)
+            slots = self.bus.consumers("segments") if self.transcoder.fan_out_after else 0
             spread = self.transcoder.fan_out(src, Path(tmp), info, request.options,
-                                             request.filename)  # fmt: skip
+                                             request.filename, slots)  # fmt: skip
             if spread is not None:
                 publish_segments(self.blobs, self.bus, event, request, spread)
                 return None

@@ -64,6 +64,11 @@ class Bus(Protocol):
         """
         ...
 
+    def consumers(self, queue: str) -> int:
+        """How many consumers ``queue`` has now, in every process (each takes
+        ``CONCURRENCY[queue]`` at once); ``Unavailable`` if the bus cannot be reached."""
+        ...
+
     def ping(self) -> None:
         """Return if the bus is reachable, else raise ``Unavailable``."""
         ...
