@@ -2,12 +2,13 @@
 
 The converter that takes a long input's ``conversion.requested`` copies its audio stream to a
 small blob, writes the tag alone to another, and publishes one ``segment.requested`` per segment
-(``publish_segments``); then it acks, so that no consumer slot waits on other converters. Every
-converter consumes segments, one per core (``SegmentEncoder``): it encodes its segment from the
-audio blob and stores the frames as the part blob ``part_blob_id(job, k)``. Then it looks whether
-every part is there; if so it joins them (``segments.join``), tags the MP3, stores it, publishes
-``conversion.succeeded`` and only then deletes the parts, the audio and the tag. Each worker
-stores before it looks, so at least one sees every part.
+(``publish_segments``), as many as there are consumers of segments; then it acks, so that no
+consumer slot waits on other converters. Every converter consumes segments, one per core
+(``SegmentEncoder``): it encodes its segment from the audio blob and stores the frames as the
+part blob ``part_blob_id(job, k)``. Then it looks whether every part is there; if so it joins
+them (``segments.join``), tags the MP3, stores it, publishes ``conversion.succeeded`` and only
+then deletes the parts, the audio and the tag. Each worker stores before it looks, so at least
+one sees every part.
 
 Retries stay per segment: a redelivered task whose part exists goes straight to the look. Two
 workers that store the last parts at once may both merge. Each then stores its MP3 under an id
