@@ -20,15 +20,23 @@ import pika
 import pytest
 
 from tests.e2e.test_distributed import delete_topology
+from tests.integration.harness import Harness
 from tests.integration.test_segments import decoded
 from tests.support import FFMPEG, wait_for
 from video2mp3 import bootstrap
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
 from video2mp3.adapters.blobs.local import LocalBlobStore
 from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
-from video2mp3.converter.exchange import blob_exists, part_blob_id
+from video2mp3.converter.exchange import audio_blob_id, blob_exists, part_blob_id
+from video2mp3.converter.fanout import SegmentEncoder
 from video2mp3.converter.mp3 import frame_samples
-from video2mp3.domain.events import ConversionSucceeded, Event, SegmentRequested
+from video2mp3.domain.events import (
+    ConversionFailed,
+    ConversionSucceeded,
+    Event,
+    Owner,
+    SegmentRequested,
+)
 from video2mp3.domain.jobs import Job, Status, utcnow
 from video2mp3.gateway.background import track
 from video2mp3.ports.blobs import BlobInfo
@@ -212,3 +220,23 @@ def test_two_merges_leave_one_mp3_and_one_finished_job(mysql_database: str, tmp_
     finished: list[str] = []
     assert jobs.relay_outbox(finished.append) == 1
     assert Event.from_json(finished[0]).type == "job.finished"
+
+
+def test_a_segment_that_cannot_be_decoded_fails_the_job_and_stops_the_others(
+    tmp_path: Path,
+) -> None:
+    harness = Harness(tmp_path)
+    encoder = SegmentEncoder(harness.blobs, harness.bus, harness.converter.transcoder)
+    job = str(uuid.uuid4())
+    garbage = [b"not audio at all" * 100]
+    harness.blobs.put(garbage, filename="a.mka", content_type="x/y", blob_id=audio_blob_id(job))
+    owner = Owner(1, "a@example.com")
+    tasks = [
+        SegmentRequested(k, (0, 1_440_000, 2_880_000), RATE, 2, owner, "a.mp4") for k in (1, 0)
+    ]
+    for task in tasks:
+        encoder.handle(Event(job, task))
+    [failed] = [e.data for e in harness.bus.published]  # the second segment is dropped
+    assert isinstance(failed, ConversionFailed)
+    assert failed.code == "invalid_media"
+    assert not blob_exists(harness.blobs, audio_blob_id(job))
