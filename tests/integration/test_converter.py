@@ -16,7 +16,7 @@ import pytest
 from tests.integration.harness import Harness
 from tests.support import SAMPLES, decoded_seconds, inspect_audio
 from video2mp3.converter.exchange import mp3_blob_id
-from video2mp3.converter.media import find_ffmpeg
+from video2mp3.converter.ffmpeg import find_ffmpeg
 from video2mp3.domain.events import (
     ConversionFailed,
     ConversionRequested,

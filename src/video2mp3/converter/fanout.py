@@ -25,9 +25,12 @@ running job's life (the sweep fails stalled jobs first).
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from video2mp3.converter import mp3
+from video2mp3.converter.command import decode_command, encoder
+from video2mp3.converter.decoding import encode_segment, while_decoding
 from video2mp3.converter.exchange import (
     audio_blob_id,
     blob_exists,
@@ -38,7 +41,7 @@ from video2mp3.converter.exchange import (
     tag_blob_id,
 )
 from video2mp3.converter.media import Spread, Transcoder
-from video2mp3.converter.segments import join, pieces
+from video2mp3.converter.segments import Pcm, join, pieces, segment
 from video2mp3.converter.tags import copy_tag
 from video2mp3.converter.workspace import workspace
 from video2mp3.domain.events import (
@@ -100,8 +103,37 @@ class SegmentEncoder:
         with workspace() as tmp:
             audio = read_blob(self.blobs, audio_blob_id(job), Path(tmp, "audio.mka"))
             part = Path(tmp, "part.mp3")
-            self.transcoder.encode_piece(audio, part, task)
+            self._encode_piece(audio, part, task)
             store_file(self.blobs, part, part_blob_id(job, task.index), part.name, "audio/mpeg")
+
+    def _encode_piece(self, audio: Path, dst: Path, task: SegmentRequested) -> None:
+        """Encode ``task``'s segment of the copied ``audio`` to the bare MP3 ``dst``: the audio
+        is decoded from its start with the filters of a single pass (so the samples are the
+        same), and only the segment's bytes reach the encoder. ``MediaError``."""
+        media = self.transcoder
+        deadline = time.monotonic() + media.timeout
+        piece, options = pieces(task.bounds, task.rate)[task.index], task.options
+        if piece.stop is not None:  # decoding stops a second after what this segment needs
+            end = (options.start or 0.0) + piece.stop / task.rate + 1.0
+            options = options.model_copy(update={"end": min(end, options.end or end)})
+        info = media.probe(audio)
+        options = options.model_copy(update={"track": None})  # the copy has one stream
+        pcm = Pcm(dst.with_name("audio.pcm"), task.rate, task.channels)
+        decode = decode_command(media.ffmpeg, audio, pcm, info, options, media.max_seconds,
+                                task.gain_db)  # fmt: skip
+        job = segment(media.ffmpeg, piece, pcm, encoder(options), dst, task.bounds[-1])
+        try:
+            while_decoding(
+                decode, pcm, deadline, lambda: encode_segment(job, pcm, deadline, media.max_seconds)
+            )
+            if piece.stop is not None and pcm.samples < piece.stop:
+                raise MediaError(
+                    f"the audio ends at {pcm.samples / pcm.rate:.1f} s,"
+                    f" before the {task.bounds[-1] / pcm.rate:.1f} s it announces",
+                    code="truncated",
+                )
+        finally:
+            pcm.path.unlink(missing_ok=True)
 
     def _merge_when_complete(self, event: Event, task: SegmentRequested) -> None:
         count = len(task.bounds) - 1

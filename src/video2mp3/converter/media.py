@@ -1,4 +1,4 @@
-"""The converter's media work: find ffmpeg, probe an input, turn it into a tagged MP3.
+"""The converter's media work: probe an input, turn it into a tagged MP3.
 
 Defences, together (DESIGN.md, "media is hostile input"): a separate probe process; every ffmpeg
 run hardened by ``ffmpeg.run`` (``-nostdin``, format and protocol whitelists, bounded probing,
@@ -10,14 +10,12 @@ size; server-chosen file names.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
 
 from video2mp3.converter import mp3, segments
 from video2mp3.converter.command import (
@@ -31,46 +29,26 @@ from video2mp3.converter.command import (
     output_rate,
 )
 from video2mp3.converter.cover import cover_command
+from video2mp3.converter.decoding import MAX_PCM_BYTES, encode_segment, seconds_left, while_decoding
 from video2mp3.converter.facts import AudioStream, MediaInfo
-from video2mp3.converter.ffmpeg import Feed, max_output_bytes, run
+from video2mp3.converter.ffmpeg import max_output_bytes, run
 from video2mp3.converter.loudness import gain, read_measurement
 from video2mp3.converter.probing import Prober
-from video2mp3.converter.segments import SAMPLE_BYTES, Pcm, Segment, pieces, plan
+from video2mp3.converter.segments import SAMPLE_BYTES, Pcm, Segment, plan
 from video2mp3.converter.tags import choose_tags, write_tags
-from video2mp3.domain.events import SegmentRequested
 from video2mp3.domain.options import ConversionOptions
-from video2mp3.errors import MediaError, SettingsError
+from video2mp3.errors import MediaError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 COVER_BYTES = 4 * 1024 * 1024  # a 600 px JPEG is far smaller
 # Inputs at least this long are encoded in segments on several cores: below it, starting the
 # extra encoders and the decoding pass cost more than they save.
 SEGMENT_AFTER = 60.0
-# ... and at most this much decoded audio (about 70 min of 48 kHz stereo), which with the input
-# and the MP3 fits the converter's 4 GiB of scratch space; longer audio is encoded in one pass.
-SEGMENT_MAX_PCM_BYTES = 1536 * 1024**2
-# Segments of an input spread across converters, at most: one per segment consumer (a core of
-# some converter). Each one's encoder decodes the audio from its start (AAC decodes only about 7
-# times faster than LAME encodes here), so segments beyond the cores at work cost more than they
-# save.
+# Segments of an input spread across converters, at most: one per consumer of segments (a core).
+# Each one decodes the audio from its start (AAC decodes only about 7 times faster than LAME
+# encodes), so segments beyond the cores at work would cost more than they save.
 FAN_OUT_SEGMENTS = 16
-
-
-def find_ffmpeg(configured: str | None = None) -> str:
-    """``configured``, else ffmpeg on PATH, else the static build shipped by imageio-ffmpeg."""
-    if configured:
-        return configured
-    if found := shutil.which("ffmpeg"):
-        return found
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise SettingsError(
-            "VIDEO2MP3_FFMPEG: no ffmpeg on PATH; install ffmpeg or video2mp3[converter]"
-        ) from None
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 class Transcoder:
@@ -151,7 +129,7 @@ class Transcoder:
         slots: int,
     ) -> Spread | None:
         """Prepare a long input to be encoded in ``slots`` segments at once across converters
-        (``encode_piece`` each), or ``None`` when it is better converted here: too short, or no
+        (``fanout.SegmentEncoder``), or ``None`` when it is better converted here: too short, or no
         slots beyond this converter's cores, which encode it in segments from one decoding. The
         audio stream is copied to a small Matroska file, its loudness measured once over the
         whole, the tag (cover included) written alone, and the segments planned. ``MediaError``
@@ -168,7 +146,7 @@ class Transcoder:
         audio = scratch / "audio.mka"
         try:  # a codec Matroska cannot carry is converted here
             run(extract_command(self.ffmpeg, src, audio, info, options),
-                timeout=_left(deadline), file_bytes=src.stat().st_size)  # fmt: skip
+                timeout=seconds_left(deadline), file_bytes=src.stat().st_size)  # fmt: skip
         except MediaError as exc:
             log.info("no fan-out: the audio could not be copied", extra={"why": exc.message})
             return None
@@ -179,34 +157,6 @@ class Transcoder:
         write_tags(tag, replace(choose_tags(info, options, filename), cover=self._cover(job)))
         return Spread(audio, tag, tuple(bounds), rate, channels, gain_db)
 
-    def encode_piece(self, audio: Path, dst: Path, task: SegmentRequested) -> None:
-        """Encode ``task``'s segment of the copied ``audio`` to the bare MP3 ``dst``: the audio
-        is decoded from its start with the filters of a single pass (so the samples are the
-        same), and only the segment's bytes reach the encoder. ``MediaError``."""
-        deadline = time.monotonic() + self.timeout
-        piece, options = pieces(task.bounds, task.rate)[task.index], task.options
-        if piece.stop is not None:  # decoding stops a second after what this segment needs
-            end = (options.start or 0.0) + piece.stop / task.rate + 1.0
-            options = options.model_copy(update={"end": min(end, options.end or end)})
-        info = self.probe(audio)
-        options = options.model_copy(update={"track": None})  # the copy has one stream
-        pcm = Pcm(dst.with_name("audio.pcm"), task.rate, task.channels)
-        decode = decode_command(self.ffmpeg, audio, pcm, info, options, self.max_seconds,
-                                task.gain_db)  # fmt: skip
-        job = segments.segment(self.ffmpeg, piece, pcm, encoder(options), dst, task.bounds[-1])
-        try:
-            self._while_decoding(
-                decode, pcm, deadline, lambda: self._encode(job, pcm, deadline, lambda _: None)
-            )
-            if piece.stop is not None and pcm.samples < piece.stop:
-                raise MediaError(
-                    f"the audio ends at {pcm.samples / pcm.rate:.1f} s,"
-                    f" before the {task.bounds[-1] / pcm.rate:.1f} s it announces",
-                    code="truncated",
-                )
-        finally:
-            pcm.path.unlink(missing_ok=True)
-
     def _gain(
         self, src: Path, info: MediaInfo, options: ConversionOptions, deadline: float
     ) -> float | None:
@@ -214,7 +164,9 @@ class Transcoder:
         if options.normalize is None:
             return None
         args = loudness_command(self.ffmpeg, src, info, options, self.max_seconds)
-        measured = run(args, timeout=_left(deadline), file_bytes=max_output_bytes(self.max_seconds))
+        measured = run(
+            args, timeout=seconds_left(deadline), file_bytes=max_output_bytes(self.max_seconds)
+        )
         return gain(options.normalize, read_measurement(measured.stderr))
 
     def _segments(self, stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
@@ -223,7 +175,7 @@ class Transcoder:
         if self.cores < 2 or seconds < self.segment_after:
             return False
         rate = output_rate(stream, options)
-        two = len(segments.plan(round(seconds * rate), rate, self.cores)) > 2
+        two = len(plan(round(seconds * rate), rate, self.cores)) > 2
         return two and self._fits(stream, options, seconds)
 
     @staticmethod
@@ -231,14 +183,14 @@ class Transcoder:
         """Whether the input is re-encoded, and its decoded audio fits the scratch space."""
         rate, channels = output_rate(stream, options), output_channels(stream, options)
         pcm_bytes = seconds * rate * channels * SAMPLE_BYTES
-        return not copies(stream, options) and pcm_bytes <= SEGMENT_MAX_PCM_BYTES
+        return not copies(stream, options) and pcm_bytes <= MAX_PCM_BYTES
 
     def _one_pass(self, job: _Job) -> float | None:
         args = command(self.ffmpeg, job.src, job.dst, job.info, job.options, self.max_seconds,
                        job.gain_db)  # fmt: skip
         return run(
             args,
-            timeout=_left(job.deadline),
+            timeout=seconds_left(job.deadline),
             file_bytes=max_output_bytes(self.max_seconds),
             on_progress=job.on_progress,
             duration=job.seconds,
@@ -262,14 +214,14 @@ class Transcoder:
                     encoded[segment.index] = fraction * segment.seconds
                     job.on_progress(min(sum(encoded.values()) / seconds, 1.0))
 
-            self._encode(segment, audio, job.deadline, report)
+            encode_segment(segment, audio, job.deadline, self.max_seconds, report)
 
         def encode_all() -> int:
             return segments.encode(self.ffmpeg, pcm, job.dst, encoder(job.options), self.cores,
                                    encode_one, round(seconds * rate))  # fmt: skip
 
         try:
-            count = self._while_decoding(decode, pcm, job.deadline, encode_all)
+            count = while_decoding(decode, pcm, job.deadline, encode_all)
             samples = pcm.samples
         except segments.ShortAudio as exc:
             log.info("shorter audio than announced: one pass", extra={"why": str(exc)})
@@ -278,40 +230,6 @@ class Transcoder:
             pcm.path.unlink(missing_ok=True)
         log.info("encoded in segments", extra={"segments": count})
         return samples / rate
-
-    def _while_decoding(
-        self, decode: list[str], pcm: Pcm, deadline: float, work: Callable[[], T]
-    ) -> T:
-        """``work()``, while ``decode`` writes the PCM it reads; the decoder's failure explains
-        the work's, so it is raised first."""
-        pcm.path.touch()  # the encoders open it at once; ffmpeg then writes to the same file
-        pcm_bytes = SEGMENT_MAX_PCM_BYTES + pcm.rate * pcm.channels * SAMPLE_BYTES  # 1 s slack
-
-        def decoder() -> None:
-            try:
-                run(decode, timeout=_left(deadline), file_bytes=pcm_bytes)
-            finally:
-                pcm.finished.set()
-
-        with ThreadPoolExecutor(1, thread_name_prefix="decoder") as pool:
-            decoding = pool.submit(decoder)
-            try:
-                result = work()
-            except (MediaError, segments.ShortAudio):
-                decoding.result()
-                raise
-            finally:
-                pcm.finished.wait()
-            decoding.result()
-            return result
-
-    def _encode(
-        self, segment: Segment, pcm: Pcm, deadline: float, report: Callable[[float], None]
-    ) -> None:
-        """Run one segment's encoder on its bytes of the PCM, as they arrive."""
-        feed = Feed(pcm.path, segment.first_byte, segment.byte_count, pcm.finished)
-        run(segment.args, timeout=_left(deadline), file_bytes=max_output_bytes(self.max_seconds),
-            on_progress=report, duration=segment.seconds, stdin=feed)  # fmt: skip
 
     def _check(self, info: MediaInfo, options: ConversionOptions) -> float | None:
         """Refuse early what cannot convert well; the seconds of audio to expect, if known."""
@@ -343,7 +261,7 @@ class Transcoder:
         if args is None:
             return None
         try:
-            run(args, timeout=_left(job.deadline), file_bytes=COVER_BYTES)
+            run(args, timeout=seconds_left(job.deadline), file_bytes=COVER_BYTES)
         except MediaError as exc:  # a cover is a nicety: the MP3 is kept without one
             log.warning("no cover: %s", exc.message)
             return None
@@ -375,8 +293,3 @@ class Spread:
     rate: int
     channels: int
     gain_db: float | None
-
-
-def _left(deadline: float) -> int:
-    """Whole seconds left before ``deadline``, at least one (ffmpeg then times out at once)."""
-    return max(1, int(deadline - time.monotonic()))
