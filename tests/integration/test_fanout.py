@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pika
 import pytest
+from mutagen.id3 import ID3
 
 from tests.e2e.test_distributed import delete_topology
 from tests.integration.harness import Harness
 from tests.integration.test_segments import decoded
-from tests.support import FFMPEG, wait_for
+from tests.support import FFMPEG, decoded_seconds, inspect_audio, loudness, wait_for
 from video2mp3 import bootstrap
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
 from video2mp3.adapters.blobs.local import LocalBlobStore
@@ -32,12 +33,14 @@ from video2mp3.converter.fanout import SegmentEncoder
 from video2mp3.converter.mp3 import frame_samples
 from video2mp3.domain.events import (
     ConversionFailed,
+    ConversionProgress,
     ConversionSucceeded,
     Event,
     Owner,
     SegmentRequested,
 )
 from video2mp3.domain.jobs import Job, Status, utcnow
+from video2mp3.domain.options import ConversionOptions
 from video2mp3.gateway.background import track
 from video2mp3.ports.blobs import BlobInfo
 from video2mp3.ports.bus import GiveUp, Handler
@@ -240,3 +243,35 @@ def test_a_segment_that_cannot_be_decoded_fails_the_job_and_stops_the_others(
     assert isinstance(failed, ConversionFailed)
     assert failed.code == "invalid_media"
     assert not blob_exists(harness.blobs, audio_blob_id(job))
+
+
+@pytest.mark.parametrize("start", [None, 4.5])
+def test_every_option_holds_across_converters(
+    long_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: float | None
+) -> None:
+    """Trim, channels, normalisation (measured once, over the whole) and tags, on segments
+    handled one by one as converters would; a trim makes each decode from the trim's start."""
+    harness = Harness(tmp_path, fan_out_after=20)
+    monkeypatch.setattr(harness.bus, "consumers", lambda _queue: 3)
+    options = ConversionOptions(start=start, end=(start or 0) + 96, normalize=-20, channels=1,
+                                title="Long")  # fmt: skip
+    harness.convert(long_video.read_bytes(), "long.mp4", options, job_id="job-spread")
+    tasks = [e for e in harness.bus.published if isinstance(e.data, SegmentRequested)]
+    assert len(tasks) == 3
+    encoder = SegmentEncoder(harness.blobs, harness.bus, harness.converter.transcoder)
+    for task in tasks:
+        encoder.handle(task)
+    succeeded = harness.bus.published[-1]
+    mp3 = harness.mp3(succeeded, tmp_path)
+    assert decoded_seconds(mp3) == pytest.approx(96.0, abs=0.001)  # gapless, to the sample
+    assert inspect_audio(mp3).channels == 1
+    integrated, peak = loudness(mp3)
+    assert integrated == pytest.approx(-20, abs=1.0)
+    assert peak <= -1.0
+    assert str(ID3(mp3)["TIT2"]) == "Long"
+    progress = [
+        e.data.progress for e in harness.bus.published if isinstance(e.data, ConversionProgress)
+    ]
+    assert progress == sorted(progress)
+    assert progress[-1] == 1.0
+    assert not blob_exists(harness.blobs, audio_blob_id("job-spread"))

@@ -54,13 +54,25 @@ def decode_command(
     gain_db: float | None = None,
 ) -> list[str]:
     """The first step of a segmented encode: the audio ``command`` would encode, with every
-    filter applied, written as raw PCM in ``pcm``'s rate and channels."""
+    filter applied, written as raw PCM in ``pcm``'s rate and channels from ``pcm.start`` on.
+
+    The samples before ``pcm.start`` are decoded all the same and dropped on output (exactly, by
+    ffmpeg's output seek), so the rest are a single pass's; a seek on the input would start the
+    decoder cold instead. ``ValueError`` with both a start and a trim: ffmpeg then drops a few
+    samples too many or too few.
+    """
+    if pcm.start and options.start:
+        raise ValueError("no output seek after an input seek: it is not sample-exact")
     stream = info.choose_track(options.track)
     args = hardened_input(ffmpeg, src, seek=options.start) + select(stream)
     args += ["-ac", str(pcm.channels), "-ar", str(pcm.rate)]
     if gain_db is not None:
         args += ["-af", gain_filter(gain_db)]
-    args += ["-t", seconds(length(options, max_seconds))]
+    duration = length(options, max_seconds)
+    if pcm.start:
+        args += ["-ss", f"{pcm.start / pcm.rate:.6f}"]  # to the sample
+        duration -= pcm.start / pcm.rate
+    args += ["-t", seconds(duration)]
     return [*args, "-progress", "pipe:1", "-f", SAMPLE_FORMAT, str(pcm.path)]
 
 

@@ -118,7 +118,9 @@ class SegmentEncoder:
             options = options.model_copy(update={"end": min(end, options.end or end)})
         info = media.probe(audio)
         options = options.model_copy(update={"track": None})  # the copy has one stream
-        pcm = Pcm(dst.with_name("audio.pcm"), task.rate, task.channels)
+        # Only this segment's samples reach the disk (when no trim seeks the input first).
+        start = 0 if options.start else piece.first
+        pcm = Pcm(dst.with_name("audio.pcm"), task.rate, task.channels, start=start)
         decode = decode_command(media.ffmpeg, audio, pcm, info, options, media.max_seconds,
                                 task.gain_db)  # fmt: skip
         job = segment(media.ffmpeg, piece, pcm, encoder(options), dst, task.bounds[-1])
@@ -126,9 +128,9 @@ class SegmentEncoder:
             while_decoding(
                 decode, pcm, deadline, lambda: encode_segment(job, pcm, deadline, media.max_seconds)
             )
-            if piece.stop is not None and pcm.samples < piece.stop:
+            if piece.stop is not None and pcm.start + pcm.samples < piece.stop:
                 raise MediaError(
-                    f"the audio ends at {pcm.samples / pcm.rate:.1f} s,"
+                    f"the audio ends at {(pcm.start + pcm.samples) / pcm.rate:.1f} s,"
                     f" before the {task.bounds[-1] / pcm.rate:.1f} s it announces",
                     code="truncated",
                 )

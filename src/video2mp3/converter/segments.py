@@ -46,15 +46,18 @@ SAMPLE_FORMAT, SAMPLE_BYTES = "f32le", 4
 @dataclass(frozen=True)
 class Pcm:
     """Decoded audio in a raw ``SAMPLE_FORMAT`` file, which may still be growing: ``finished``
-    is set once the decoder has written all of it (or failed)."""
+    is set once the decoder has written all of it (or failed). The file holds the audio from
+    sample ``start`` on."""
 
     path: Path
     rate: int
     channels: int
     finished: threading.Event = field(default_factory=threading.Event)
+    start: int = 0
 
     @property
     def samples(self) -> int:
+        """Samples in the file (from ``start``)."""
         return self.path.stat().st_size // (SAMPLE_BYTES * self.channels)
 
 
@@ -119,7 +122,8 @@ def segment(
     ]  # fmt: skip
     stop = expected if piece.stop is None else piece.stop
     count = None if piece.stop is None else (piece.stop - piece.first) * width
-    return Segment(piece.index, args, piece.first * width, count, (stop - piece.first) / pcm.rate)
+    first_byte = (piece.first - pcm.start) * width
+    return Segment(piece.index, args, first_byte, count, (stop - piece.first) / pcm.rate)
 
 
 def encode(
