@@ -143,7 +143,12 @@ def test_a_long_input_is_encoded_by_both_converters_and_joined_gapless(
         # The video released, the parts, audio and tag deleted, a second merge's MP3 (if two
         # converters merged at once) deleted by the gateway: one MP3 and nothing else.
         later = utcnow() + timedelta(days=1)
-        wait_for(lambda: set(blobs.stored_before(later)) == {done.mp3_fid}, 30, "one blob left")
+
+        def left() -> list[str]:
+            return [blobs.open(b).info.filename for b in blobs.stored_before(later)]
+
+        wait_for(lambda: left() == ["long.mp3"], 30, "one blob left")
+        assert set(blobs.stored_before(later)) == {done.mp3_fid}, left()
         wait_for(lambda: messages(amqp_url, f"{prefix}.notifier") >= 1, 30, "job.finished")
         assert messages(amqp_url, f"{prefix}.notifier") == 1  # one email
     finally:

@@ -25,6 +25,11 @@ def mp3_blob_id(job_id: str) -> str:
     return derived_id("mp3", job_id)
 
 
+def merged_blob_id(job_id: str, index: int) -> str:
+    """The MP3 of a spread input as the worker of its segment ``index`` joined it."""
+    return derived_id("mp3", job_id, str(index))
+
+
 def audio_blob_id(job_id: str) -> str:
     """The audio stream of a spread input, copied out of the video."""
     return derived_id("audio", job_id)

@@ -7,19 +7,18 @@ consumer slot waits on other converters. Every converter consumes segments, one 
 (``SegmentEncoder``): it encodes its segment from the audio blob and stores the frames as the
 part blob ``part_blob_id(job, k)``. Then it looks whether every part is there; if so it joins
 them (``segments.join``), tags the MP3, stores it, publishes ``conversion.succeeded`` and only
-then deletes the parts, the audio and the tag. Each worker stores before it looks, so at least
-one sees every part.
+then deletes the audio. Each worker stores before it looks, so at least one sees every part.
 
-Retries stay per segment: a redelivered task whose part exists goes straight to the look. Two
-workers that store the last parts at once may both merge. Each then stores its MP3 under an id
-of its own, as a new blob: two writers of one id at once could mix their chunks in GridFS. The
-gateway keeps the MP3 of the first ``succeeded`` it applies and deletes the other's (``track``);
-its ``job.finished``, hence the email, is sent once. A part gone mid-merge means the other merge
-finished (parts go only after ``succeeded``); an audio blob gone means the job is settled: the
-task is dropped. A media error fails the job with its code and deletes the audio, which stops
-its other segments. What a crash leaves (parts, audio, tag, an MP3 stored but never announced)
-no job references: the gateway's orphan collector takes it after its grace period, far beyond a
-running job's life (the sweep fails stalled jobs first).
+The audio blob is the job's state: while it exists the job is being encoded; once it is gone
+(merged, or failed by a media error) any delivery of the job's segments deletes the parts and
+the tag that are left (a part stored late included) and does nothing else. Retries stay per
+segment: a redelivered task whose part exists goes straight to the look. Two workers that store
+the last parts at once may both merge: each stores its MP3 under an id of its own segment
+(``merged_blob_id``; two writers of one GridFS id at once could mix their chunks), so a retry
+of one merge finds its MP3 again. The gateway keeps the MP3 of the first ``succeeded`` it
+applies and deletes the other (``track``); its ``job.finished``, hence the email, goes once.
+What a crash leaves behind no job references: the gateway's orphan collector takes it after its
+grace period, far beyond a running job's life (the sweep fails stalled jobs first).
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from video2mp3.converter.decoding import encode_segment, while_decoding
 from video2mp3.converter.exchange import (
     audio_blob_id,
     blob_exists,
+    merged_blob_id,
     part_blob_id,
     publish_progress,
     read_blob,
@@ -86,18 +86,20 @@ class SegmentEncoder:
         task = event.data
         if not isinstance(task, SegmentRequested):
             return
-        if not blob_exists(self.blobs, part_blob_id(event.job_id, task.index)):
-            try:
-                self._encode(event.job_id, task)
-            except BlobNotFound:
-                log.info("segment of a settled job dropped", extra={"segment": task.index})
-                return
-            except Unavailable:
-                raise
-            except Video2mp3Error as exc:
-                self._fail(event, task, exc)
-                return
-        self._merge_when_complete(event, task)
+        job = event.job_id
+        try:
+            if not blob_exists(self.blobs, part_blob_id(job, task.index)):
+                self._encode(job, task)
+            self._merge_when_complete(event, task)
+        except BlobNotFound:
+            log.info("segment of a settled job dropped", extra={"segment": task.index})
+        except Unavailable:
+            raise
+        except Video2mp3Error as exc:
+            self._fail(event, task, exc)
+        if not blob_exists(self.blobs, audio_blob_id(job)):  # settled: merged or failed
+            for blob_id in (tag_blob_id(job), *parts(job, task)):
+                self.blobs.delete(blob_id)  # whatever it left, a part stored late included
 
     def _encode(self, job: str, task: SegmentRequested) -> None:
         with workspace() as tmp:
@@ -138,25 +140,18 @@ class SegmentEncoder:
             pcm.path.unlink(missing_ok=True)
 
     def _merge_when_complete(self, event: Event, task: SegmentRequested) -> None:
-        count = len(task.bounds) - 1
-        parts = [part_blob_id(event.job_id, k) for k in range(count)]
-        done = sum(blob_exists(self.blobs, part) for part in parts)
-        publish_progress(self.bus, event, done / count)
-        if done < count:
-            return
-        try:
-            succeeded = self._merge(event.job_id, task, parts)
-        except BlobNotFound:
-            log.info("the job was merged by another converter")
-            return
-        self.bus.publish(Event(event.job_id, succeeded, correlation_id=event.correlation_id))
-        for blob_id in (*parts, audio_blob_id(event.job_id), tag_blob_id(event.job_id)):
-            self.blobs.delete(blob_id)
+        done = sum(blob_exists(self.blobs, part) for part in parts(event.job_id, task))
+        publish_progress(self.bus, event, done / (len(task.bounds) - 1))
+        if done == len(task.bounds) - 1:
+            succeeded = self._merge(event.job_id, task)
+            self.bus.publish(Event(event.job_id, succeeded, correlation_id=event.correlation_id))
+            self.blobs.delete(audio_blob_id(event.job_id))  # the job is settled
 
-    def _merge(self, job: str, task: SegmentRequested, parts: list[str]) -> ConversionSucceeded:
+    def _merge(self, job: str, task: SegmentRequested) -> ConversionSucceeded:
         with workspace() as tmp:
             outputs = [
-                read_blob(self.blobs, part, Path(tmp, f"{k}.mp3")) for k, part in enumerate(parts)
+                read_blob(self.blobs, part, Path(tmp, f"{k}.mp3"))
+                for k, part in enumerate(parts(job, task))
             ]
             tag = read_blob(self.blobs, tag_blob_id(job), Path(tmp, "tag.id3"))
             planned = pieces(task.bounds, task.rate)
@@ -167,9 +162,9 @@ class SegmentEncoder:
             dst = Path(tmp, "output.mp3")
             join(planned, outputs, samples, task.rate, dst)
             copy_tag(tag, dst)
-            name = mp3_filename(task.filename)
-            stored = store_file(self.blobs, dst, None, name, "audio/mpeg")
-        log.info("merged", extra={"segments": len(parts)})
+            name, merged = mp3_filename(task.filename), merged_blob_id(job, task.index)
+            stored = store_file(self.blobs, dst, merged, name, "audio/mpeg")
+        log.info("merged", extra={"segments": len(outputs)})
         return ConversionSucceeded(stored.id, stored.size, round(samples / task.rate, 3),
                                    task.owner, task.filename)  # fmt: skip
 
@@ -178,4 +173,9 @@ class SegmentEncoder:
         failed = ConversionFailed(error.code, error.message, error.retryable, task.owner,
                                   task.filename)  # fmt: skip
         self.bus.publish(Event(event.job_id, failed, correlation_id=event.correlation_id))
-        self.blobs.delete(audio_blob_id(event.job_id))  # its other segments stop
+        self.blobs.delete(audio_blob_id(event.job_id))  # settled: its other segments stop
+
+
+def parts(job: str, task: SegmentRequested) -> list[str]:
+    """The part blobs of ``task``'s job, one per segment."""
+    return [part_blob_id(job, k) for k in range(len(task.bounds) - 1)]
