@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-peaks screenshot lock images clean
+.PHONY: run test lint bench bench-peaks screenshot lock images mutants clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench-peaks: $(STAMP)
 screenshot: $(STAMP)
 	$(BIN)/python -m tests.e2e.screenshot docs/screenshot.png
 
+# Breaks the code on purpose, mutant by mutant, and expects the guarding tests to fail.
+mutants: $(STAMP)
+	$(BIN)/python -m tests.mutants
 # The images run Python 3.11 on Linux; setuptools (the build backend) is locked too, so that the
 # package installs without build isolation and nothing unhashed is downloaded.
 LOCKS := deploy/docker

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -37,6 +38,35 @@ def need(service: str, probe: Callable[[], object], hint: str) -> None:
 def missing(what: str) -> None:
     """A ``need`` probe for a tool that is not installed."""
     raise FileNotFoundError(f"{what} is not installed")
+
+
+def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl`` (the broker's own view of connections and queues); its output."""
+    found = shutil.which("rabbitmqctl")
+    need("rabbitmqctl", lambda: found or missing("rabbitmqctl"), "install rabbitmq-server")
+    run = [str(found), *args]
+    return subprocess.run(run, check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+def delete_topology(amqp_url: str, prefix: str) -> None:
+    """Delete the exchanges and queues a bus declared under ``prefix``."""
+    import pika
+
+    from video2mp3.ports.bus import QUEUES
+
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        channel = connection.channel()
+        for queue in [*QUEUES, "dead"]:
+            channel.queue_delete(f"{prefix}.{queue}")
+        channel.exchange_delete(prefix)
+        channel.exchange_delete(f"{prefix}.dlx")
+
+
+def queue_messages(prefix: str) -> dict[str, int]:
+    """Messages in each queue named ``prefix.*``, ready and unacknowledged alike."""
+    listed = rabbitmqctl("list_queues", "name", "messages", "-q", "--no-table-headers")
+    rows = (line.split("\t") for line in listed.splitlines())
+    return {name: int(count) for name, count in rows if name.startswith(f"{prefix}.")}
 
 
 def free_port() -> int:

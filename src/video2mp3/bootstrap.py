@@ -173,7 +173,9 @@ def gateway_worker(
     settings: Settings, jobs: JobRepository, blobs: BlobStore, bus: Bus
 ) -> tuple[Worker, background.Background]:
     """The outbox relay, the tracker of converter events, the sweep and the orphan collector."""
-    # Progress arrives every second while a converter works: this much silence means it is gone.
+    # Progress arrives every second while ffmpeg runs, but the conversion timeout bounds ffmpeg
+    # only: copying the video in, probing it (up to a minute) and storing the MP3 send no news.
+    # Twice the timeout plus five minutes for those, so a small timeout never fails a live job.
     stalled_after = timedelta(seconds=2 * settings.conversion_timeout_seconds + 300)
     webhooks = SQLWebhookRepository(create_engine(str(settings.jobs_db_url)))
     work = background.Background(

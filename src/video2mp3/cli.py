@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run one service (settings from VIDEO2MP3_*)")
     serve_cmd.add_argument("service", choices=sorted(PORTS))
-    serve_cmd.add_argument("--port", type=int, help="listen port (default: per service)")
+    serve_cmd.add_argument(
+        "--port", type=int, help="listen port (default: per service; 0: any free one)"
+    )
     serve_cmd.add_argument(
         "--admin-port",
         type=int,
@@ -102,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = load()
         logs.configure(settings.log_level)
         if args.command == "serve":
-            port = args.port or PORTS[args.service]
-            admin_port = args.admin_port or ADMIN_PORTS.get(args.service, port)
+            # 0 means any free port (never the default one); --port 0 alone frees both.
+            port = PORTS[args.service] if args.port is None else args.port
+            admin_port = args.admin_port
+            if admin_port is None:
+                admin_port = ADMIN_PORTS.get(args.service, port) if port else 0
             return serve(args.service, port, admin_port, settings)
         elif args.command == "dev":
             from video2mp3.dev import run

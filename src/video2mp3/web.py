@@ -105,7 +105,11 @@ def install(app: Flask, health: Health) -> None:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         code = (error.name or "error").lower().replace(" ", "_")
-        return json_error(error.code or 500, code, error.description or code)
+        response = json_error(error.code or 500, code, error.description or code)
+        for name, value in error.get_headers():  # such as Allow on a 405 (RFC 9110)
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -88,6 +88,7 @@ def run_worker(
             thread.join(timeout=0.5)
     health.close()
     server.shutdown()
+    server.server_close()
     on_stop()
     log.info("worker stopped", extra={"loops": list(loops)})
     return status

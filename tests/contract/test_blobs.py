@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -33,8 +34,8 @@ class Boom(Exception):
     pass
 
 
-def failing_after(data: bytes) -> Iterator[bytes]:
-    yield data
+def failing_after(data: bytes | list[bytes]) -> Iterator[bytes]:
+    yield from [data] if isinstance(data, bytes) else data
     raise Boom
 
 
@@ -186,9 +187,34 @@ class TestGridFSBlobStore(BlobStoreContract):
         with store.open(blob_id) as reader:
             assert reader.read() == DATA
 
+    def test_an_aborted_upload_leaves_no_chunk_behind(
+        self, store: BlobStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past the client's 48 MB write buffer, chunks reach the server before the failure:
+        they must be deleted, not only left without a file. (Chunks are looked up by
+        ``files_id``: nx-27017 cannot count fs.chunks otherwise.)"""
+        assert isinstance(store, GridFSBlobStore)
+        bucket, uploads = store._bucket, []
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            uploads.append(open_upload_stream(*args, **kwargs))
+            return uploads[-1]
+
+        open_upload_stream = bucket.open_upload_stream
+        monkeypatch.setattr(bucket, "open_upload_stream", recorded)
+        piece = os.urandom(1024 * 1024)
+        with pytest.raises(Boom):
+            store.put(failing_after([piece] * 52), filename="a", content_type="x")
+        [upload] = uploads
+        chunks = store._client.get_default_database()["fs.chunks"]
+        assert list(chunks.find({"files_id": upload._id}).limit(1)) == []
+
     def test_unreachable_server_is_unavailable(self) -> None:
         from video2mp3.errors import Unavailable
 
         store = GridFSBlobStore("mongodb://127.0.0.1:1/x?serverSelectionTimeoutMS=200")
-        with pytest.raises(Unavailable):
-            store.ping()
+        try:
+            with pytest.raises(Unavailable):
+                store.ping()
+        finally:
+            store.close()

@@ -98,6 +98,15 @@ class SQLContract:
         assert [Event.from_json(b) for b in published] == [event]
         assert jobs.relay_outbox(published.append) == 0
 
+    def test_a_job_that_cannot_be_stored_queues_no_request(self, jobs: JobRepository) -> None:
+        job, event = new_job()
+        jobs.add(job, event)
+        clash = Job(owner_id=1, owner_email="a@example.com", filename="b.mp4", video_fid="vb")
+        clash.id = job.id  # the insert fails: its request must not be queued either
+        with pytest.raises(sa.exc.IntegrityError):
+            jobs.add(clash, clash.requested_event("corr"))
+        assert jobs.outbox_depth() == 1
+
     def test_a_failed_publish_keeps_the_rest_for_later(self, jobs: JobRepository) -> None:
         for name in ("a", "b", "c"):
             jobs.add(*new_job(name=name))

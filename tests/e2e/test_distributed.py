@@ -6,33 +6,30 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pika
 import pymongo
 import pytest
 import requests
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.contract.test_mail import Inbox
 from tests.e2e.flow import run_journey, sign_up
-from tests.support import LONG, free_port, inspect_audio, make_sample, wait_for
+from tests.support import (
+    LONG,
+    delete_topology,
+    free_port,
+    inspect_audio,
+    make_sample,
+    queue_messages,
+    wait_for,
+)
 from video2mp3 import signing
 from video2mp3.auth.keys import generate
-from video2mp3.ports.bus import QUEUES
-
-
-def delete_topology(amqp_url: str, prefix: str) -> None:
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
-        channel = connection.channel()
-        for queue in [*QUEUES, "dead"]:
-            channel.queue_delete(f"{prefix}.{queue}")
-        channel.exchange_delete(prefix)
-        channel.exchange_delete(f"{prefix}.dlx")
 
 
 class Services:
@@ -46,23 +43,14 @@ class Services:
     def start(self, name: str, service: str) -> None:
         port = self.ports[name] = free_port()
         admin = self.admin_ports[name] = free_port() if service in ("auth", "gateway") else port
-        log = (self.tmp / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "video2mp3.cli",
-                "serve",
-                service,
-                "--port",
-                str(port),
-                "--admin-port",
-                str(admin),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        command = [sys.executable, "-m", "video2mp3.cli", "serve", service]
+        with (self.tmp / f"{name}.log").open("wb") as log:  # the child keeps its own copy
+            self.procs[name] = subprocess.Popen(
+                [*command, "--port", str(port), "--admin-port", str(admin)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_ready(self) -> None:
         for name, port in self.admin_ports.items():
@@ -85,6 +73,7 @@ class Services:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()  # reaped here, not reported against a later test
                 pytest.fail(f"{name} ignored SIGTERM")
 
 
@@ -189,11 +178,18 @@ def test_a_converter_killed_mid_conversion_loses_nothing(
     mp3.write_bytes(requests.get(f"{job_url}/mp3", headers=user, timeout=60).content)
     assert abs(inspect_audio(mp3).duration - LONG.audio_seconds) <= 0.1  # type: ignore[operator]
     wait_for(lambda: inbox(), 30, "the email")
-    time.sleep(1)
+    # Facts, not a pause: with nothing left to relay or deliver, no second email can come.
+    jobs_db = sa.create_engine(services.env["VIDEO2MP3_JOBS_DB_URL"])
+    with jobs_db.connect() as db:
+        wait_for(lambda: db.scalar(sa.text("SELECT COUNT(*) FROM outbox")) == 0, 30, "the relay")
+    jobs_db.dispose()
+    prefix = services.env["VIDEO2MP3_BROKER_PREFIX"]
+    wait_for(lambda: not any(queue_messages(prefix).values()), 60, "every queue to be worked off")
     [mail] = inbox()
     assert done["mp3_fid"] in mail.get_payload(decode=True).decode()
-    gridfs = pymongo.MongoClient(services.env["VIDEO2MP3_MONGODB_URL"])
-    mp3s = list(gridfs.get_default_database()["fs.files"].find({"filename": "long_mono.mp3"}))
+    with pymongo.MongoClient(services.env["VIDEO2MP3_MONGODB_URL"]) as gridfs:
+        files = gridfs.get_default_database()["fs.files"]
+        mp3s = list(files.find({"filename": "long_mono.mp3"}))
     assert [str(f["_id"]) for f in mp3s] == [done["mp3_fid"]]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import Harness
-from tests.support import SAMPLES, decoded_seconds, inspect_audio
+from tests.support import SAMPLES, Sample, decoded_seconds, inspect_audio, make_sample, tone
 from video2mp3.converter.exchange import mp3_blob_id
 from video2mp3.converter.ffmpeg import find_ffmpeg
 from video2mp3.domain.events import (
@@ -77,17 +77,34 @@ def test_truncated_video_fails(
     assert fail(Harness(tmp_path), data[: len(data) // 3]).code == code
 
 
-def test_a_playlist_posing_as_a_video_reads_no_local_file(tmp_path: Path) -> None:
-    secret = tmp_path / "secret.txt"
-    secret.write_text("TOP-SECRET " * 100)
-    playlists = [
-        f"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\nfile://{secret}\n#EXT-X-ENDLIST\n",
-        f"ffconcat version 1.0\nfile '{secret}'\n",
-    ]
-    for playlist in playlists:
-        harness = Harness(tmp_path)
-        assert fail(harness, playlist.encode(), "evil.mp4").code == "invalid_media"
-        assert not list((tmp_path / "blobs").glob("*.mp3"))
+@pytest.mark.parametrize(
+    "playlist",
+    [
+        "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:3.0,\nfile://{secret}\n#EXT-X-ENDLIST\n",
+        "ffconcat version 1.0\nfile '{secret}'\n",
+    ],
+    ids=["hls", "concat"],
+)
+def test_a_playlist_posing_as_a_video_reads_no_local_file(
+    playlist: str, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    """The local file named is real audio: read, it would convert. The job fails instead, and
+    the blob store holds nothing but the upload (no MP3 of the local file)."""
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(samples["h264_aac.mp4"].read_bytes())
+    harness = Harness(tmp_path)
+    assert fail(harness, playlist.format(secret=secret).encode(), "evil.mp4").code == (
+        "invalid_media"
+    )
+    kept = [p for p in (tmp_path / "blobs").iterdir() if p.is_file()]
+    assert len(kept) == 2  # the uploaded playlist and its metadata
+
+
+def test_a_container_outside_the_whitelist_is_refused(media_dir: Path, tmp_path: Path) -> None:
+    """AIFF is sound that ffmpeg reads well, but not a container we accept: the whitelist holds."""
+    aiff = make_sample(Sample("tone.aiff", (*tone(), "-f", "aiff"), 3.0), media_dir)
+    harness = Harness(tmp_path)
+    assert fail(harness, aiff.read_bytes(), "tone.aiff").code == "invalid_media"
 
 
 def test_a_missing_video_fails_without_retrying(tmp_path: Path) -> None:

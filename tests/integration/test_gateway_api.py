@@ -18,6 +18,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
+from werkzeug.test import TestResponse
 
 from tests.support import wait_for
 from video2mp3 import bootstrap, signing
@@ -29,6 +30,14 @@ from video2mp3.health import Health, listen
 from video2mp3.settings import load
 
 MP3 = bytes(range(256)) * 40  # stands in for an MP3: the gateway only streams bytes
+
+
+class ClosingClient(FlaskClient):
+    """Reads each response whole and closes it, as a WSGI server does (a streamed MP3 keeps its
+    blob open until then); ``buffered=False`` still streams, for the event stream."""
+
+    def open(self, *args: Any, buffered: bool = True, **kwargs: Any) -> TestResponse:
+        return super().open(*args, buffered=buffered, **kwargs)
 
 
 class Stack:
@@ -59,6 +68,7 @@ class Stack:
             self.blobs,
             on_queued=background.wake_relay,
         )
+        self.app.test_client_class = ClosingClient
         self.client: FlaskClient = self.app.test_client()
         self.stopping = threading.Event()
         self.loops = [
@@ -231,6 +241,7 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(tmp_path: Path) -> None
 
 
 def test_tokens_are_required(stack: Stack) -> None:
+    assert stack.client.get("/download").status_code == 401  # before the missing ?fid= (422)
     assert stack.client.get("/api/v1/jobs").status_code == 401
     assert (
         stack.client.get("/api/v1/jobs", headers={"Authorization": "Bearer x.y.z"}).status_code
@@ -246,7 +257,7 @@ def test_list_is_paginated_newest_first(stack: Stack) -> None:
     assert [j["id"] for j in page["items"]] == ids[::-1][:2]
     rest = stack.client.get("/api/v1/jobs?limit=2&offset=2", headers=stack.headers).get_json()
     assert [j["id"] for j in rest["items"]] == [ids[0]]
-    for query in ("limit=0", "limit=101", "offset=-1", "limit=many"):
+    for query in ("limit=0", "limit=101", "offset=-1", f"offset={2**31}", "limit=many"):
         assert stack.client.get(f"/api/v1/jobs?{query}", headers=stack.headers).status_code == 422
 
 
@@ -256,19 +267,21 @@ def test_download_streams_with_length_etag_and_range(stack: Stack) -> None:
     job = stack.job(job_id)
     assert (job["status"], job["progress"], job["mp3_fid"]) == ("succeeded", 1.0, fid)
     for url in (f"/api/v1/jobs/{job_id}/mp3", f"/download?fid={fid}"):
-        response = stack.client.get(url, headers=stack.headers)
-        assert response.status_code == 200
-        assert response.data == MP3
-        assert response.mimetype == "audio/mpeg"
-        assert response.content_length == len(MP3)
-        assert 'filename="My Clip.mp3"' in response.headers["Content-Disposition"]
-        etag = response.headers["ETag"]
-        partial = stack.client.get(url, headers={**stack.headers, "Range": "bytes=100-199"})
-        assert partial.status_code == 206
-        assert partial.data == MP3[100:200]
-        assert partial.headers["Content-Range"] == f"bytes 100-199/{len(MP3)}"
-        cached = stack.client.get(url, headers={**stack.headers, "If-None-Match": etag})
-        assert cached.status_code == 304
+        with stack.client.get(url, headers=stack.headers) as response:
+            assert response.status_code == 200
+            assert response.data == MP3
+            assert response.mimetype == "audio/mpeg"
+            assert response.content_length == len(MP3)
+            assert 'filename="My Clip.mp3"' in response.headers["Content-Disposition"]
+            etag = response.headers["ETag"]
+        range_ = {**stack.headers, "Range": "bytes=100-199"}
+        with stack.client.get(url, headers=range_) as partial:
+            assert partial.status_code == 206
+            assert partial.data == MP3[100:200]
+            assert partial.headers["Content-Range"] == f"bytes 100-199/{len(MP3)}"
+        if_none_match = {**stack.headers, "If-None-Match": etag}
+        with stack.client.get(url, headers=if_none_match) as cached:
+            assert cached.status_code == 304
 
 
 def test_failed_jobs_carry_the_reason(stack: Stack) -> None:
@@ -330,6 +343,7 @@ def test_probes_and_metrics_are_on_the_admin_listener_only(stack: Stack) -> None
     finally:
         health.close()
         server.shutdown()
+        server.server_close()
 
 
 def test_a_dependency_down_is_reported_but_leaves_the_pod_ready(stack: Stack) -> None:
@@ -349,6 +363,7 @@ def test_errors_are_json_everywhere(stack: Stack) -> None:
     response = stack.client.put("/api/v1/jobs", headers=stack.headers)
     assert response.status_code == 405
     assert error_code(response) == "method_not_allowed"
+    assert {"GET", "POST"} <= set(response.headers["Allow"].split(", "))  # RFC 9110
 
 
 def test_openapi_describes_every_route(stack: Stack) -> None:

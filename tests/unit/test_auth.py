@@ -12,7 +12,7 @@ from video2mp3.adapters.sql.users import SQLUserRepository as UserRepository
 from video2mp3.auth.accounts import Accounts
 from video2mp3.auth.keys import KeyRing, generate
 from video2mp3.errors import Conflict, Forbidden, InvalidRequest, Unauthorized, Unavailable
-from video2mp3.gateway.tokens import TokenVerifier
+from video2mp3.gateway.tokens import KEYSET_TTL, REFRESH_INTERVAL, TokenVerifier
 from video2mp3.settings import load
 
 
@@ -105,24 +105,38 @@ def test_expired_forged_and_foreign_tokens_are_refused(accounts: Accounts, tmp_p
         verifier.verify("not.a.token")
 
 
-def test_key_rotation_keeps_old_tokens_valid_and_refetches_once(
+def test_key_rotation_refetches_once_for_a_new_key_and_not_again_soon(
     accounts: Accounts, tmp_path: Path
 ) -> None:
+    """A token signed by a key the gateway has never seen is accepted after exactly one refetch,
+    though the cached key set has not expired; another unknown key right after costs none."""
     user = accounts.register("ann@example.com", "correct horse")
     identity = CountingIdentity(accounts)
     verifier = TokenVerifier(identity)
     old_token = accounts.issue_token(user)
     verifier.verify(old_token)
+    assert identity.fetches == 1
     generate(tmp_path / "keys")  # a newer key: it signs from now on
     accounts.keys = KeyRing.load(tmp_path / "keys")
     new_token = accounts.issue_token(user)
-    assert (
-        jwt.get_unverified_header(new_token)["kid"] != jwt.get_unverified_header(old_token)["kid"]
-    )
-    verifier._fetched_at = float("-inf")  # as if the refresh interval had passed
+    assert kid(new_token) != kid(old_token)
+    # Older than the refetch interval, far younger than the key set's expiry: only the unknown
+    # key id can make the verifier fetch again.
+    verifier._fetched_at -= REFRESH_INTERVAL + 1
+    assert REFRESH_INTERVAL + 1 < KEYSET_TTL
     assert verifier.verify(new_token).user_id == user.id
     assert verifier.verify(old_token).user_id == user.id
     assert identity.fetches == 2
+    generate(tmp_path / "keys")  # yet another key, within the refetch interval
+    accounts.keys = KeyRing.load(tmp_path / "keys")
+    newest = accounts.issue_token(user)
+    with pytest.raises(Unauthorized, match="unknown key"):
+        verifier.verify(newest)
+    assert identity.fetches == 2  # forged or early kids cannot hammer auth
+
+
+def kid(token: str) -> str:
+    return str(jwt.get_unverified_header(token)["kid"])
 
 
 def test_a_key_auth_stops_publishing_stops_being_trusted(

@@ -35,6 +35,7 @@ def listener() -> Iterator[tuple[Health, Probe, Probe, str]]:
     yield health, loop, broker, f"http://127.0.0.1:{server.server_address[1]}"
     health.close()
     server.shutdown()
+    server.server_close()
 
 
 def test_a_dependency_outage_is_reported_without_failing_a_probe(

@@ -90,8 +90,9 @@ def run(
     ``stdin``: bytes of a (possibly growing) file for its standard input.
     """
     timed_out = threading.Event()
-    with tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen(
+    with (
+        tempfile.TemporaryFile() as stderr,
+        subprocess.Popen(  # as a context: the progress pipe is closed, not left to the GC
             args,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -101,7 +102,8 @@ def run(
                 cpu_seconds=timeout * 4,  # ffmpeg may use several cores
                 file_bytes=file_bytes + FSIZE_SLACK,  # -fs overshoots
             ),
-        )
+        ) as proc,
+    ):
 
         def kill() -> None:
             timed_out.set()

@@ -24,7 +24,8 @@ bp.add_url_rule("/upload", "upload", upload_job, methods=["POST"])
 @bp.get("/download")
 def download() -> Response:
     """The MP3 with file id ``?fid=``, for its owner only."""
+    owner = principal()  # 401 before 422: strangers learn nothing of the parameters
     fid = request.args.get("fid", "")
     if not fid:
         raise InvalidRequest("give the MP3 file id as ?fid=")
-    return mp3_response(*gateway().open_mp3_by_fid(principal(), fid))
+    return mp3_response(*gateway().open_mp3_by_fid(owner, fid))

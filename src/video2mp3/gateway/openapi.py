@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from video2mp3.domain.options import describe
 from video2mp3.domain.webhooks import EVENTS
+from video2mp3.gateway.service import MAX_OFFSET, MAX_PAGE
 
 bp = Blueprint("openapi", __name__)
 
@@ -23,9 +24,25 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 _ERROR = _json(_ref("Error"), "An error: a stable code and a human message")
 _ERRORS = {str(s): _ERROR for s in (401, 404, 422)}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20}
+_OFFSET = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _sent_or_omitted(option: dict[str, Any]) -> dict[str, Any]:
+    """An option as a query parameter or form field: given or left out, never ``null`` (which
+    would travel as the text "null")."""
+    kept = [branch for branch in option.get("anyOf", []) if branch.get("type") != "null"]
+    if len(kept) != 1:
+        return option
+    rest = {k: v for k, v in option.items() if k not in ("anyOf", "default")}
+    return {**rest, **kept[0]}
+
+
 # Every conversion option, as a query parameter or a form field before the file (same names).
-_OPTIONS: dict[str, Any] = describe()["properties"]
+_OPTIONS: dict[str, Any] = {
+    name: _sent_or_omitted(option) for name, option in describe()["properties"].items()
+}
 _CACHED = {
     "type": "object",
     "required": ["sha256", "size", "filename"],
@@ -50,7 +67,10 @@ _UPLOAD = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "properties": {**_OPTIONS, "file": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        **_OPTIONS,
+                        "file": {"type": "string", "format": "binary", "minLength": 1},
+                    },
                     "additionalProperties": False,
                 },
                 "encoding": {"file": {"contentType": "*/*"}},
@@ -111,7 +131,11 @@ SPEC: dict[str, Any] = {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("Credentials")}},
                 },
-                "responses": {"200": _json(_ref("Session"), "Logged in"), "401": _ERROR},
+                "responses": {
+                    "200": _json(_ref("Session"), "Logged in"),
+                    "401": _ERROR,
+                    "422": _ERROR,
+                },
             },
             "delete": {
                 "summary": "Log out the page (needs X-CSRF-Token)",
@@ -136,7 +160,12 @@ SPEC: dict[str, Any] = {
                 "summary": "Download an MP3 by its file id (tutorial-compatible)",
                 "security": _BEARER,
                 "parameters": [
-                    {"name": "fid", "in": "query", "required": True, "schema": {"type": "string"}}
+                    {
+                        "name": "fid",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                    }
                 ],
                 "responses": _MP3,
             }
@@ -162,8 +191,8 @@ SPEC: dict[str, Any] = {
                 "summary": "The caller's jobs, newest first",
                 "security": _BEARER,
                 "parameters": [
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "schema": _LIMIT},
+                    {"name": "offset", "in": "query", "schema": _OFFSET},
                 ],
                 "responses": {"200": _json(_ref("JobPage"), "One page of jobs"), **_ERRORS},
             },
@@ -256,8 +285,8 @@ SPEC: dict[str, Any] = {
                 "type": "object",
                 "required": ["email", "password"],
                 "properties": {
-                    "email": {"type": "string", "format": "email"},
-                    "password": {"type": "string", "minLength": 8},
+                    "email": {"type": "string", "format": "email", "maxLength": 254},
+                    "password": {"type": "string", "minLength": 8, "maxLength": 1024},
                 },
             },
             "Session": {
