@@ -8,7 +8,10 @@ AAC of ``BENCH_SECONDS`` (default ``60,600``):
 - ``options``: what the default cover (a still found in the video) and two-pass loudness
   normalisation add to the converter's job (the longest input).
 - ``e2e``: upload to ``succeeded`` over HTTP, on ``video2mp3 dev`` and on the distributed
-  processes, over cp + bare ffmpeg.
+  processes, over cp + bare ffmpeg: the MP4 as made (index at the end: converted after the
+  upload), and with its index first (``streamed``: converted while it arrives), also with that
+  turned off (``VIDEO2MP3_STREAM_AFTER_BYTES=0``), and both uploading at ``BENCH_UPLOAD_MBPS``
+  (default 100) MB/s as over a network.
 - ``fanout``: the longest input on the distributed processes, from the end of the upload to
   ``succeeded``, with 1 and with 2 converters of one core each (its segments spread across them),
   and with one converting it alone.
@@ -27,6 +30,7 @@ Prints a table and keeps the JSON in ``bench/out/``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cache, client, e2e, live, throughput
-from bench.media import FFMPEG, bare, make_video, repeated
+from bench.media import FFMPEG, bare, faststart, make_video, repeated
 from bench.memory import peaks
 from bench.stack import distributed, embedded
 from bench.upload import upload_rss_growth
@@ -54,6 +58,8 @@ SECTIONS = os.environ.get(
     "BENCH_SECTIONS", "converter,copy,options,e2e,fanout,throughput,memory,upload,live,cache,client"
 )
 CACHE = Path(os.environ.get("BENCH_CACHE", "bench/out/media"))
+UPLOAD_MBPS = int(os.environ.get("BENCH_UPLOAD_MBPS", "100"))
+RATE = UPLOAD_MBPS * 1_000_000
 
 
 def median_time(work: Callable[[], object]) -> float:
@@ -111,8 +117,19 @@ def main() -> None:
                     "ratio": round(t_ours / t_bare, 2),
                 }
             if "e2e" in sections:
-                results[f"e2e_dev_{seconds}s"] = e2e.ratio(embedded, video)
-                results[f"e2e_distributed_{seconds}s"] = e2e.ratio(distributed, video, converters=1)
+                front, off = faststart(video), {"VIDEO2MP3_STREAM_AFTER_BYTES": "0"}
+                after = functools.partial(embedded, env=off)
+                e2e_runs = {
+                    "dev": e2e.ratio(embedded, video),
+                    "dev_streamed": e2e.ratio(embedded, front),
+                    "dev_streaming_off": e2e.ratio(after, front),
+                    f"dev_{UPLOAD_MBPS}MBps_streamed": e2e.ratio(embedded, front, rate=RATE),
+                    f"dev_{UPLOAD_MBPS}MBps_streaming_off": e2e.ratio(after, front, rate=RATE),
+                    "distributed": e2e.ratio(distributed, video, converters=1),
+                    "distributed_streamed": e2e.ratio(distributed, front, converters=1),
+                }
+                for name, run in e2e_runs.items():
+                    results[f"e2e_{name}_{seconds}s"] = run
         longest = videos[max(SECONDS)]
         if "copy" in sections:
             mp3_video = make_video(CACHE / f"mp3-{max(SECONDS)}.mp4", max(SECONDS), "libmp3lame")

@@ -25,6 +25,18 @@ def make_video(path: Path, seconds: int, audio_codec: str = "aac", size: str = "
     return path
 
 
+def faststart(source: Path) -> Path:
+    """``source`` with its index (moov) moved to the front: readable while it arrives."""
+    path = source.with_name(f"{source.stem}-faststart{source.suffix}")
+    if not path.exists():
+        subprocess.run(
+            [FFMPEG, "-loglevel", "error", "-y", "-i", str(source), "-c", "copy",
+             "-movflags", "+faststart", str(path)],
+            check=True,
+        )  # fmt: skip
+    return path
+
+
 def repeated(source: Path, size: int, path: Path) -> Path:
     """At least ``size`` bytes of video, made by repeating ``source`` (stream copy: fast)."""
     if not path.exists():

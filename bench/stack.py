@@ -94,10 +94,10 @@ class Stack:
 
 
 @contextlib.contextmanager
-def embedded() -> Iterator[Stack]:
-    """``video2mp3 dev`` on a free port with its data in a temporary folder."""
+def embedded(env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """``video2mp3 dev`` on a free port with its data in a temporary folder (and ``env``)."""
     root = Path(tempfile.mkdtemp(prefix="v2m-bench-"))
-    stack = Stack(root, {})
+    stack = Stack(root, env or {})
     port = stack.ports["gateway"] = free_port()
     stack.procs["gateway"] = subprocess.Popen(
         [sys.executable, "-m", "video2mp3.cli", "dev", "--port", str(port),
@@ -115,8 +115,8 @@ def embedded() -> Iterator[Stack]:
 
 
 @contextlib.contextmanager
-def distributed(*, gridfs: bool = False) -> Iterator[Stack]:
-    """auth, gateway and gateway-worker running (start converters yourself)."""
+def distributed(*, gridfs: bool = False, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """auth, gateway and gateway-worker running (start converters yourself), with ``env``."""
     suffix = uuid.uuid4().hex[:8]
     prefix = f"v2m-bench-{suffix}"
     engine = sa.create_engine(MYSQL_URL)
@@ -153,6 +153,7 @@ def distributed(*, gridfs: bool = False) -> Iterator[Stack]:
             "VIDEO2MP3_JWT_KEY_DIR": str(root / "keys"),
             "VIDEO2MP3_LINK_KEY_DIR": str(root / "link-keys"),
             "VIDEO2MP3_WEB_WORKERS": "2",
+            **(env or {}),
         },
     )
     try:

@@ -44,9 +44,10 @@ MUTANTS = (
         (
             Edit(
                 "src/video2mp3/gateway/service.py",
-                "limited(chunks, self.max_upload_bytes, _too_large(self.max_upload_bytes)),",
-                'iter([b"".join(limited(chunks, self.max_upload_bytes, '
-                "_too_large(self.max_upload_bytes)))]),",
+                "size_limited = limited(chunks, self.max_upload_bytes, "
+                "_too_large(self.max_upload_bytes))",
+                'size_limited = iter([b"".join(limited(chunks, self.max_upload_bytes, '
+                "_too_large(self.max_upload_bytes)))])",
             ),
         ),
         ("tests/integration/test_upload_memory.py", "-k", "gateway"),
@@ -105,7 +106,8 @@ MUTANTS = (
         (
             Edit(
                 "src/video2mp3/adapters/blobs/gridfs.py",
-                "            upload.abort()\n",
+                '            self._chunks.delete_many({"files_id": oid})\n'
+                '            self._files.delete_one({"_id": oid})\n',
                 "            pass\n",
             ),
         ),
@@ -173,6 +175,18 @@ MUTANTS = (
         "the sweep fails every processing job, news or not",
         (Edit("src/video2mp3/adapters/sql/jobs.py", ", jobs.c.updated_at < before", ""),),
         ("tests/contract/test_sql.py", "-k", "stalled"),
+    ),
+    Mutant(
+        "upload-end-not-awaited",
+        "a video converted while it arrives gives an MP3 whether or not its upload completed",
+        (
+            Edit(
+                "src/video2mp3/converter/worker.py",
+                "            src.whole.wait()\n            src.check()\n",
+                "",
+            ),
+        ),
+        ("tests/integration/test_streaming.py", "-k", "aborted and local"),
     ),
     Mutant(
         "give-up-silent",

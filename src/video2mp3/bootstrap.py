@@ -146,6 +146,7 @@ def gateway_app(
         quota_bytes=settings.quota_bytes,
         max_active_jobs=settings.max_active_jobs,
         cache_across_owners=settings.cache_across_owners,
+        stream_after_bytes=settings.stream_after_bytes,
     )
     settings.require("the gateway", "jobs_db_url")
     registrations = SQLWebhookRepository(create_engine(str(settings.jobs_db_url)))

@@ -97,6 +97,12 @@ class BlobNotFound(NotFound):
     code = "blob_not_found"
 
 
+class BlobStalled(Video2mp3Error):
+    """A blob followed while it is written got no new byte for too long: its writer stalled."""
+
+    code = "upload_stalled"
+
+
 class InvalidEvent(Video2mp3Error):
     """A message body is not a valid event envelope; it can never succeed."""
 

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     link_ttl_seconds: int = Field(86400, ge=60, le=30 * 86400)
     signup_enabled: bool = True
     max_upload_bytes: int = Field(2 * 1024**3, gt=0)
+    # A video readable front to back starts converting once this much has arrived (0: after the
+    # upload): a smaller one is over before an early start would gain much.
+    stream_after_bytes: int = Field(16 * 1024**2, ge=0)
     conversion_timeout_seconds: int = Field(1200, gt=0)
     max_duration_seconds: int = Field(4 * 3600, gt=0)
     ffmpeg: str | None = None

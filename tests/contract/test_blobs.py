@@ -7,11 +7,11 @@ against a real mongod whenever TEST_MONGODB_URL is set.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -19,8 +19,8 @@ from bson import ObjectId
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
 from video2mp3.adapters.blobs.local import LocalBlobStore
 from video2mp3.domain.jobs import utcnow
-from video2mp3.errors import BlobNotFound
-from video2mp3.ports.blobs import BlobStore, derived_id
+from video2mp3.errors import BlobNotFound, BlobStalled
+from video2mp3.ports.blobs import CHUNK_SIZE, BlobStore, derived_id
 
 DATA = os.urandom(700_000)  # several GridFS chunks
 
@@ -37,6 +37,53 @@ class Boom(Exception):
 def failing_after(data: bytes | list[bytes]) -> Iterator[bytes]:
     yield from [data] if isinstance(data, bytes) else data
     raise Boom
+
+
+class GatedWriter:
+    """A ``put`` in a thread whose pieces of ``DATA`` the test releases one at a time; then it
+    ends, or raises ``Boom`` with ``fail``."""
+
+    def __init__(self, store: BlobStore, *, fail: bool = False) -> None:
+        self.id = derived_id("video", str(uuid.uuid4()))
+        self.pieces = [DATA[i : i + CHUNK_SIZE] for i in range(0, len(DATA), CHUNK_SIZE)]
+        self.released = [threading.Event() for _ in self.pieces]
+        self.asked = [threading.Event() for _ in [*self.pieces, None]]  # for piece k: k-1 stored
+        self.fail, self.error = fail, None
+        self.thread = threading.Thread(target=self._put, args=(store,))
+        self.thread.start()
+
+    def _put(self, store: BlobStore) -> None:
+        try:
+            store.put(self._pieces(), filename="v.mkv", content_type="video/x", blob_id=self.id)
+        except Boom as exc:
+            self.error = exc
+
+    def _pieces(self) -> Iterator[bytes]:
+        for k, piece in enumerate(self.pieces):
+            self.asked[k].set()
+            assert self.released[k].wait(30)
+            yield piece
+        self.asked[-1].set()
+        if self.fail:
+            raise Boom
+
+    def release(self, k: int) -> None:
+        """Let piece ``k`` go, and wait until the store has taken it."""
+        self.released[k].set()
+        assert self.asked[k + 1].wait(30)
+
+    def finish(self) -> None:
+        for gate in self.released:
+            gate.set()
+        self.thread.join(30)
+
+
+def take(following: Iterator[bytes], size: int) -> bytes:
+    """The next ``size`` bytes a follower gives."""
+    got = b""
+    while len(got) < size:
+        got += next(following)
+    return got
 
 
 class BlobStoreContract:
@@ -138,6 +185,52 @@ class BlobStoreContract:
         assert info.id in set(store.stored_before(utcnow() + timedelta(seconds=5)))
         assert info.id not in set(store.stored_before(utcnow() - timedelta(hours=1)))
 
+    def test_a_blob_is_followed_while_it_is_written(self, store: BlobStore) -> None:
+        writer = GatedWriter(store)
+        try:
+            writer.release(0)
+            following = store.follow(writer.id, stall_seconds=30)
+            # Each piece reaches the follower while the next one is still held back.
+            for k, piece in enumerate(writer.pieces):
+                assert take(following, len(piece)) == piece
+                if k + 1 < len(writer.pieces):
+                    writer.release(k + 1)
+            assert list(following) == []  # ended: the blob is complete
+        finally:
+            writer.finish()
+        with store.open(writer.id) as reader:
+            assert reader.read() == DATA
+
+    def test_a_complete_blob_is_followed_whole(self, store: BlobStore) -> None:
+        blob_id = derived_id("video", str(uuid.uuid4()))
+        store.put(chunks(DATA), filename="v", content_type="video/x", blob_id=blob_id)
+        assert b"".join(store.follow(blob_id, stall_seconds=1)) == DATA
+
+    def test_a_follower_learns_that_the_writer_aborted(self, store: BlobStore) -> None:
+        writer = GatedWriter(store, fail=True)
+        writer.release(0)
+        following = store.follow(writer.id, stall_seconds=30)
+        assert take(following, CHUNK_SIZE) == writer.pieces[0]
+        writer.finish()
+        assert isinstance(writer.error, Boom)
+        with pytest.raises(BlobNotFound):
+            list(following)
+
+    def test_a_follower_gives_up_on_a_stalled_writer(self, store: BlobStore) -> None:
+        writer = GatedWriter(store)
+        try:
+            writer.release(0)
+            following = store.follow(writer.id, stall_seconds=0.3)
+            assert take(following, CHUNK_SIZE) == writer.pieces[0]
+            with pytest.raises(BlobStalled):
+                list(following)
+        finally:
+            writer.finish()
+
+    def test_a_blob_nobody_writes_cannot_be_followed(self, store: BlobStore) -> None:
+        with pytest.raises(BlobNotFound):
+            next(store.follow(derived_id("video", str(uuid.uuid4())), stall_seconds=30))
+
     def count(self, store: BlobStore) -> int:
         raise NotImplementedError
 
@@ -187,27 +280,17 @@ class TestGridFSBlobStore(BlobStoreContract):
         with store.open(blob_id) as reader:
             assert reader.read() == DATA
 
-    def test_an_aborted_upload_leaves_no_chunk_behind(
-        self, store: BlobStore, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Past the client's 48 MB write buffer, chunks reach the server before the failure:
+    def test_an_aborted_upload_leaves_no_chunk_behind(self, store: BlobStore) -> None:
+        """Chunks reach the server as they fill, before the failure (a follower reads them):
         they must be deleted, not only left without a file. (Chunks are looked up by
         ``files_id``: nx-27017 cannot count fs.chunks otherwise.)"""
         assert isinstance(store, GridFSBlobStore)
-        bucket, uploads = store._bucket, []
-
-        def recorded(*args: Any, **kwargs: Any) -> Any:
-            uploads.append(open_upload_stream(*args, **kwargs))
-            return uploads[-1]
-
-        open_upload_stream = bucket.open_upload_stream
-        monkeypatch.setattr(bucket, "open_upload_stream", recorded)
+        blob_id = derived_id("video", str(uuid.uuid4()))
         piece = os.urandom(1024 * 1024)
         with pytest.raises(Boom):
-            store.put(failing_after([piece] * 52), filename="a", content_type="x")
-        [upload] = uploads
+            store.put(failing_after([piece] * 4), filename="a", content_type="x", blob_id=blob_id)
         chunks = store._client.get_default_database()["fs.chunks"]
-        assert list(chunks.find({"files_id": upload._id}).limit(1)) == []
+        assert list(chunks.find({"files_id": ObjectId(blob_id)}).limit(1)) == []
 
     def test_unreachable_server_is_unavailable(self) -> None:
         from video2mp3.errors import Unavailable

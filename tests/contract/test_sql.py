@@ -90,6 +90,20 @@ class SQLContract:
         assert (got.status, got.filename, got.video_fid) == (Status.QUEUED, "a.mp4", "va.mp4")
         assert jobs.get(job.id, 2) is None  # not the owner
 
+    def test_an_upload_recorded_late_keeps_what_a_converter_settled(
+        self, jobs: JobRepository
+    ) -> None:
+        job, event = new_job()
+        jobs.add(job, event)
+        done = ConversionSucceeded("m1", 10, 1.0, job.owner, "a.mp4")
+        jobs.apply(Event(job.id, done))
+        job.video_size, job.video_sha256, job.cache_key = 123, "ab" * 32, "k1"
+        jobs.record_upload(job)
+        got = jobs.get(job.id, 1)
+        assert got is not None
+        assert (got.video_size, got.video_sha256, got.cache_key) == (123, "ab" * 32, "k1")
+        assert (got.status, got.mp3_fid) == (Status.SUCCEEDED, "m1")
+
     def test_add_writes_the_outbox_in_the_same_transaction(self, jobs: JobRepository) -> None:
         job, event = new_job()
         jobs.add(job, event)

@@ -39,6 +39,14 @@ def test_hardening_flags_come_before_the_input() -> None:
     assert not {"hls", "concat", "image2", "tty", "lavfi"} & set(formats)
 
 
+def test_a_file_still_arriving_is_read_from_the_standard_input_only() -> None:
+    args = command("ffmpeg", None, DST, info(), ConversionOptions(), 3600)
+    before_input = args[: args.index("-i")]
+    assert value(args, "-i") == "pipe:0"
+    assert value(before_input, "-protocol_whitelist") == "pipe"  # not "file": nothing else
+    assert value(before_input, "-format_whitelist") == value(build(), "-format_whitelist")
+
+
 def test_only_the_chosen_audio_stream_and_never_video() -> None:
     args = build()
     assert value(args, "-map") == "0:1"

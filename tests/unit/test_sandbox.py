@@ -7,6 +7,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -17,6 +18,7 @@ from tests.unit.test_ffmpeg_limits import state
 from video2mp3.converter.sandbox import TASKS_PER_CHILD, Sandbox, SandboxCrashed
 
 LIMITS = {resource.RLIMIT_AS: 1024**3}
+CALL = {"timeout": 30, "cpu_seconds": 10}
 
 
 def burn(seconds: float) -> float:
@@ -112,3 +114,12 @@ def test_the_child_dies_with_its_parent() -> None:
     parent.wait()
     parent.stdout.close()
     wait_for(lambda: state(child) in ("Z", "gone"), 10, "the orphaned sandbox child to die")
+
+
+def test_the_child_outlives_the_thread_that_started_it(sandbox: Sandbox) -> None:
+    """Children are started from whichever thread needs one; that thread may end first."""
+    started = threading.Thread(target=sandbox.run, args=(pid,), kwargs=CALL)
+    started.start()
+    started.join()
+    child = sandbox.run(pid, **CALL)  # the same child, still alive: no call sees it crashed
+    assert sandbox.run(pid, **CALL) == child != os.getpid()

@@ -1,15 +1,16 @@
 """Streaming multipart uploads through the upload use case: the file goes to the blob store,
 options come from the fields before it, limits hold, nothing leaks."""
 
+import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 import pytest
 
 from video2mp3.adapters.blobs.local import LocalBlobStore
-from video2mp3.domain.events import Event
+from video2mp3.domain.events import ConversionFailed, ConversionRequested, Event
 from video2mp3.domain.jobs import Job
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import InvalidRequest, TooLarge
@@ -170,3 +171,68 @@ def test_huge_form_field_is_refused(blobs: LocalBlobStore, store_upload: Upload)
 )
 def test_clean_filename(raw: str | None, clean: str) -> None:
     assert clean_filename(raw) == clean
+
+
+class StreamingJobs(RecordingJobs):
+    """Also what a job queued during its upload needs: its failure, its recorded upload."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applied: list[Event] = []
+        self.recorded: list[Job] = []
+
+    def apply(self, event: Event) -> tuple[Job | None, bool]:
+        self.applied.append(event)
+        return None, True
+
+    def record_upload(self, job: Job) -> None:
+        self.recorded.append(job)
+
+
+MKV_HEAD = b"\x1a\x45\xdf\xa3" + bytes(4092)
+
+
+def streaming_gateway(blobs: LocalBlobStore, jobs: StreamingJobs, max_bytes: int) -> Gateway:
+    links = DownloadLinks(SecretRing([Secret("k", bytes(32))]), 60)
+    return Gateway(jobs, blobs, max_bytes, links, stream_after_bytes=8192)  # type: ignore[arg-type]
+
+
+def test_a_readable_upload_is_queued_while_it_arrives(blobs: LocalBlobStore) -> None:
+    jobs = StreamingJobs()
+    seen_queued: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(8):
+            seen_queued.append(len(jobs.added))
+            yield MKV_HEAD
+
+    job = streaming_gateway(blobs, jobs, 10**6).upload(
+        Principal(1, "a@x"), "a.mkv", chunks(), ConversionOptions()
+    )
+    assert seen_queued == [0, 0, 1, 1, 1, 1, 1, 1]  # queued once 8 KiB were stored
+    ((queued, request),) = jobs.added
+    assert queued is job
+    assert isinstance(request.data, ConversionRequested)
+    assert request.data.uploading
+    assert request.data.video_fid == job.video_fid
+    assert jobs.recorded == [job]
+    assert (job.video_size, job.video_sha256) == (
+        8 * 4096,
+        hashlib.sha256(MKV_HEAD * 8).hexdigest(),
+    )
+
+
+def test_a_queued_upload_going_past_the_limit_fails_its_job(blobs: LocalBlobStore) -> None:
+    jobs = StreamingJobs()
+    with pytest.raises(TooLarge):
+        streaming_gateway(blobs, jobs, 5 * 4096).upload(
+            Principal(1, "a@x"), "a.mkv", iter([MKV_HEAD] * 8), ConversionOptions()
+        )
+    ((queued, _),) = jobs.added
+    (failed,) = jobs.applied
+    assert failed.job_id == queued.id
+    assert isinstance(failed.data, ConversionFailed)
+    assert failed.data.code == "upload_failed"
+    assert "exceeds the limit" in failed.data.message
+    assert stored(blobs) == []
+    assert list((blobs.root / ".partial").iterdir()) == []

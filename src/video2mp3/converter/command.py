@@ -23,15 +23,15 @@ MPEG2_MAX_KBPS = 160  # below 32 kHz (MPEG-2 and 2.5 layer III) no frame holds m
 
 def command(
     ffmpeg: str,
-    src: Path,
+    src: Path | None,
     dst: Path,
     info: MediaInfo,
     options: ConversionOptions,
     max_seconds: int,
     gain_db: float | None = None,
 ) -> list[str]:
-    """The ffmpeg command line that writes the MP3 for ``src`` to ``dst``; ``gain_db``
-    normalises the loudness."""
+    """The ffmpeg command line that writes the MP3 for ``src`` (``None``: the standard input)
+    to ``dst``; ``gain_db`` normalises the loudness."""
     stream = info.choose_track(options.track)
     args = hardened_input(ffmpeg, src, seek=options.start)
     args += select(stream)
@@ -46,7 +46,7 @@ def command(
 
 def decode_command(
     ffmpeg: str,
-    src: Path,
+    src: Path | None,
     pcm: Pcm,
     info: MediaInfo,
     options: ConversionOptions,

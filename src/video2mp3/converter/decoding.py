@@ -24,15 +24,17 @@ T = TypeVar("T")
 MAX_PCM_BYTES = 1536 * 1024**2
 
 
-def while_decoding(decode: list[str], pcm: Pcm, deadline: float, work: Callable[[], T]) -> T:
-    """``work()``, while ``decode`` writes the PCM it reads; the decoder's failure explains
-    the work's, so it is raised first."""
+def while_decoding(
+    decode: list[str], pcm: Pcm, deadline: float, work: Callable[[], T], stdin: Feed | None = None
+) -> T:
+    """``work()``, while ``decode`` (reading ``stdin``, if given) writes the PCM it reads; the
+    decoder's failure explains the work's, so it is raised first."""
     pcm.path.touch()  # the encoders open it at once; ffmpeg then writes to the same file
     pcm_bytes = MAX_PCM_BYTES + pcm.rate * pcm.channels * SAMPLE_BYTES  # a second of slack
 
     def decoder() -> None:
         try:
-            run(decode, timeout=seconds_left(deadline), file_bytes=pcm_bytes)
+            run(decode, timeout=seconds_left(deadline), file_bytes=pcm_bytes, stdin=stdin)
         finally:
             pcm.finished.set()
 

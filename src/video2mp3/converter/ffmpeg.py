@@ -49,16 +49,19 @@ def find_ffmpeg(configured: str | None = None) -> str:
 
 
 def hardened_input(
-    ffmpeg: str, src: Path, *, seek: float | None = None, loglevel: str = "error"
+    ffmpeg: str, src: Path | None, *, seek: float | None = None, loglevel: str = "error"
 ) -> list[str]:
-    """The start of every command line, up to and including the one input ``src``; ``seek``
-    starts reading there (decoding resumes at the exact sample, not the previous key frame)."""
+    """The start of every command line, up to and including the one input ``src`` (``None``:
+    the standard input, a file still arriving); ``seek`` starts reading there (decoding resumes
+    at the exact sample, not the previous key frame; a file, not a pipe)."""
     args = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", loglevel, "-y"]
+    # The one protocol the input needs: "pipe" for the standard input, else "file".
+    options = {**PROBE_OPTIONS, "protocol_whitelist": "pipe" if src is None else "file"}
     for option in ("format_whitelist", "protocol_whitelist", "probesize", "analyzeduration"):
-        args += [f"-{option}", PROBE_OPTIONS[option]]
+        args += [f"-{option}", options[option]]
     if seek:
         args += ["-ss", seconds(seek)]
-    return [*args, "-i", str(src)]
+    return [*args, "-i", "pipe:0" if src is None else str(src)]
 
 
 def seconds(value: float) -> str:

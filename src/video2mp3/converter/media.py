@@ -35,6 +35,7 @@ from video2mp3.converter.ffmpeg import max_output_bytes, run
 from video2mp3.converter.loudness import gain, read_measurement
 from video2mp3.converter.probing import Prober
 from video2mp3.converter.segments import SAMPLE_BYTES, Pcm, Segment, plan
+from video2mp3.converter.source import Source
 from video2mp3.converter.tags import choose_tags, write_tags
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import MediaError
@@ -74,9 +75,9 @@ class Transcoder:
         self.fan_out_after = fan_out_after  # longer inputs are spread across converters
         self._prober = prober or Prober()
 
-    def probe(self, path: Path) -> MediaInfo:
-        """What ``path`` holds (``Prober.probe``)."""
-        return self._prober.probe(path)
+    def probe(self, path: Path, *, whole: bool = True) -> MediaInfo:
+        """What ``path`` holds, or only its head (``Prober.probe``)."""
+        return self._prober.probe(path, whole=whole)
 
     def start(self) -> None:
         """Start what each job uses (the probe's sandbox child) now, not in the first job."""
@@ -87,7 +88,7 @@ class Transcoder:
 
     def convert(
         self,
-        src: Path,
+        src: Source,
         dst: Path,
         info: MediaInfo,
         options: ConversionOptions,
@@ -98,11 +99,14 @@ class Transcoder:
         ``ConversionTimeout`` on failure.
 
         ``filename``, the upload's name, is the title when neither the options nor the source
-        give one.
+        give one. A ``src`` still arriving is converted as it grows, unless an option needs to
+        seek or to read it twice: then once it is whole.
         """
-        seconds = self._check(info, options)
+        seconds = self.check(info, options)
         deadline = time.monotonic() + self.timeout  # one budget for every step of the job
-        gain_db = self._gain(src, info, options, deadline)
+        if options.start is not None or options.normalize is not None:
+            src.whole.wait()
+        gain_db = self._gain(src.path, info, options, deadline)
         job = _Job(src, dst, info, options, gain_db, seconds, on_progress, deadline)
         written: float | None
         # The cover is taken on another core while the audio is encoded.
@@ -121,7 +125,7 @@ class Transcoder:
 
     def fan_out(
         self,
-        src: Path,
+        src: Source,
         scratch: Path,
         info: MediaInfo,
         options: ConversionOptions,
@@ -129,31 +133,38 @@ class Transcoder:
         slots: int,
     ) -> Spread | None:
         """Prepare a long input to be encoded in ``slots`` segments at once across converters
-        (``fanout.SegmentEncoder``), or ``None`` when it is better converted here: too short, or no
-        slots beyond this converter's cores, which encode it in segments from one decoding. The
+        (``fanout.SegmentEncoder``), or ``None`` when it is better converted here: too short, or
+        no slots beyond this converter's cores, which encode it in segments from one decoding.
+        Once ``src`` is whole (told by its head, ``info`` is checked again on all of it), the
         audio stream is copied to a small Matroska file, its loudness measured once over the
         whole, the tag (cover included) written alone, and the segments planned. ``MediaError``
         as ``convert``."""
-        seconds = self._check(info, options)
+        seconds = self.check(info, options)
         stream = info.choose_track(options.track)
         if self.fan_out_after is None or seconds is None or seconds < self.fan_out_after:
             return None
         if slots <= self.cores or not self._fits(stream, options, seconds):
             return None
+        if not src.whole.is_set():  # the copy reads it all
+            src.whole.wait()
+            src.check()
+            info = self.probe(src.path)
+            seconds = self.check(info, options)
+        assert seconds is not None
         rate, channels = output_rate(stream, options), output_channels(stream, options)
         bounds = plan(round(seconds * rate), rate, min(slots, FAN_OUT_SEGMENTS))
         deadline = time.monotonic() + self.timeout
         audio = scratch / "audio.mka"
         try:  # a codec Matroska cannot carry is converted here
-            run(extract_command(self.ffmpeg, src, audio, info, options),
-                timeout=seconds_left(deadline), file_bytes=src.stat().st_size)  # fmt: skip
+            run(extract_command(self.ffmpeg, src.path, audio, info, options),
+                timeout=seconds_left(deadline), file_bytes=src.path.stat().st_size)  # fmt: skip
         except MediaError as exc:
             log.info("no fan-out: the audio could not be copied", extra={"why": exc.message})
             return None
         tag = scratch / "tag.id3"
         tag.touch()
         job = _Job(src, tag, info, options, None, seconds, lambda _: None, deadline)
-        gain_db = self._gain(src, info, options, deadline)
+        gain_db = self._gain(src.path, info, options, deadline)
         write_tags(tag, replace(choose_tags(info, options, filename), cover=self._cover(job)))
         return Spread(audio, tag, tuple(bounds), rate, channels, gain_db)
 
@@ -186,14 +197,16 @@ class Transcoder:
         return not copies(stream, options) and pcm_bytes <= MAX_PCM_BYTES
 
     def _one_pass(self, job: _Job) -> float | None:
-        args = command(self.ffmpeg, job.src, job.dst, job.info, job.options, self.max_seconds,
-                       job.gain_db)  # fmt: skip
+        feed = job.src.feed()
+        args = command(self.ffmpeg, None if feed else job.src.path, job.dst, job.info,
+                       job.options, self.max_seconds, job.gain_db)  # fmt: skip
         return run(
             args,
             timeout=seconds_left(job.deadline),
             file_bytes=max_output_bytes(self.max_seconds),
             on_progress=job.on_progress,
             duration=job.seconds,
+            stdin=feed,
         ).written_seconds
 
     def _segmented(self, job: _Job, seconds: float) -> float | None:
@@ -203,8 +216,9 @@ class Transcoder:
         stream = job.info.choose_track(job.options.track)
         rate, channels = output_rate(stream, job.options), output_channels(stream, job.options)
         pcm = Pcm(job.dst.with_name("audio.pcm"), rate, channels)
-        decode = decode_command(self.ffmpeg, job.src, pcm, job.info, job.options,
-                                self.max_seconds, job.gain_db)  # fmt: skip
+        source = job.src.feed()
+        decode = decode_command(self.ffmpeg, None if source else job.src.path, pcm, job.info,
+                                job.options, self.max_seconds, job.gain_db)  # fmt: skip
         encoded: dict[int, float] = {}
         lock = threading.Lock()
 
@@ -221,7 +235,7 @@ class Transcoder:
                                    encode_one, round(seconds * rate))  # fmt: skip
 
         try:
-            count = while_decoding(decode, pcm, job.deadline, encode_all)
+            count = while_decoding(decode, pcm, job.deadline, encode_all, stdin=source)
             samples = pcm.samples
         except segments.ShortAudio as exc:
             log.info("shorter audio than announced: one pass", extra={"why": str(exc)})
@@ -231,7 +245,7 @@ class Transcoder:
         log.info("encoded in segments", extra={"segments": count})
         return samples / rate
 
-    def _check(self, info: MediaInfo, options: ConversionOptions) -> float | None:
+    def check(self, info: MediaInfo, options: ConversionOptions) -> float | None:
         """Refuse early what cannot convert well; the seconds of audio to expect, if known."""
         if info.truncated:
             raise MediaError(
@@ -257,7 +271,8 @@ class Transcoder:
     def _cover(self, job: _Job) -> bytes | None:
         """The cover's JPEG, or ``None``: no picture to take, or no frame that is not black."""
         jpeg = job.dst.with_name("cover.jpg")
-        args = cover_command(self.ffmpeg, job.src, jpeg, job.info, job.options)
+        job.src.whole.wait()  # it seeks
+        args = cover_command(self.ffmpeg, job.src.path, jpeg, job.info, job.options)
         if args is None:
             return None
         try:
@@ -272,7 +287,7 @@ class Transcoder:
 class _Job:
     """One conversion's inputs, shared by its steps; ``deadline`` (monotonic) bounds them all."""
 
-    src: Path
+    src: Source
     dst: Path
     info: MediaInfo
     options: ConversionOptions

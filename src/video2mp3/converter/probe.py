@@ -26,7 +26,9 @@ MAX_CHAPTERS = 500  # ID3 has no limit; a crafted file could have millions
 TAIL_SECONDS = 10  # how much of the end is demuxed to find where the data stops
 
 
-def probe(path: str) -> dict[str, Any]:
+def probe(path: str, whole: bool = True) -> dict[str, Any]:
+    """The facts of the file at ``path``; of only its head when not ``whole`` (an upload still
+    arriving): where its data ends is then not looked for."""
     import av  # imported here: only the probe process loads libav*
 
     try:
@@ -42,7 +44,7 @@ def probe(path: str) -> dict[str, Any]:
                 "attached_pictures": _pictures(container, attached=True),
                 "title": container.metadata.get("title"),
                 "chapters": _chapters(container),
-                "data_end": _data_end(container, duration),
+                "data_end": _data_end(container, duration) if whole else None,
             }
     except av.error.FFmpegError as exc:
         return _error("invalid_media", f"not a video or audio file we can read ({exc.strerror})")

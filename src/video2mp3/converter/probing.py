@@ -44,11 +44,12 @@ class Prober:
         """Start the sandbox's child now, so that the first job does not wait for it."""
         self._sandbox.start()
 
-    def probe(self, path: Path) -> MediaInfo:
-        """What the file holds; ``MediaError`` (``invalid_media``, ``no_audio``) if unusable."""
+    def probe(self, path: Path, *, whole: bool = True) -> MediaInfo:
+        """What the file holds (only its head, when not ``whole``: ``probe.probe``);
+        ``MediaError`` (``invalid_media``, ``no_audio``) if unusable."""
         try:
             facts = self._sandbox.run(
-                probe_facts, str(path), timeout=PROBE_TIMEOUT, cpu_seconds=PROBE_TIMEOUT
+                probe_facts, str(path), whole, timeout=PROBE_TIMEOUT, cpu_seconds=PROBE_TIMEOUT
             )
         except SandboxCrashed as exc:  # killed by a signal, a limit or the clock: the file's doing
             raise MediaError(

@@ -5,19 +5,18 @@ starting a fresh interpreter per file (and importing PyAV in it) costs about a t
 per job. ``Sandbox`` keeps one child process ready instead: a crash, a limit or a timeout kills
 only that child, and nothing of one file's parse persists beyond ``TASKS_PER_CHILD`` calls. A
 replacement child starts (and imports what it needs) at once, in the background, so the next
-job rarely waits for it. The child dies with its parent (``PR_SET_PDEATHSIG``), and each call
-gets its own CPU-time limit.
+job rarely waits for it. The child dies with its parent process, and each call gets its own
+CPU-time limit.
 """
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import multiprocessing
 import os
 import resource
-import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -26,7 +25,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 TASKS_PER_CHILD = 50
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+ORPHAN_CHECK_SECONDS = 0.5
 
 
 class SandboxCrashed(Exception):
@@ -93,9 +92,7 @@ class Sandbox:
 
 def _prepare(limits: dict[int, int], preload: tuple[str, ...], parent: int) -> None:
     """In the new child: die with the parent, apply the limits, import what calls will need."""
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the line above: nobody will ask
-        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     for which, value in limits.items():
         resource.setrlimit(which, (value, value))
     for module in preload:
@@ -110,3 +107,12 @@ def _call(function: Callable[..., T], args: tuple[Any, ...], cpu_seconds: int) -
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard) if hard >= 0 else soft, hard))
     return function(*args)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Exit once the parent process is gone. Not ``PR_SET_PDEATHSIG``: it fires when the
+    *thread* that started the child ends, and the children are started (and replaced) from
+    whichever thread needs one."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(1)

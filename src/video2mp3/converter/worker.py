@@ -3,9 +3,10 @@
 The job is marked ``processing`` (a transient progress event), the video is read where it lies
 when the blob store keeps files, else copied to a private temporary directory (ffmpeg needs a
 seekable file for moov-at-end MP4), probed, converted, and the MP3 streamed into the blob
-store. Only then is ``conversion.succeeded`` published; the bus acks the request after this
-handler returns. Bad media ends as ``conversion.failed`` with a stable code; an unreachable
-dependency raises, so the message is redelivered.
+store. A video queued while it uploads is converted as it arrives (``source``), and nothing is
+stored unless its upload completed. Only then is ``conversion.succeeded`` published; the bus
+acks the request after this handler returns. Bad media ends as ``conversion.failed`` with a
+stable code; an unreachable dependency raises, so the message is redelivered.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pathlib import Path
 from prometheus_client import Counter, Histogram
 
 from video2mp3.converter.exchange import mp3_blob_id, publish_progress, read_blob, store_file
+from video2mp3.converter.facts import MediaInfo
 from video2mp3.converter.fanout import publish_segments
 from video2mp3.converter.media import Transcoder
+from video2mp3.converter.source import HEAD_BYTES, Arriving, Source
 from video2mp3.converter.workspace import workspace
 from video2mp3.domain.events import (
     ConversionFailed,
@@ -98,9 +101,9 @@ class Converter:
 
     def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded | None:
         """The MP3, stored; ``None`` when the input was spread across converters instead."""
-        with workspace() as tmp:
-            src, dst = self._input(request.video_fid, Path(tmp, "input")), Path(tmp, "output.mp3")
-            info = self.transcoder.probe(src)
+        with workspace() as tmp, self._source(request, Path(tmp, "input")) as src:
+            dst = Path(tmp, "output.mp3")
+            info = self._probe(src)
             slots = self.bus.consumers("segments") if self.transcoder.fan_out_after else 0
             spread = self.transcoder.fan_out(src, Path(tmp), info, request.options,
                                              request.filename, slots)  # fmt: skip
@@ -108,18 +111,28 @@ class Converter:
                 publish_segments(self.blobs, self.bus, event, request, spread)
                 return None
             started = time.monotonic()
-            written = self.transcoder.convert(
-                src,
-                dst,
-                info,
-                request.options,
-                _throttled(lambda p: publish_progress(self.bus, event, p)),
-                filename=request.filename,
-            )
+            try:
+                written = self.transcoder.convert(
+                    src,
+                    dst,
+                    info,
+                    request.options,
+                    _throttled(lambda p: publish_progress(self.bus, event, p)),
+                    filename=request.filename,
+                )
+            except Video2mp3Error:
+                src.check()  # a failed upload is why ffmpeg failed
+                raise
             elapsed = time.monotonic() - started
             FFMPEG_SECONDS.observe(elapsed)
             codec = info.choose_track(request.options.track).codec
             log.info("converted", extra={"seconds": round(elapsed, 2), "codec": codec})
+            # Nothing is kept unless the upload completed (ffmpeg may stop before its end).
+            src.whole.wait()
+            src.check()
+            if request.uploading:  # what its head could not tell: is the file cut short?
+                info = self.transcoder.probe(src.path)
+                self.transcoder.check(info, request.options)
             duration = _converted_seconds(written, trimmed=request.options.start is not None)
             _check_length(info.duration, duration, self.transcoder.max_seconds)
             # One id per job: a retry after a crash between storing and publishing finds the MP3
@@ -134,12 +147,27 @@ class Converter:
             filename=request.filename,
         )
 
-    def _input(self, video_fid: str, copy: Path) -> Path:
-        """The uploaded video as a file: where it lies, else a private copy."""
+    def _source(self, request: ConversionRequested, copy: Path) -> Source:
+        """The video as a local file: still arriving (followed), where it lies, or a copy."""
+        if request.uploading:
+            return Arriving(self.blobs, request.video_fid, copy)
         try:
-            return read_blob(self.blobs, video_fid, copy)
+            return Source(read_blob(self.blobs, request.video_fid, copy))
         except BlobNotFound:
             raise BlobNotFound("the uploaded video is gone", code="video_missing") from None
+
+    def _probe(self, src: Source) -> MediaInfo:
+        """What the video holds: told by its head while the rest is still arriving, so that the
+        conversion need not wait for it; else (or if the head does not tell) by the whole."""
+        if (head := src.head(HEAD_BYTES)) is not None:
+            try:
+                return self.transcoder.probe(head, whole=False)
+            except MediaError as exc:
+                log.info("the head of the upload did not tell: waiting for it all",
+                         extra={"why": exc.message})  # fmt: skip
+        src.whole.wait()
+        src.check()
+        return self.transcoder.probe(src.path)
 
 
 def _converted_seconds(duration: float, *, trimmed: bool) -> float:

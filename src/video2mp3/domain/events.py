@@ -35,13 +35,15 @@ class Owner:
 
 @dataclass(frozen=True)
 class ConversionRequested:
-    """The gateway stored a video; the converter should convert it."""
+    """The gateway stored a video, or is storing it (``uploading``: the converter follows the
+    blob as it arrives); the converter should convert it."""
 
     TYPE: ClassVar[str] = "conversion.requested"
     video_fid: str
     owner: Owner
     filename: str
     options: ConversionOptions = field(default_factory=ConversionOptions)
+    uploading: bool = False
 
 
 @dataclass(frozen=True)

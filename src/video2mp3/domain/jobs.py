@@ -137,14 +137,16 @@ class Job:
         )
         return Event(job_id=self.id, data=data, correlation_id=correlation_id)
 
-    def requested_event(self, correlation_id: str | None) -> Event:
-        """The ``conversion.requested`` event that asks a converter to do this job."""
+    def requested_event(self, correlation_id: str | None, *, uploading: bool = False) -> Event:
+        """The ``conversion.requested`` event that asks a converter to do this job (its video
+        still ``uploading``: to be followed as it arrives)."""
         assert self.video_fid is not None
         data = ConversionRequested(
             video_fid=self.video_fid,
             owner=self.owner,
             filename=self.filename,
             options=self.options,
+            uploading=uploading,
         )
         return Event(job_id=self.id, data=data, correlation_id=correlation_id)
 
@@ -159,6 +161,19 @@ def stalled_event(job: Job) -> Event:
     failed = ConversionFailed(
         code="stalled",
         message="the conversion stopped making progress; please upload the video again",
+        retryable=True,
+        owner=job.owner,
+        filename=job.filename,
+    )
+    return Event(job.id, failed)
+
+
+def upload_failed_event(job: Job, why: str) -> Event:
+    """The ``conversion.failed`` for a job queued while its video arrived, whose upload then
+    failed: it shows as failed with the reason, never converted from half a file."""
+    failed = ConversionFailed(
+        code="upload_failed",
+        message=f"the upload did not complete ({why}); please upload the video again",
         retryable=True,
         owner=job.owner,
         filename=job.filename,

@@ -10,15 +10,17 @@ expired job is ``Expired`` from the moment its time is over.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
-from video2mp3.domain.jobs import Job, iso
+from video2mp3.domain.jobs import Job, iso, upload_failed_event
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.domain.storage import cache_key, is_sha256
 from video2mp3.errors import (
@@ -31,11 +33,15 @@ from video2mp3.errors import (
     UploadNeeded,
     Video2mp3Error,
 )
+from video2mp3.gateway.streaming import EarlyStart
 from video2mp3.gateway.tokens import Principal
 from video2mp3.logs import correlation_id
-from video2mp3.ports.blobs import BlobReader, BlobStore
+from video2mp3.ports.blobs import BlobReader, BlobStore, derived_id
 from video2mp3.ports.jobs import JobRepository
 from video2mp3.signing import DownloadLinks
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,7 @@ class Gateway:
     quota_bytes: int = 2**62  # per user: stored videos and MP3s
     max_active_jobs: int = 2**31  # per user: queued or processing
     cache_across_owners: bool = False  # a hit may reuse another user's MP3
+    stream_after_bytes: int = 0  # queue a conversion during its upload after this much (0: never)
 
     def upload(
         self,
@@ -80,48 +87,73 @@ class Gateway:
         and queue its conversion, or settle the job at once from the cache (its video is then
         left to the sweep: deleting a large file takes longer than the rest of a hit).
 
+        A video a converter can read as it arrives (``streaming``) is queued during its upload;
+        if the upload fails, the job fails (``upload_failed``), never converted from half a file.
+
         ``TooManyJobs`` and ``QuotaExceeded`` (for ``declared_size``, the least the file can
         weigh) before anything is read; ``TooLarge`` or ``QuotaExceeded`` once the stream goes
         past a limit; ``InvalidRequest`` for an empty file. Nothing stays stored when it raises,
-        whatever the error (the stream's own errors included).
+        whatever the error (the stream's own errors included), but a job queued meanwhile.
         """
         room = self._admit(owner, declared_size)
-        digest = hashlib.sha256()
-        blob = self.blobs.put(
-            _hashed(
-                limited(
-                    limited(chunks, self.max_upload_bytes, _too_large(self.max_upload_bytes)),
-                    room,
-                    lambda: _over_quota(self.quota_bytes),
-                ),
-                digest,
-            ),
+        job = Job(
+            owner_id=owner.user_id,
+            owner_email=owner.email,
             filename=clean_filename(filename),
-            content_type=content_type,
+            options=options,
         )
+        job.video_fid = derived_id("video", job.id)
+        early = EarlyStart(self.stream_after_bytes, lambda: self._queue(job, uploading=True))
+        digest = hashlib.sha256()
+        try:
+            blob = self.blobs.put(
+                early.watch(self._metered(chunks, room, digest)),
+                filename=job.filename,
+                content_type=content_type,
+                blob_id=job.video_fid,
+            )
+        except BaseException as exc:
+            if early.started:  # its converter stops: the blob is gone (put aborted it)
+                self._fail_upload(job, exc)
+            raise
+        job.video_sha256, job.video_size = digest.hexdigest(), blob.size
+        job.cache_key = cache_key(job.video_sha256, options)
+        if early.started:
+            # A cache hit is only known now: the conversion under way is let finish rather
+            # than cut short (its MP3 is counted like any other, and serves later hits).
+            self.jobs.record_upload(job)
+            return job
         try:
             if blob.size == 0:
                 raise InvalidRequest("the uploaded file is empty")
-            sha256 = digest.hexdigest()
-            job = Job(
-                owner_id=owner.user_id,
-                owner_email=owner.email,
-                filename=blob.filename,
-                video_fid=blob.id,
-                options=options,
-                video_sha256=sha256,
-                video_size=blob.size,
-                cache_key=cache_key(sha256, options),
-            )
             hit = self._from_cache(job)
             if not hit:
-                self.jobs.add(job, job.requested_event(correlation_id.get()))
+                self._queue(job, uploading=False)
         except BaseException:
             self.blobs.delete(blob.id)
             raise
-        if not hit:
-            self.on_queued()
         return job
+
+    def _metered(self, chunks: Iterable[bytes], room: int, digest: Hash) -> Iterator[bytes]:
+        """``chunks`` hashed into ``digest``, within the upload limit and the owner's ``room``."""
+        over_quota = functools.partial(_over_quota, self.quota_bytes)
+        size_limited = limited(chunks, self.max_upload_bytes, _too_large(self.max_upload_bytes))
+        for chunk in limited(size_limited, room, over_quota):
+            digest.update(chunk)
+            yield chunk
+
+    def _queue(self, job: Job, *, uploading: bool) -> None:
+        self.jobs.add(job, job.requested_event(correlation_id.get(), uploading=uploading))
+        self.on_queued()
+
+    def _fail_upload(self, job: Job, error: BaseException) -> None:
+        """Fail a job queued while its upload arrived (or its converter will: no blob comes)."""
+        why = error.message if isinstance(error, Video2mp3Error) else "the connection was lost"
+        try:
+            self.jobs.apply(upload_failed_event(job, why))
+            self.on_queued()  # its job.finished
+        except Video2mp3Error as exc:
+            log.warning("could not record a failed upload: %s", exc.message)
 
     def from_cache(
         self, owner: Principal, sha256: object, size: object, filename: object, options: object
@@ -260,12 +292,6 @@ def limited(
         total += len(chunk)
         if total > max_bytes:
             raise too_much()
-        yield chunk
-
-
-def _hashed(chunks: Iterable[bytes], digest: hashlib._Hash) -> Iterator[bytes]:
-    for chunk in chunks:
-        digest.update(chunk)
         yield chunk
 
 

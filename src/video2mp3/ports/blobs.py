@@ -60,6 +60,18 @@ class BlobStore(Protocol):
         """
         ...
 
+    def follow(self, blob_id: str, *, stall_seconds: float) -> Iterator[bytes]:
+        """The blob's bytes in order, as the ``put`` with this ``blob_id`` stores them: waits
+        (polling) while its writer writes, ends once the blob is complete. Works as well on a
+        blob complete already. For one writer per id.
+
+        Raises ``BlobNotFound`` when no byte of it is stored yet, or once its writer has aborted
+        (or the blob was deleted), whatever was given before: the follower must drop that;
+        ``BlobStalled`` when no byte arrives for ``stall_seconds``; ``Unavailable`` when the
+        store cannot be reached.
+        """
+        ...
+
     def open(self, blob_id: str) -> BlobReader:
         """Open a blob for reading. Raises ``BlobNotFound`` for an unknown or malformed id."""
         ...

@@ -43,6 +43,12 @@ class JobRepository(Protocol):
         atomically; ``False``, nothing written, when there is none."""
         ...
 
+    def record_upload(self, job: Job) -> None:
+        """Record the size, SHA-256 and cache key of the video of ``job``, a job queued while its
+        video arrived, once the upload has ended; nothing else of the stored job changes (a
+        converter may have settled it meanwhile). Idempotent; ``Unavailable`` as for ``add``."""
+        ...
+
     def get(self, job_id: str, owner_id: int) -> Job | None:
         """The job if it exists and belongs to ``owner_id``."""
         ...

@@ -1,15 +1,20 @@
 """``GridFSBlobStore``: blobs in MongoDB GridFS, streamed in and out chunk by chunk.
 
-GridFS writes the ``fs.files`` document only when an upload stream is closed, so a blob becomes
-visible only once complete; an interrupted upload is aborted (its chunks deleted). A ``put`` with
-a ``blob_id`` returns the blob if it is complete, else first clears what a writer killed mid-way
-left under that id. (Two live writers of one id at the very same moment are not
+Blobs are written in GridFS's layout (``fs.chunks`` by ``n``, then the ``fs.files`` document),
+each chunk stored as soon as it is full: pymongo's ``GridIn`` holds up to 48 MB before writing
+any, which would keep a follower (``follow``) that far behind a slow upload. The ``fs.files``
+document is written last, so a blob becomes visible only once complete; an interrupted upload is
+aborted (its chunks deleted), which is how a follower tells an abort from a slow writer.
+
+A ``put`` with a ``blob_id`` returns the blob if it is complete, else first clears what a writer
+killed mid-way left under that id. (Two live writers of one id at the very same moment are not
 arbitrated: the id is derived from a job, and one job is converted by one converter at a time.)
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,15 +22,17 @@ from typing import Any
 
 import gridfs
 import pymongo
-from bson import ObjectId
+from bson import Int64, ObjectId
 from bson.errors import InvalidId
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from video2mp3.adapters.blobs import Reader
-from video2mp3.errors import BlobNotFound, Unavailable
+from video2mp3.errors import BlobNotFound, BlobStalled, Unavailable
 from video2mp3.ports.blobs import CHUNK_SIZE, BlobInfo
 
 log = logging.getLogger(__name__)
+FOLLOW_POLL = 0.05  # seconds between looks at a followed blob that has no new chunk
+FOLLOW_BATCH = 16  # chunks per read: 4 MB (some wire-compatible servers answer in one reply)
 
 
 @contextmanager
@@ -46,6 +53,7 @@ class GridFSBlobStore:
         db = self._client.get_default_database(database)
         self._bucket = gridfs.GridFSBucket(db, chunk_size_bytes=CHUNK_SIZE)
         self._files, self._chunks = db["fs.files"], db["fs.chunks"]
+        self._indexed = False
 
     def put(
         self,
@@ -55,31 +63,87 @@ class GridFSBlobStore:
         content_type: str,
         blob_id: str | None = None,
     ) -> BlobInfo:
-        metadata = {"contentType": content_type}
+        oid = ObjectId() if blob_id is None else _object_id(blob_id)
         with _translated():
-            if blob_id is None:
-                upload = self._bucket.open_upload_stream(filename, metadata=metadata)
-            else:
-                oid = _object_id(blob_id)
+            if blob_id is not None:
                 if (existing := self._find(oid)) is not None:
                     return existing
                 if self._files.find_one({"_id": oid}, {"_id": 1}) is not None:
                     self._files.delete_one({"_id": oid})  # not complete: see _find
                 self._chunks.delete_many({"files_id": oid})
-                upload = self._bucket.open_upload_stream_with_id(oid, filename, metadata=metadata)
+            self._ensure_indexes()
             try:
-                for chunk in chunks:
-                    upload.write(chunk)
-                upload.close()
+                size = self._store_chunks(oid, chunks)
+                self._files.insert_one(
+                    {
+                        "_id": oid,
+                        "length": Int64(size),
+                        "chunkSize": CHUNK_SIZE,
+                        "uploadDate": datetime.now(UTC),
+                        "filename": filename,
+                        "metadata": {"contentType": content_type},
+                    }
+                )
             except DuplicateKeyError:
-                if blob_id is not None and (existing := self._find(upload._id)) is not None:
+                if blob_id is not None and (existing := self._find(oid)) is not None:
                     return existing  # another writer of this id finished first
-                self._abort(upload)
+                self._abort(oid)
                 raise
             except BaseException:
-                self._abort(upload)
+                self._abort(oid)
                 raise
-        return BlobInfo(str(upload._id), upload.length, filename, content_type)
+        return BlobInfo(str(oid), size, filename, content_type)
+
+    def _store_chunks(self, oid: ObjectId, chunks: Iterable[bytes]) -> int:
+        """Store ``chunks`` as GridFS chunks, each once full; return the bytes stored."""
+        pending, n, size = bytearray(), 0, 0
+        for chunk in chunks:
+            pending += chunk
+            size += len(chunk)
+            while len(pending) >= CHUNK_SIZE:
+                self._chunks.insert_one(
+                    {"files_id": oid, "n": n, "data": bytes(pending[:CHUNK_SIZE])}
+                )
+                del pending[:CHUNK_SIZE]
+                n += 1
+        if pending:
+            self._chunks.insert_one({"files_id": oid, "n": n, "data": bytes(pending)})
+        return size
+
+    def _ensure_indexes(self) -> None:
+        """GridFS's own indexes (as ``GridIn`` makes them), once per store."""
+        if not self._indexed:
+            self._chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+            self._files.create_index([("filename", 1), ("uploadDate", 1)])
+            self._indexed = True
+
+    def follow(self, blob_id: str, *, stall_seconds: float) -> Iterator[bytes]:
+        oid = _object_id(blob_id)
+        given, n, length = 0, 0, None  # length: known once the files document is there
+        quiet_since = time.monotonic()
+        with _translated():
+            while True:
+                first = n
+                found = self._chunks.find({"files_id": oid, "n": {"$gte": n}}, {"n": 1, "data": 1})
+                for chunk in found.sort("n", 1).limit(FOLLOW_BATCH):
+                    if chunk["n"] != n:
+                        break  # a gap: that chunk is not stored yet
+                    yield bytes(chunk["data"])
+                    given, n, quiet_since = given + len(chunk["data"]), n + 1, time.monotonic()
+                if n > first:
+                    continue  # there may be more at once
+                if length is not None:
+                    if given != length:
+                        raise BlobNotFound(f"blob {blob_id} lost chunks (deleted?)")
+                    return
+                if (info := self._find(oid)) is not None:
+                    length = info.size  # one more look: its last chunks came before it
+                elif self._chunks.find_one({"files_id": oid}, {"_id": 1}) is None:
+                    raise BlobNotFound(f"no blob {blob_id!r}, complete or being written")
+                elif time.monotonic() - quiet_since > stall_seconds:
+                    raise BlobStalled(f"no byte of blob {blob_id} for {stall_seconds:g} s")
+                else:
+                    time.sleep(FOLLOW_POLL)
 
     def open(self, blob_id: str) -> Reader:
         oid = _object_id(blob_id)
@@ -126,11 +190,11 @@ class GridFSBlobStore:
     def close(self) -> None:
         self._client.close()
 
-    @staticmethod
-    def _abort(upload: gridfs.GridIn) -> None:
+    def _abort(self, oid: ObjectId) -> None:
         # Best effort: the original error matters more than a failed clean-up.
         try:
-            upload.abort()
+            self._chunks.delete_many({"files_id": oid})
+            self._files.delete_one({"_id": oid})
         except PyMongoError as exc:
             log.warning("could not abort a partial GridFS upload: %s", exc)
 

@@ -5,6 +5,10 @@ sees half a file, and two writers of one id (``put(..., blob_id=...)``) cannot b
 fails for the second. Its metadata follows the data; a blob whose writer died between the two is
 completed by the next ``put`` of that id. Single machine only: services on other hosts cannot
 see the directory.
+
+A blob being written can be followed (``follow``): its partial file is named after its id and
+every chunk is flushed to it as it comes. Once linked into place, the follower's open file is the
+blob itself (one inode, two names); a partial file gone with no blob in place is an abort.
 """
 
 from __future__ import annotations
@@ -15,17 +19,20 @@ import logging
 import os
 import re
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from video2mp3.adapters.blobs import Reader
-from video2mp3.errors import BlobNotFound, Unavailable
-from video2mp3.ports.blobs import BlobInfo
+from video2mp3.errors import BlobNotFound, BlobStalled, Unavailable
+from video2mp3.ports.blobs import CHUNK_SIZE, BlobInfo
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"[0-9a-f]{24}|[0-9a-f]{32}")  # derived ids, random ids
+FOLLOW_POLL = 0.02  # seconds between looks at a followed blob that has no new byte
 
 
 class LocalBlobStore:
@@ -47,11 +54,12 @@ class LocalBlobStore:
             raise ValueError(f"not a blob id: {blob_id!r}")
         blob_id = blob_id or uuid.uuid4().hex
         if not self._path(blob_id).exists():
-            fd, tmp = tempfile.mkstemp(dir=self._partial)
+            fd, tmp = tempfile.mkstemp(dir=self._partial, prefix=f"{blob_id}.")
             try:
                 with os.fdopen(fd, "wb") as out:
                     for chunk in chunks:
                         out.write(chunk)
+                        out.flush()  # for a follower: the bytes given so far are in the file
                 # Another writer of this id finishing first keeps theirs.
                 with contextlib.suppress(FileExistsError):
                     os.link(tmp, self._path(blob_id))
@@ -68,6 +76,35 @@ class LocalBlobStore:
         except FileNotFoundError:
             raise BlobNotFound(f"no blob {blob_id!r}") from None
         return Reader(stream, info)
+
+    def follow(self, blob_id: str, *, stall_seconds: float) -> Iterator[bytes]:
+        with self._open_growing(blob_id) as stream:
+            quiet_since = time.monotonic()
+            while True:
+                if chunk := stream.read(CHUNK_SIZE):
+                    quiet_since = time.monotonic()
+                    yield chunk
+                elif self._path(blob_id).exists():  # linked: complete, and this file is it
+                    yield from iter(lambda: stream.read(CHUNK_SIZE), b"")
+                    return
+                elif not self._writing(blob_id) and not self._path(blob_id).exists():
+                    raise BlobNotFound(f"blob {blob_id} was never completed: its writer gave up")
+                elif time.monotonic() - quiet_since > stall_seconds:
+                    raise BlobStalled(f"no byte of blob {blob_id} for {stall_seconds:g} s")
+                else:
+                    time.sleep(FOLLOW_POLL)
+
+    def _open_growing(self, blob_id: str) -> IO[bytes]:
+        """The blob's file, complete or still being written."""
+        if _ID.fullmatch(blob_id):
+            # The blob last: its writer may link it and remove its partial file in between.
+            for path in [*self._partial.glob(f"{blob_id}.*"), self._path(blob_id)]:
+                with contextlib.suppress(FileNotFoundError):
+                    return path.open("rb")
+        raise BlobNotFound(f"no blob {blob_id!r}, complete or being written")
+
+    def _writing(self, blob_id: str) -> bool:
+        return any(self._partial.glob(f"{blob_id}.*"))
 
     def local_path(self, blob_id: str) -> Path:
         path = self._path(blob_id)

@@ -58,6 +58,19 @@ class SQLJobRepository(StorageQueries):
             session.add(job)
             _enqueue(session, event)
 
+    def record_upload(self, job: Job) -> None:
+        """Store the video's size, SHA-256 and cache key, and nothing else of ``job``."""
+        with translated(), self._session.begin() as session:
+            session.execute(
+                jobs.update()
+                .where(jobs.c.id == job.id)
+                .values(
+                    video_size=job.video_size,
+                    video_sha256=job.video_sha256,
+                    cache_key=job.cache_key,
+                )
+            )
+
     def get(self, job_id: str, owner_id: int) -> Job | None:
         """The job if it exists and belongs to ``owner_id``."""
         with translated(), self._session() as session:
