@@ -34,7 +34,7 @@ from video2mp3.converter.facts import AudioStream, MediaInfo
 from video2mp3.converter.ffmpeg import max_output_bytes, run
 from video2mp3.converter.loudness import gain, read_measurement
 from video2mp3.converter.probing import Prober
-from video2mp3.converter.segments import SAMPLE_BYTES, Pcm, Segment, plan
+from video2mp3.converter.segments import MAX_SPREAD, SAMPLE_BYTES, Pcm, Segment, plan
 from video2mp3.converter.source import Source
 from video2mp3.converter.tags import choose_tags, write_tags
 from video2mp3.domain.options import ConversionOptions
@@ -46,10 +46,6 @@ COVER_BYTES = 4 * 1024 * 1024  # a 600 px JPEG is far smaller
 # Inputs at least this long are encoded in segments on several cores: below it, starting the
 # extra encoders and the decoding pass cost more than they save.
 SEGMENT_AFTER = 60.0
-# Segments of an input spread across converters, at most: one per consumer of segments (a core).
-# Each one decodes the audio from its start (AAC decodes only about 7 times faster than LAME
-# encodes), so segments beyond the cores at work would cost more than they save.
-FAN_OUT_SEGMENTS = 16
 
 
 class Transcoder:
@@ -132,13 +128,10 @@ class Transcoder:
         filename: str,
         slots: int,
     ) -> Spread | None:
-        """Prepare a long input to be encoded in ``slots`` segments at once across converters
-        (``fanout.SegmentEncoder``), or ``None`` when it is better converted here: too short, or
-        no slots beyond this converter's cores, which encode it in segments from one decoding.
-        Once ``src`` is whole (told by its head, ``info`` is checked again on all of it), the
-        audio stream is copied to a small Matroska file, its loudness measured once over the
-        whole, the tag (cover included) written alone, and the segments planned. ``MediaError``
-        as ``convert``."""
+        """Prepare a long input for ``slots`` segments across converters (``fanout``), or
+        ``None`` if better converted here (short, or no slots beyond this converter's cores):
+        once ``src`` is whole and checked, its audio copied to a Matroska file, its loudness
+        measured, its tag written alone, its segments planned. ``MediaError`` as ``convert``."""
         seconds = self.check(info, options)
         stream = info.choose_track(options.track)
         if self.fan_out_after is None or seconds is None or seconds < self.fan_out_after:
@@ -152,7 +145,7 @@ class Transcoder:
             seconds = self.check(info, options)
         assert seconds is not None
         rate, channels = output_rate(stream, options), output_channels(stream, options)
-        bounds = plan(round(seconds * rate), rate, min(slots, FAN_OUT_SEGMENTS))
+        bounds = plan(round(seconds * rate), rate, min(slots, MAX_SPREAD))
         deadline = time.monotonic() + self.timeout
         audio = scratch / "audio.mka"
         try:  # a codec Matroska cannot carry is converted here
@@ -161,8 +154,7 @@ class Transcoder:
         except MediaError as exc:
             log.info("no fan-out: the audio could not be copied", extra={"why": exc.message})
             return None
-        tag = scratch / "tag.id3"
-        tag.touch()
+        (tag := scratch / "tag.id3").touch()  # mutagen writes into a file that exists
         job = _Job(src, tag, info, options, None, seconds, lambda _: None, deadline)
         gain_db = self._gain(src.path, info, options, deadline)
         write_tags(tag, replace(choose_tags(info, options, filename), cover=self._cover(job)))
@@ -181,8 +173,7 @@ class Transcoder:
         return gain(options.normalize, read_measurement(measured.stderr))
 
     def _segments(self, stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
-        """Whether to encode in segments: several cores, an input long enough for two segments,
-        room for its PCM."""
+        """Whether to encode in segments: several cores, two segments' length, room for PCM."""
         if self.cores < 2 or seconds < self.segment_after:
             return False
         rate = output_rate(stream, options)
@@ -299,8 +290,7 @@ class _Job:
 
 @dataclass(frozen=True)
 class Spread:
-    """A long input prepared to be encoded across converters: its audio stream copied, its
-    tag written, its segments planned (``segments.plan``, in samples of the output)."""
+    """A long input ready to be encoded across converters (bounds: ``segments.plan``'s)."""
 
     audio: Path
     tag: Path

@@ -37,6 +37,10 @@ from video2mp3.converter.mp3 import frame_samples
 
 OVERLAP = 8  # frames of context either side of a segment (about 0.2 s)
 MIN_SEGMENT_SECONDS = 30.0  # shorter pieces cost more in overlap and start-up than they gain
+# Segments of an input spread across converters, at most: one per consumer of segments (a core).
+# Each one decodes the audio from its start (AAC decodes only about 7 times faster than LAME
+# encodes), so segments beyond the cores at work would cost more than they save.
+MAX_SPREAD = 16
 ENCODER_DELAY = 576  # what LAME's tag counts; the padding makes up the rest of the last frame
 # Floats between the decoder and the encoders, as a single pass gives LAME: a downmix to 16-bit
 # integers is scaled down against clipping (3 dB quieter for stereo to mono), floats are not.
