@@ -12,6 +12,9 @@ AAC of ``BENCH_SECONDS`` (default ``60,600``):
   upload), and with its index first (``streamed``: converted while it arrives), also with that
   turned off (``VIDEO2MP3_STREAM_AFTER_BYTES=0``), and both uploading at ``BENCH_UPLOAD_MBPS``
   (default 100) MB/s as over a network.
+- ``fanout``: the longest input on the distributed processes, from the end of the upload to
+  ``succeeded``, with 1 and with 2 converters of one core each (its segments spread across them),
+  and with one converting it alone.
 - ``throughput``: 20 short jobs through 1 and 2 converters, counted when the gateway reports
   them done; and the events per second the gateway's tracker applies.
 - ``memory``: peaks of the gateway, the converter and ffmpeg with a 1 GiB video in, its MP3 out.
@@ -52,7 +55,7 @@ from video2mp3.domain.options import ConversionOptions
 RUNS = 3
 SECONDS = [int(s) for s in os.environ.get("BENCH_SECONDS", "60,600").split(",")]
 SECTIONS = os.environ.get(
-    "BENCH_SECTIONS", "converter,copy,options,e2e,throughput,memory,upload,live,cache,client"
+    "BENCH_SECTIONS", "converter,copy,options,e2e,fanout,throughput,memory,upload,live,cache,client"
 )
 CACHE = Path(os.environ.get("BENCH_CACHE", "bench/out/media"))
 UPLOAD_MBPS = int(os.environ.get("BENCH_UPLOAD_MBPS", "100"))
@@ -146,6 +149,16 @@ def main() -> None:
             results["options"] = {
                 f"{name}_s": round(median_time(through_converter(longest, root / name, o)), 2)
                 for name, o in by_option.items()
+            }
+        if "fanout" in sections:
+            alone = e2e.spread(longest, 1, fan_out=False)
+            one, two = e2e.spread(longest, 1), e2e.spread(longest, 2)
+            results[f"fan_out_{max(SECONDS)}s"] = {
+                "one_converter_no_fan_out_s": round(alone, 2),
+                "one_converter_s": round(one, 2),
+                "two_converters_s": round(two, 2),
+                "speedup": round(one / two, 2),
+                "speedup_over_no_fan_out": round(alone / two, 2),
             }
         if "throughput" in sections:
             short = make_video(CACHE / "short-20.mp4", 20, size="320x240")

@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 from video2mp3 import bootstrap
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
-from video2mp3.converter.worker import mp3_blob_id
+from video2mp3.converter.exchange import mp3_blob_id
 from video2mp3.domain.events import ConversionSucceeded, Event, Owner
 from video2mp3.settings import load
 

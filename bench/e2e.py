@@ -21,7 +21,7 @@ from typing import BinaryIO
 import requests
 
 from bench.media import bare
-from bench.stack import Stack, sign_up
+from bench.stack import Stack, distributed, sign_up
 
 
 class Body:
@@ -110,3 +110,16 @@ def ratio(
         "cp_plus_bare_s": round(baseline, 2),
         "ratio": round(ours["total_s"] / baseline, 2),
     }
+
+
+def spread(video: Path, converters: int, *, fan_out: bool = True) -> float:
+    """Seconds from the end of the upload to ``succeeded`` on the distributed processes, with
+    ``converters`` converters of one core each sharing the long ``video`` (segments on the bus),
+    or without ``fan_out`` converting it alone."""
+    with distributed() as stack:
+        stack.env["VIDEO2MP3_CONVERTER_CORES"] = "1"
+        stack.env["VIDEO2MP3_FAN_OUT_AFTER_SECONDS"] = "120" if fan_out else "0"
+        for n in range(converters):
+            stack.start("converter", f"converter-{n}")
+        times, _, _ = upload_to_done(stack, video)
+    return times["after_s"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from video2mp3.converter.media import find_ffmpeg
+from video2mp3.converter.ffmpeg import find_ffmpeg
 
 FFMPEG = find_ffmpeg()
 

@@ -194,10 +194,8 @@ MUTANTS = (
         (
             Edit(
                 "src/video2mp3/converter/worker.py",
-                '"""After the last failed try, report the job failed so that it does not stay '
-                'pending."""\n',
-                '"""After the last failed try, report the job failed so that it does not stay '
-                'pending."""\n        return\n',
+                '        failed so that it does not stay pending."""\n',
+                '        failed so that it does not stay pending."""\n        return\n',
             ),
         ),
         ("tests/integration/test_production_adapters.py", "-k", "fifth"),

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from video2mp3.converter.media import find_ffmpeg
+from video2mp3.converter.ffmpeg import find_ffmpeg
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")

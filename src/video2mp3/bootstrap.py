@@ -195,7 +195,9 @@ def gateway_worker(
 
 def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
     # Imported here: the media stack needs the `converter` extra, which the web images lack.
-    from video2mp3.converter.media import Transcoder, find_ffmpeg
+    from video2mp3.converter.fanout import SegmentEncoder
+    from video2mp3.converter.ffmpeg import find_ffmpeg
+    from video2mp3.converter.media import Transcoder
     from video2mp3.converter.probing import check_probe
     from video2mp3.converter.worker import Converter
 
@@ -206,10 +208,15 @@ def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
         timeout=settings.conversion_timeout_seconds,
         max_seconds=settings.max_duration_seconds,
         cores=settings.converter_cores,
+        fan_out_after=settings.fan_out_after_seconds or None,
     )
     transcoder.start()  # the probe's sandbox boots while the consumer connects
     converter = Converter(blobs, bus, transcoder)
     loops = {"converter": consume(bus, "converter", converter.handle, converter.give_up)}
+    # Segments of long inputs spread by any converter: one at a time per core (LAME uses one).
+    encoder = SegmentEncoder(blobs, bus, transcoder)
+    for core in range(settings.converter_cores):
+        loops[f"segments-{core}"] = consume(bus, "segments", encoder.handle, converter.give_up)
     return Worker(loops, {"bus": bus.ping, "blobs": blobs.ping})
 
 

@@ -53,6 +53,7 @@ def run(data: Path, port: int, *, host: str = "127.0.0.1") -> None:
         jwt_key_dir=data / "keys",
         link_key_dir=data / "link-keys",
         public_url=url,
+        fan_out_after_seconds=0,  # one converter: its cores share a long input
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # we log requests ourselves
     if not any((data / "keys").glob("*.pem")):

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     ffmpeg: str | None = None
     # Cores one conversion may use: a long input is encoded in that many segments at once.
     converter_cores: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1, le=64)
+    # Inputs at least this long are spread across all converters (segments on the bus); 0: never.
+    # Worth it with several converters sharing a blob store; `video2mp3 dev` keeps one's cores.
+    fan_out_after_seconds: int = Field(120, ge=0)
     keep_videos_for: Duration = timedelta(0)
     keep_mp3s_for: Duration = timedelta(days=7)  # 0 keeps them
     quota_bytes: int = Field(20 * 1024**3, gt=0)

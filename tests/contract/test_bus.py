@@ -129,6 +129,17 @@ class BusContract:
         assert consumer.given_up == []
         assert self.dead_letters(bus) == []
 
+    def test_consumers_counts_every_consumer_of_a_queue(self, bus: Bus) -> None:
+        assert bus.consumers("segments") == 0
+        first, second = Consumer(bus, "segments"), Consumer(bus, "segments")
+        try:
+            wait_for(lambda: bus.consumers("segments") == 2, 10, "two consumers")
+            assert bus.consumers("converter") == 0
+        finally:
+            first.close()
+            second.close()
+        wait_for(lambda: bus.consumers("segments") == 0, 10, "no consumer")
+
     def test_handler_success_acks_once(self, bus: Bus) -> None:
         consumer = Consumer(bus, "converter")
         try:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from video2mp3.adapters.blobs.local import LocalBlobStore
 from video2mp3.adapters.bus.inprocess import InProcessBus
-from video2mp3.converter.media import Transcoder, find_ffmpeg
+from video2mp3.converter.ffmpeg import find_ffmpeg
+from video2mp3.converter.media import Transcoder
 from video2mp3.converter.probing import Prober
 from video2mp3.converter.worker import Converter
 from video2mp3.domain.events import (

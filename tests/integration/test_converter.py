@@ -15,8 +15,8 @@ import pytest
 
 from tests.integration.harness import Harness
 from tests.support import SAMPLES, Sample, decoded_seconds, inspect_audio, make_sample, tone
-from video2mp3.converter.media import find_ffmpeg
-from video2mp3.converter.worker import mp3_blob_id
+from video2mp3.converter.exchange import mp3_blob_id
+from video2mp3.converter.ffmpeg import find_ffmpeg
 from video2mp3.domain.events import (
     ConversionFailed,
     ConversionProgress,

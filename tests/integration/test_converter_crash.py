@@ -17,14 +17,15 @@ from pathlib import Path
 import pymongo
 
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
-from video2mp3.converter.worker import mp3_blob_id
+from video2mp3.converter.exchange import mp3_blob_id
 from video2mp3.domain.events import ConversionRequested, ConversionSucceeded, Event, Owner
 
 CONVERTER = """
 import os, signal, sys
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
 from video2mp3.adapters.bus.inprocess import InProcessBus
-from video2mp3.converter.media import Transcoder, find_ffmpeg
+from video2mp3.converter.ffmpeg import find_ffmpeg
+from video2mp3.converter.media import Transcoder
 from video2mp3.converter.worker import Converter
 from video2mp3.domain.events import ConversionSucceeded, Event
 

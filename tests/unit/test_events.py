@@ -10,6 +10,7 @@ from video2mp3.domain.events import (
     ConversionSucceeded,
     Event,
     Owner,
+    SegmentRequested,
 )
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import InvalidEvent
@@ -24,6 +25,17 @@ def test_round_trip_keeps_every_field() -> None:
         correlation_id="c",
     )
     assert Event.from_json(event.to_json()) == event
+
+
+def test_a_segment_task_round_trips_with_its_plan_and_options() -> None:
+    task = SegmentRequested(
+        2, (0, 1152, 2304, 3000), 48000, 2, OWNER, "a.mp4", ConversionOptions(start=1.5), -3.25
+    )
+    event = Event("job-1", task)
+    assert Event.from_json(event.to_json()) == event
+    body = json.loads(event.to_json())
+    assert body["type"] == "segment.requested"
+    assert body["data"]["bounds"] == [0, 1152, 2304, 3000]
 
 
 def test_envelope_has_the_documented_shape() -> None:

@@ -123,7 +123,7 @@ def test_normalize_measures_first_then_applies_one_gain() -> None:
     assert value(first, "-af").startswith("ebur128=peak=true")
     assert value(first, "-ss") == "2.000"
     assert first[-3:] == ["-f", "null", "-"]
-    args = command("ffmpeg", SRC, DST, info(), options, 3600, Loudness(-26.0, -20.0))
+    args = command("ffmpeg", SRC, DST, info(), options, 3600, gain(-16, Loudness(-26.0, -20.0)))
     assert value(args, "-af") == "volume=10.00dB"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from video2mp3.converter.facts import AudioStream, MediaInfo
 from video2mp3.converter.ffmpeg import hardened_input, max_output_bytes, seconds
-from video2mp3.converter.loudness import MEASURE_FILTER, Loudness, gain_filter
+from video2mp3.converter.loudness import MEASURE_FILTER, gain_filter
 from video2mp3.converter.segments import SAMPLE_FORMAT, Pcm
 from video2mp3.domain.options import ConversionOptions
 
@@ -28,10 +28,10 @@ def command(
     info: MediaInfo,
     options: ConversionOptions,
     max_seconds: int,
-    loudness: Loudness | None = None,
+    gain_db: float | None = None,
 ) -> list[str]:
     """The ffmpeg command line that writes the MP3 for ``src`` (``None``: the standard input)
-    to ``dst``."""
+    to ``dst``; ``gain_db`` normalises the loudness."""
     stream = info.choose_track(options.track)
     args = hardened_input(ffmpeg, src, seek=options.start)
     args += select(stream)
@@ -39,8 +39,8 @@ def command(
         args += ["-c:a", "copy"]  # already MP3: remux, 15x faster than a transcode
     else:
         args += encoder(options) + layout(stream, options)
-        if loudness is not None and options.normalize is not None:
-            args += ["-af", gain_filter(options.normalize, loudness)]
+        if gain_db is not None:
+            args += ["-af", gain_filter(gain_db)]
     return args + output(dst, length(options, max_seconds), max_seconds)
 
 
@@ -51,17 +51,40 @@ def decode_command(
     info: MediaInfo,
     options: ConversionOptions,
     max_seconds: int,
-    loudness: Loudness | None = None,
+    gain_db: float | None = None,
 ) -> list[str]:
     """The first step of a segmented encode: the audio ``command`` would encode, with every
-    filter applied, written as raw PCM in ``pcm``'s rate and channels."""
+    filter applied, written as raw PCM in ``pcm``'s rate and channels from ``pcm.start`` on.
+
+    The samples before ``pcm.start`` are decoded all the same and dropped on output (exactly, by
+    ffmpeg's output seek), so the rest are a single pass's; a seek on the input would start the
+    decoder cold instead. ``ValueError`` with both a start and a trim: ffmpeg then drops a few
+    samples too many or too few.
+    """
+    if pcm.start and options.start:
+        raise ValueError("no output seek after an input seek: it is not sample-exact")
     stream = info.choose_track(options.track)
     args = hardened_input(ffmpeg, src, seek=options.start) + select(stream)
     args += ["-ac", str(pcm.channels), "-ar", str(pcm.rate)]
-    if loudness is not None and options.normalize is not None:
-        args += ["-af", gain_filter(options.normalize, loudness)]
-    args += ["-t", seconds(length(options, max_seconds))]
+    if gain_db is not None:
+        args += ["-af", gain_filter(gain_db)]
+    duration = length(options, max_seconds)
+    if pcm.start:
+        args += ["-ss", f"{pcm.start / pcm.rate:.6f}"]  # to the sample
+        duration -= pcm.start / pcm.rate
+    args += ["-t", seconds(duration)]
     return [*args, "-progress", "pipe:1", "-f", SAMPLE_FORMAT, str(pcm.path)]
+
+
+def extract_command(
+    ffmpeg: str, src: Path, dst: Path, info: MediaInfo, options: ConversionOptions
+) -> list[str]:
+    """The chosen audio stream, copied as it is (no decoding: fast, and a fraction of the
+    video's size) into a Matroska file, for converters that encode parts of it. The trim is
+    left to them, so that it cuts samples, not packets."""
+    args = hardened_input(ffmpeg, src) + select(info.choose_track(options.track))
+    return [*args, "-c:a", "copy", "-map_metadata", "-1", "-map_chapters", "-1", "-f", "matroska",
+            str(dst)]  # fmt: skip
 
 
 def loudness_command(

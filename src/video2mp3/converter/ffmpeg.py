@@ -1,4 +1,5 @@
-"""Running ffmpeg on hostile input: the flags every run starts with, limits, a timeout, errors.
+"""Running ffmpeg on hostile input: finding it, the flags every run starts with, limits, a
+timeout, errors.
 
 Every ffmpeg the converter starts (the conversion, the loudness measurement, the cover still)
 goes through ``run``: ``-nostdin``, format and protocol whitelists and bounded probing before
@@ -12,6 +13,7 @@ import contextlib
 import ctypes
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -22,13 +24,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from video2mp3.converter.probe import PROBE_OPTIONS
-from video2mp3.errors import ConversionTimeout, MediaError
+from video2mp3.errors import ConversionTimeout, MediaError, SettingsError
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork
 MAX_BITRATE_BPS = 320_000
 MEMORY_LIMIT = 2 * 1024**3
 FSIZE_SLACK = 8 * 1024 * 1024
+
+
+def find_ffmpeg(configured: str | None = None) -> str:
+    """``configured``, else ffmpeg on PATH, else the static build shipped by imageio-ffmpeg."""
+    if configured:
+        return configured
+    if found := shutil.which("ffmpeg"):
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise SettingsError(
+            "VIDEO2MP3_FFMPEG: no ffmpeg on PATH; install ffmpeg or video2mp3[converter]"
+        ) from None
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def hardened_input(

@@ -56,6 +56,6 @@ def gain(target: float, measured: Loudness) -> float:
     return min(wanted, MAX_GAIN)
 
 
-def gain_filter(target: float, measured: Loudness) -> str:
-    """The filter of the second pass."""
-    return f"volume={gain(target, measured):.2f}dB"
+def gain_filter(gain_db: float) -> str:
+    """The filter of the second pass: ``gain``'s result, applied."""
+    return f"volume={gain_db:.2f}dB"

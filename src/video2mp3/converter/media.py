@@ -1,4 +1,4 @@
-"""The converter's media work: find ffmpeg, probe an input, turn it into a tagged MP3.
+"""The converter's media work: probe an input, turn it into a tagged MP3.
 
 Defences, together (DESIGN.md, "media is hostile input"): a separate probe process; every ffmpeg
 run hardened by ``ffmpeg.run`` (``-nostdin``, format and protocol whitelists, bounded probing,
@@ -10,7 +10,6 @@ size; server-chosen file names.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -24,20 +23,22 @@ from video2mp3.converter.command import (
     copies,
     decode_command,
     encoder,
+    extract_command,
     loudness_command,
     output_channels,
     output_rate,
 )
 from video2mp3.converter.cover import cover_command
+from video2mp3.converter.decoding import MAX_PCM_BYTES, encode_segment, seconds_left, while_decoding
 from video2mp3.converter.facts import AudioStream, MediaInfo
-from video2mp3.converter.ffmpeg import Feed, max_output_bytes, run
-from video2mp3.converter.loudness import Loudness, read_measurement
+from video2mp3.converter.ffmpeg import max_output_bytes, run
+from video2mp3.converter.loudness import gain, read_measurement
 from video2mp3.converter.probing import Prober
-from video2mp3.converter.segments import SAMPLE_BYTES, Pcm, Segment
+from video2mp3.converter.segments import MAX_SPREAD, SAMPLE_BYTES, Pcm, Segment, plan
 from video2mp3.converter.source import Source
 from video2mp3.converter.tags import choose_tags, write_tags
 from video2mp3.domain.options import ConversionOptions
-from video2mp3.errors import MediaError, SettingsError
+from video2mp3.errors import MediaError
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +46,6 @@ COVER_BYTES = 4 * 1024 * 1024  # a 600 px JPEG is far smaller
 # Inputs at least this long are encoded in segments on several cores: below it, starting the
 # extra encoders and the decoding pass cost more than they save.
 SEGMENT_AFTER = 60.0
-# ... and at most this much decoded audio (about 70 min of 48 kHz stereo), which with the input
-# and the MP3 fits the converter's 4 GiB of scratch space; longer audio is encoded in one pass.
-SEGMENT_MAX_PCM_BYTES = 1536 * 1024**2
-
-
-def find_ffmpeg(configured: str | None = None) -> str:
-    """``configured``, else ffmpeg on PATH, else the static build shipped by imageio-ffmpeg."""
-    if configured:
-        return configured
-    if found := shutil.which("ffmpeg"):
-        return found
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise SettingsError(
-            "VIDEO2MP3_FFMPEG: no ffmpeg on PATH; install ffmpeg or video2mp3[converter]"
-        ) from None
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 class Transcoder:
@@ -77,6 +60,7 @@ class Transcoder:
         max_seconds: int,
         cores: int = 1,
         segment_after: float = SEGMENT_AFTER,
+        fan_out_after: float | None = None,
         prober: Prober | None = None,
     ) -> None:
         self.ffmpeg = ffmpeg
@@ -84,6 +68,7 @@ class Transcoder:
         self.max_seconds = max_seconds
         self.cores = cores  # LAME encodes on one core: longer inputs are split over these
         self.segment_after = segment_after
+        self.fan_out_after = fan_out_after  # longer inputs are spread across converters
         self._prober = prober or Prober()
 
     def probe(self, path: Path, *, whole: bool = True) -> MediaInfo:
@@ -117,14 +102,8 @@ class Transcoder:
         deadline = time.monotonic() + self.timeout  # one budget for every step of the job
         if options.start is not None or options.normalize is not None:
             src.whole.wait()
-        loudness = None
-        if options.normalize is not None:
-            args = loudness_command(self.ffmpeg, src.path, info, options, self.max_seconds)
-            measured = run(
-                args, timeout=_left(deadline), file_bytes=max_output_bytes(self.max_seconds)
-            )
-            loudness = read_measurement(measured.stderr)
-        job = _Job(src, dst, info, options, loudness, seconds, on_progress, deadline)
+        gain_db = self._gain(src.path, info, options, deadline)
+        job = _Job(src, dst, info, options, gain_db, seconds, on_progress, deadline)
         written: float | None
         # The cover is taken on another core while the audio is encoded.
         with ThreadPoolExecutor(1, thread_name_prefix="cover") as side:
@@ -140,22 +119,81 @@ class Transcoder:
             write_tags(dst, replace(choose_tags(info, options, filename), cover=cover.result()))
         return length
 
-    def _segments(self, stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
-        """Whether to encode in segments: several cores, an input long enough for two segments,
-        room for its PCM."""
-        if self.cores < 2 or seconds < self.segment_after or copies(stream, options):
-            return False
+    def fan_out(
+        self,
+        src: Source,
+        scratch: Path,
+        info: MediaInfo,
+        options: ConversionOptions,
+        filename: str,
+        slots: int,
+    ) -> Spread | None:
+        """Prepare a long input for ``slots`` segments across converters (``fanout``), or
+        ``None`` if better converted here (short, or no slots beyond this converter's cores):
+        once ``src`` is whole and checked, its audio copied to a Matroska file, its loudness
+        measured, its tag written alone, its segments planned. ``MediaError`` as ``convert``."""
+        seconds = self.check(info, options)
+        stream = info.choose_track(options.track)
+        if self.fan_out_after is None or seconds is None or seconds < self.fan_out_after:
+            return None
+        if slots <= self.cores or not self._fits(stream, options, seconds):
+            return None
+        if not src.whole.is_set():  # the copy reads it all
+            src.whole.wait()
+            src.check()
+            info = self.probe(src.path)
+            seconds = self.check(info, options)
+        assert seconds is not None
         rate, channels = output_rate(stream, options), output_channels(stream, options)
-        two = len(segments.plan(round(seconds * rate), rate, self.cores)) > 2
-        return two and seconds * rate * channels * SAMPLE_BYTES <= SEGMENT_MAX_PCM_BYTES
+        bounds = plan(round(seconds * rate), rate, min(slots, MAX_SPREAD))
+        deadline = time.monotonic() + self.timeout
+        audio = scratch / "audio.mka"
+        try:  # a codec Matroska cannot carry is converted here
+            run(extract_command(self.ffmpeg, src.path, audio, info, options),
+                timeout=seconds_left(deadline), file_bytes=src.path.stat().st_size)  # fmt: skip
+        except MediaError as exc:
+            log.info("no fan-out: the audio could not be copied", extra={"why": exc.message})
+            return None
+        (tag := scratch / "tag.id3").touch()  # mutagen writes into a file that exists
+        job = _Job(src, tag, info, options, None, seconds, lambda _: None, deadline)
+        gain_db = self._gain(src.path, info, options, deadline)
+        write_tags(tag, replace(choose_tags(info, options, filename), cover=self._cover(job)))
+        return Spread(audio, tag, tuple(bounds), rate, channels, gain_db)
+
+    def _gain(
+        self, src: Path, info: MediaInfo, options: ConversionOptions, deadline: float
+    ) -> float | None:
+        """The gain that normalises the loudness, measured once over all of the audio."""
+        if options.normalize is None:
+            return None
+        args = loudness_command(self.ffmpeg, src, info, options, self.max_seconds)
+        measured = run(
+            args, timeout=seconds_left(deadline), file_bytes=max_output_bytes(self.max_seconds)
+        )
+        return gain(options.normalize, read_measurement(measured.stderr))
+
+    def _segments(self, stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
+        """Whether to encode in segments: several cores, two segments' length, room for PCM."""
+        if self.cores < 2 or seconds < self.segment_after:
+            return False
+        rate = output_rate(stream, options)
+        two = len(plan(round(seconds * rate), rate, self.cores)) > 2
+        return two and self._fits(stream, options, seconds)
+
+    @staticmethod
+    def _fits(stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
+        """Whether the input is re-encoded, and its decoded audio fits the scratch space."""
+        rate, channels = output_rate(stream, options), output_channels(stream, options)
+        pcm_bytes = seconds * rate * channels * SAMPLE_BYTES
+        return not copies(stream, options) and pcm_bytes <= MAX_PCM_BYTES
 
     def _one_pass(self, job: _Job) -> float | None:
         feed = job.src.feed()
         args = command(self.ffmpeg, None if feed else job.src.path, job.dst, job.info,
-                       job.options, self.max_seconds, job.loudness)  # fmt: skip
+                       job.options, self.max_seconds, job.gain_db)  # fmt: skip
         return run(
             args,
-            timeout=_left(job.deadline),
+            timeout=seconds_left(job.deadline),
             file_bytes=max_output_bytes(self.max_seconds),
             on_progress=job.on_progress,
             duration=job.seconds,
@@ -169,19 +207,11 @@ class Transcoder:
         stream = job.info.choose_track(job.options.track)
         rate, channels = output_rate(stream, job.options), output_channels(stream, job.options)
         pcm = Pcm(job.dst.with_name("audio.pcm"), rate, channels)
-        pcm.path.touch()  # the encoders open it at once; ffmpeg then writes to the same file
         source = job.src.feed()
         decode = decode_command(self.ffmpeg, None if source else job.src.path, pcm, job.info,
-                                job.options, self.max_seconds, job.loudness)  # fmt: skip
-        pcm_bytes = SEGMENT_MAX_PCM_BYTES + rate * channels * SAMPLE_BYTES  # a second of slack
+                                job.options, self.max_seconds, job.gain_db)  # fmt: skip
         encoded: dict[int, float] = {}
         lock = threading.Lock()
-
-        def decoder() -> None:
-            try:
-                run(decode, timeout=_left(job.deadline), file_bytes=pcm_bytes, stdin=source)
-            finally:
-                pcm.finished.set()
 
         def encode_one(segment: Segment, audio: Pcm) -> None:
             def report(fraction: float) -> None:
@@ -189,29 +219,20 @@ class Transcoder:
                     encoded[segment.index] = fraction * segment.seconds
                     job.on_progress(min(sum(encoded.values()) / seconds, 1.0))
 
-            feed = Feed(audio.path, segment.first_byte, segment.byte_count, audio.finished)
-            run(segment.args, timeout=_left(job.deadline),
-                file_bytes=max_output_bytes(self.max_seconds), on_progress=report,
-                duration=segment.seconds, stdin=feed)  # fmt: skip
+            encode_segment(segment, audio, job.deadline, self.max_seconds, report)
 
-        with ThreadPoolExecutor(1, thread_name_prefix="decoder") as pool:
-            decoding = pool.submit(decoder)
-            try:
-                count = segments.encode(
-                    self.ffmpeg, pcm, job.dst, encoder(job.options), self.cores, encode_one,
-                    round(seconds * rate),
-                )  # fmt: skip
-                samples = pcm.samples
-            except (MediaError, segments.ShortAudio) as exc:
-                decoding.result()  # a decoder's failure explains the encoders': it is raised
-                if not isinstance(exc, segments.ShortAudio):
-                    raise
-                log.info("shorter audio than announced: one pass", extra={"why": str(exc)})
-                return self._one_pass(job)
-            finally:
-                pcm.finished.wait()
-                pcm.path.unlink(missing_ok=True)
-            decoding.result()
+        def encode_all() -> int:
+            return segments.encode(self.ffmpeg, pcm, job.dst, encoder(job.options), self.cores,
+                                   encode_one, round(seconds * rate))  # fmt: skip
+
+        try:
+            count = while_decoding(decode, pcm, job.deadline, encode_all, stdin=source)
+            samples = pcm.samples
+        except segments.ShortAudio as exc:
+            log.info("shorter audio than announced: one pass", extra={"why": str(exc)})
+            return self._one_pass(job)
+        finally:
+            pcm.path.unlink(missing_ok=True)
         log.info("encoded in segments", extra={"segments": count})
         return samples / rate
 
@@ -246,7 +267,7 @@ class Transcoder:
         if args is None:
             return None
         try:
-            run(args, timeout=_left(job.deadline), file_bytes=COVER_BYTES)
+            run(args, timeout=seconds_left(job.deadline), file_bytes=COVER_BYTES)
         except MediaError as exc:  # a cover is a nicety: the MP3 is kept without one
             log.warning("no cover: %s", exc.message)
             return None
@@ -261,12 +282,19 @@ class _Job:
     dst: Path
     info: MediaInfo
     options: ConversionOptions
-    loudness: Loudness | None
+    gain_db: float | None
     seconds: float | None
     on_progress: Callable[[float], None]
     deadline: float
 
 
-def _left(deadline: float) -> int:
-    """Whole seconds left before ``deadline``, at least one (ffmpeg then times out at once)."""
-    return max(1, int(deadline - time.monotonic()))
+@dataclass(frozen=True)
+class Spread:
+    """A long input ready to be encoded across converters (bounds: ``segments.plan``'s)."""
+
+    audio: Path
+    tag: Path
+    bounds: tuple[int, ...]
+    rate: int
+    channels: int
+    gain_db: float | None

@@ -61,6 +61,13 @@ def _fields(frame: bytes) -> tuple[int, int]:
 def seconds(path: Path) -> float | None:
     """How long a bare MP3 (no ID3 in front) plays, to the sample, from its Xing/LAME header;
     ``None`` without one."""
+    found = samples(path)
+    return None if found is None else found[0] / found[1]
+
+
+def samples(path: Path) -> tuple[int, int] | None:
+    """The samples a bare MP3 decodes to and its sample rate, from its Xing/LAME header;
+    ``None`` without one."""
     with path.open("rb") as mp3:
         head = mp3.read(4)
         size = frame_size(head) if len(head) == 4 else None
@@ -74,7 +81,7 @@ def seconds(path: Path) -> float | None:
     count = int.from_bytes(frame[tag + 8 : tag + 12], "big")
     pads = int.from_bytes(frame[fields : fields + 3], "big")
     rate = _RATES[(frame[1] >> 3) & 3][(frame[2] >> 2) & 3]
-    return (count * frame_samples(rate) - (pads >> 12) - (pads & 4095)) / rate
+    return count * frame_samples(rate) - (pads >> 12) - (pads & 4095), rate
 
 
 def completed(header: bytes, sizes: Sequence[int], samples: int, per_frame: int) -> bytes:

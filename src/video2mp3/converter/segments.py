@@ -37,6 +37,10 @@ from video2mp3.converter.mp3 import frame_samples
 
 OVERLAP = 8  # frames of context either side of a segment (about 0.2 s)
 MIN_SEGMENT_SECONDS = 30.0  # shorter pieces cost more in overlap and start-up than they gain
+# Segments of an input spread across converters, at most: one per consumer of segments (a core).
+# Each one decodes the audio from its start (AAC decodes only about 7 times faster than LAME
+# encodes), so segments beyond the cores at work would cost more than they save.
+MAX_SPREAD = 16
 ENCODER_DELAY = 576  # what LAME's tag counts; the padding makes up the rest of the last frame
 # Floats between the decoder and the encoders, as a single pass gives LAME: a downmix to 16-bit
 # integers is scaled down against clipping (3 dB quieter for stereo to mono), floats are not.
@@ -46,15 +50,18 @@ SAMPLE_FORMAT, SAMPLE_BYTES = "f32le", 4
 @dataclass(frozen=True)
 class Pcm:
     """Decoded audio in a raw ``SAMPLE_FORMAT`` file, which may still be growing: ``finished``
-    is set once the decoder has written all of it (or failed)."""
+    is set once the decoder has written all of it (or failed). The file holds the audio from
+    sample ``start`` on."""
 
     path: Path
     rate: int
     channels: int
     finished: threading.Event = field(default_factory=threading.Event)
+    start: int = 0
 
     @property
     def samples(self) -> int:
+        """Samples in the file (from ``start``)."""
         return self.path.stat().st_size // (SAMPLE_BYTES * self.channels)
 
 
@@ -68,6 +75,33 @@ def plan(samples: int, rate: int, workers: int) -> list[int]:
 
 
 @dataclass(frozen=True)
+class Piece:
+    """One segment of a plan: which samples its encoder is given (its range with ``OVERLAP``
+    frames either side) and which frames of its output the join keeps. Every piece's output
+    starts with a Xing/LAME header frame: the first one's becomes the whole's, the last one's
+    tells how many samples the audio really had."""
+
+    index: int
+    first: int  # first sample encoded
+    stop: int | None  # sample after the last one encoded; None: to the end of the audio
+    skip: int  # frames dropped after the header frame, before the kept ones
+    keep: int  # frames kept; -1: all the rest
+
+
+def pieces(bounds: Sequence[int], rate: int) -> list[Piece]:
+    """The pieces of a plan (``plan``'s boundaries); the last one reads to the audio's end."""
+    frame = frame_samples(rate)
+    found = []
+    for k, (start, end) in enumerate(itertools.pairwise(bounds)):
+        last = k == len(bounds) - 2
+        first = max(0, start - OVERLAP * frame)
+        stop = None if last else min(bounds[-1], end + OVERLAP * frame)
+        keep = -1 if last else (end - start) // frame
+        found.append(Piece(k, first, stop, (start - first) // frame, keep))
+    return found
+
+
+@dataclass(frozen=True)
 class Segment:
     """One ffmpeg's share: which bytes of the PCM it reads, and where it writes its frames."""
 
@@ -76,6 +110,24 @@ class Segment:
     first_byte: int
     byte_count: int | None  # None: to the end of the audio, however long it turns out
     seconds: float  # expected
+
+
+def segment(
+    ffmpeg: str, piece: Piece, pcm: Pcm, encoder_args: Sequence[str], dst: Path, expected: int
+) -> Segment:
+    """The encoder of ``piece``: raw PCM on its standard input, a bare MP3 with a Xing/LAME
+    header frame and no bit reservoir in ``dst``; ``expected`` samples in all."""
+    width = SAMPLE_BYTES * pcm.channels
+    args = [
+        ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+        "-f", SAMPLE_FORMAT, "-ar", str(pcm.rate), "-ac", str(pcm.channels),
+        "-i", "pipe:0", *encoder_args, "-reservoir", "0", "-id3v2_version", "0",
+        "-write_xing", "1", "-progress", "pipe:1", "-f", "mp3", str(dst),
+    ]  # fmt: skip
+    stop = expected if piece.stop is None else piece.stop
+    count = None if piece.stop is None else (piece.stop - piece.first) * width
+    first_byte = (piece.first - pcm.start) * width
+    return Segment(piece.index, args, first_byte, count, (stop - piece.first) / pcm.rate)
 
 
 def encode(
@@ -95,55 +147,51 @@ def encode(
     if the audio ends before a segment other than the last.
     """
     bounds = plan(expected_samples, pcm.rate, workers)
-    width = SAMPLE_BYTES * pcm.channels
-    frame = frame_samples(pcm.rate)
+    planned = pieces(bounds, pcm.rate)
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix="segments-") as tmp:
-        parts: list[tuple[Path, int, int]] = []  # file, first frame kept, frames kept (-1: all)
-        segments = []
-        for k, (start, end) in enumerate(itertools.pairwise(bounds)):
-            last = k == len(bounds) - 2
-            first = max(0, start - OVERLAP * frame)
-            stop = end if last else min(expected_samples, end + OVERLAP * frame)
-            out = Path(tmp, f"{k}.mp3")
-            args = [
-                ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-                "-f", SAMPLE_FORMAT, "-ar", str(pcm.rate), "-ac", str(pcm.channels),
-                "-i", "pipe:0", *encoder_args, "-reservoir", "0", "-id3v2_version", "0",
-                "-write_xing", "1" if k == 0 else "0", "-progress", "pipe:1", "-f", "mp3", str(out),
-            ]  # fmt: skip
-            count = None if last else (stop - first) * width
-            segments.append(Segment(k, args, first * width, count, (stop - first) / pcm.rate))
-            parts.append((out, (start - first) // frame, -1 if last else (end - start) // frame))
-        with ThreadPoolExecutor(len(segments)) as pool:
-            for done in [pool.submit(run, segment, pcm) for segment in segments]:
+        outputs = [Path(tmp, f"{piece.index}.mp3") for piece in planned]
+        jobs = [
+            segment(ffmpeg, piece, pcm, encoder_args, out, expected_samples)
+            for piece, out in zip(planned, outputs, strict=True)
+        ]
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            for done in [pool.submit(run, job, pcm) for job in jobs]:
                 done.result()
-        if pcm.samples < bounds[-2] + OVERLAP * frame:
-            raise ShortAudio(f"{pcm.samples} samples decoded, {expected_samples} expected")
-        join(parts, pcm.samples, frame, dst)
-    return len(segments)
+        check_length(pcm.samples, bounds, pcm.rate)
+        join(planned, outputs, pcm.samples, pcm.rate, dst)
+    return len(jobs)
+
+
+def check_length(samples: int, bounds: Sequence[int], rate: int) -> None:
+    """``ShortAudio`` unless the audio reaches into the last segment (past its overlap)."""
+    if samples < bounds[-2] + OVERLAP * frame_samples(rate):
+        raise ShortAudio(f"{samples} samples decoded, {bounds[-1]} expected")
 
 
 class ShortAudio(Exception):
     """The decoded audio ended before the last segment began: encode it in one pass instead."""
 
 
-def join(parts: Sequence[tuple[Path, int, int]], samples: int, per_frame: int, dst: Path) -> None:
-    """Concatenate the kept frames of each part behind the first part's header frame, then
-    complete that header for the whole: frame count, size, seek table and end padding."""
+def join(
+    planned: Sequence[Piece], outputs: Sequence[Path], samples: int, rate: int, dst: Path
+) -> None:
+    """Concatenate the kept frames of each piece's output behind the first one's header frame,
+    then complete that header for the whole: frame count, size, seek table and end padding."""
     header: bytes | None = None
     sizes: list[int] = []
     with dst.open("wb") as out:
-        for index, (path, first, keep) in enumerate(parts):
+        for piece, path in zip(planned, outputs, strict=True):
             found = mp3.frames(path.read_bytes())
-            if index == 0:
-                header, found = found[0], found[1:]  # the Xing/LAME frame of the first part
+            if header is None:
+                header = found[0]
                 out.write(header)  # completed below, once the frames are known
-            chosen = found[first:] if keep < 0 else found[first : first + keep]
-            if keep >= 0 and len(chosen) != keep:
-                raise ValueError(f"segment {index} made {len(found)} frames, {first + keep} needed")
+            found = found[1 + piece.skip :]
+            chosen = found if piece.keep < 0 else found[: piece.keep]
+            if len(chosen) != piece.keep and piece.keep >= 0:
+                raise ValueError(f"segment {piece.index} made too few frames")
             for frame in chosen:
                 out.write(frame)
                 sizes.append(len(frame))
         assert header is not None
         out.seek(0)
-        out.write(mp3.completed(header, sizes, samples, per_frame))
+        out.write(mp3.completed(header, sizes, samples, frame_samples(rate)))

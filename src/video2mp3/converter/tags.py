@@ -105,3 +105,8 @@ def write_tags(path: Path, tags: Tags) -> None:
             )
         )
     id3.save(path, v2_version=4, v1=0)
+
+
+def copy_tag(source: Path, mp3: Path) -> None:
+    """Put the tag that ``write_tags`` wrote into the empty file ``source`` in front of ``mp3``."""
+    ID3(source).save(mp3, v2_version=4, v1=0)

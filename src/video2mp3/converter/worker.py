@@ -12,23 +12,24 @@ stable code; an unreachable dependency raises, so the message is redelivered.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import Counter, Histogram
 
+from video2mp3.converter.exchange import mp3_blob_id, publish_progress, read_blob, store_file
 from video2mp3.converter.facts import MediaInfo
+from video2mp3.converter.fanout import publish_segments
 from video2mp3.converter.media import Transcoder
 from video2mp3.converter.source import HEAD_BYTES, Arriving, Source
 from video2mp3.converter.workspace import workspace
 from video2mp3.domain.events import (
     ConversionFailed,
-    ConversionProgress,
     ConversionRequested,
     ConversionSucceeded,
     Event,
+    SegmentRequested,
 )
 from video2mp3.domain.jobs import mp3_filename
 from video2mp3.errors import (
@@ -37,7 +38,7 @@ from video2mp3.errors import (
     Unavailable,
     Video2mp3Error,
 )
-from video2mp3.ports.blobs import CHUNK_SIZE, BlobStore, derived_id
+from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import DELIVERY_LIMIT, Bus
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Converter:
         if not isinstance(request, ConversionRequested):
             return
         outcome = self._unpublished.pop(event.event_id, None) or self._outcome(event, request)
+        if outcome is None:  # spread across converters: they finish the job
+            return
         try:
             self.bus.publish(Event(event.job_id, outcome, correlation_id=event.correlation_id))
         except Unavailable:
@@ -74,8 +77,8 @@ class Converter:
 
     def _outcome(
         self, event: Event, request: ConversionRequested
-    ) -> ConversionSucceeded | ConversionFailed:
-        self._progress(event, 0.0)
+    ) -> ConversionSucceeded | ConversionFailed | None:
+        publish_progress(self.bus, event, 0.0)
         try:
             return self._convert(event, request)
         except Unavailable:
@@ -91,9 +94,10 @@ class Converter:
             )
 
     def give_up(self, event: Event, error: Exception) -> None:
-        """After the last failed try, report the job failed so that it does not stay pending."""
+        """After the last failed try (of the job, or of one of its segments), report the job
+        failed so that it does not stay pending."""
         request = event.data
-        if not isinstance(request, ConversionRequested):
+        if not isinstance(request, ConversionRequested | SegmentRequested):
             return
         known = error if isinstance(error, Video2mp3Error) else None
         failed = ConversionFailed(
@@ -107,10 +111,17 @@ class Converter:
         self.bus.publish(Event(event.job_id, failed, correlation_id=event.correlation_id))
         CONVERSIONS.labels(failed.code).inc()
 
-    def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded:
+    def _convert(self, event: Event, request: ConversionRequested) -> ConversionSucceeded | None:
+        """The MP3, stored; ``None`` when the input was spread across converters instead."""
         with workspace() as tmp, self._source(request, Path(tmp, "input")) as src:
             dst = Path(tmp, "output.mp3")
             info = self._probe(src)
+            slots = self.bus.consumers("segments") if self.transcoder.fan_out_after else 0
+            spread = self.transcoder.fan_out(src, Path(tmp), info, request.options,
+                                             request.filename, slots)  # fmt: skip
+            if spread is not None:
+                publish_segments(self.blobs, self.bus, event, request, spread)
+                return None
             started = time.monotonic()
             try:
                 written = self.transcoder.convert(
@@ -118,7 +129,7 @@ class Converter:
                     dst,
                     info,
                     request.options,
-                    _throttled(lambda p: self._progress(event, p)),
+                    _throttled(lambda p: publish_progress(self.bus, event, p)),
                     filename=request.filename,
                 )
             except Video2mp3Error:
@@ -136,15 +147,10 @@ class Converter:
                 self.transcoder.check(info, request.options)
             duration = _converted_seconds(written, trimmed=request.options.start is not None)
             _check_length(info.duration, duration, self.transcoder.max_seconds)
-            with dst.open("rb") as mp3:
-                # One id per job: a retry after a crash between storing and publishing finds
-                # the MP3 already there instead of storing a second one.
-                stored = self.blobs.put(
-                    iter(lambda: mp3.read(CHUNK_SIZE), b""),
-                    filename=mp3_filename(request.filename),
-                    content_type="audio/mpeg",
-                    blob_id=mp3_blob_id(event.job_id),
-                )
+            # One id per job: a retry after a crash between storing and publishing finds the MP3
+            # already there instead of storing a second one.
+            name = mp3_filename(request.filename)
+            stored = store_file(self.blobs, dst, mp3_blob_id(event.job_id), name, "audio/mpeg")
         return ConversionSucceeded(
             mp3_fid=stored.id,
             size=stored.size,
@@ -158,13 +164,9 @@ class Converter:
         if request.uploading:
             return Arriving(self.blobs, request.video_fid, copy)
         try:
-            if (path := self.blobs.local_path(request.video_fid)) is not None:
-                return Source(path)
-            with self.blobs.open(request.video_fid) as video, copy.open("wb") as out:
-                shutil.copyfileobj(video, out, CHUNK_SIZE)
+            return Source(read_blob(self.blobs, request.video_fid, copy))
         except BlobNotFound:
             raise BlobNotFound("the uploaded video is gone", code="video_missing") from None
-        return Source(copy)
 
     def _probe(self, src: Source) -> MediaInfo:
         """What the video holds: told by its head while the rest is still arriving, so that the
@@ -178,20 +180,6 @@ class Converter:
         src.whole.wait()
         src.check()
         return self.transcoder.probe(src.path)
-
-    def _progress(self, event: Event, fraction: float) -> None:
-        progress = ConversionProgress(progress=round(fraction, 3))
-        try:
-            self.bus.publish(
-                Event(event.job_id, progress, correlation_id=event.correlation_id), transient=True
-            )
-        except Unavailable as exc:  # progress is a courtesy; the conversion goes on
-            log.warning("could not publish progress: %s", exc.message)
-
-
-def mp3_blob_id(job_id: str) -> str:
-    """The blob id of a job's MP3, the same on every attempt."""
-    return derived_id("mp3", job_id)
 
 
 def _converted_seconds(duration: float, *, trimmed: bool) -> float:

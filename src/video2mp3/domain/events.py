@@ -1,7 +1,8 @@
 """The message contract: one versioned JSON envelope for every event on the bus.
 
 ``conversion.*`` events come from converters (the request from the gateway); ``job.finished``
-comes from the gateway once a job is settled, and is what the notifier acts on.
+comes from the gateway once a job is settled, and is what the notifier acts on;
+``segment.requested`` goes from a converter to every converter, for one long input's segments.
 
 ``{"type", "version", "event_id", "job_id", "occurred_at", "correlation_id", "data"}``. Each event
 type has a frozen dataclass for its ``data``; decoding ignores unknown fields so that services can
@@ -43,6 +44,23 @@ class ConversionRequested:
     filename: str
     options: ConversionOptions = field(default_factory=ConversionOptions)
     uploading: bool = False
+
+
+@dataclass(frozen=True)
+class SegmentRequested:
+    """A converter spread a long input across converters: encode segment ``index`` of the audio
+    it copied (blob ``derived_id("audio", job_id)``), ``bounds`` being every segment's first
+    sample (and the end), at ``rate`` Hz and ``channels``, with ``gain_db`` to normalise."""
+
+    TYPE: ClassVar[str] = "segment.requested"
+    index: int
+    bounds: tuple[int, ...]
+    rate: int
+    channels: int
+    owner: Owner
+    filename: str
+    options: ConversionOptions = field(default_factory=ConversionOptions)
+    gain_db: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,7 @@ class WebhookDisabled:
 
 Data = (
     ConversionRequested
+    | SegmentRequested
     | ConversionProgress
     | ConversionSucceeded
     | ConversionFailed
@@ -120,6 +139,7 @@ DATA_TYPES: dict[str, type[Data]] = {
     cls.TYPE: cls
     for cls in (
         ConversionRequested,
+        SegmentRequested,
         ConversionProgress,
         ConversionSucceeded,
         ConversionFailed,
@@ -194,6 +214,9 @@ def _build(cls: type[Any], values: object) -> Any:
         if not isinstance(targets, list):
             raise TypeError("webhooks must be a JSON array")
         kwargs["webhooks"] = tuple(_build(WebhookTarget, target) for target in targets)
+    if cls is SegmentRequested:
+        kwargs["bounds"] = tuple(int(bound) for bound in kwargs["bounds"])
+        kwargs["options"] = ConversionOptions.parse(kwargs.get("options") or {})
     if cls is ConversionRequested:
         # Version 1 events before options existed carried only a bitrate.
         legacy = {"bitrate": values["bitrate_kbps"]} if values.get("bitrate_kbps") else {}

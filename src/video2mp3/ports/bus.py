@@ -14,6 +14,7 @@ from video2mp3.domain.events import Event
 # queue -> binding keys (topic patterns over event types)
 QUEUES: dict[str, tuple[str, ...]] = {
     "converter": ("conversion.requested",),
+    "segments": ("segment.requested",),
     "gateway": (
         "conversion.progress",
         "conversion.succeeded",
@@ -27,10 +28,11 @@ QUEUES: dict[str, tuple[str, ...]] = {
 DELIVERY_LIMIT = 5
 
 # How many deliveries of a queue one consumer handles at once (its prefetch). A converter takes
-# one job at a time so that the others go to idle converters; the gateway's tracker applies
+# one job at a time so that the others go to idle converters, and one segment per consumer (it
+# runs one consumer of segments per core); the gateway's tracker applies
 # events under row locks, idempotently, so it runs several at once to keep up with many
 # converters; the notifier's sends are independent of each other.
-CONCURRENCY: dict[str, int] = {"converter": 1, "gateway": 8, "notifier": 4}
+CONCURRENCY: dict[str, int] = {"converter": 1, "segments": 1, "gateway": 8, "notifier": 4}
 
 Handler = Callable[[Event], None]
 # Called once when an event has failed its last delivery, before it is dead-lettered.
@@ -60,6 +62,11 @@ class Bus(Protocol):
         called and the event is dead-lettered. A body that is not a valid event is dead-lettered
         at once. Reconnects after a broker outage.
         """
+        ...
+
+    def consumers(self, queue: str) -> int:
+        """How many consumers ``queue`` has now, in every process (each takes
+        ``CONCURRENCY[queue]`` at once); ``Unavailable`` if the bus cannot be reached."""
         ...
 
     def ping(self) -> None:

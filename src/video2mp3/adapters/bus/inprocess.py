@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from queue import Empty, Queue
 
 from video2mp3.adapters.bus import Outcome, deliver, process, queues_for, retry_delay
@@ -23,6 +24,8 @@ class InProcessBus:
         self.retry_base = retry_base
         self._queues: dict[str, Queue[tuple[bytes, int]]] = {name: Queue() for name in QUEUES}
         self.dead_letters: list[bytes] = []
+        self._consumers: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     def publish(self, event: Event, *, transient: bool = False) -> None:
         targets = queues_for(event.type)
@@ -45,10 +48,20 @@ class InProcessBus:
             )
             for n in range(CONCURRENCY.get(queue, 1))
         ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        with self._lock:
+            self._consumers[queue] += 1
+        try:
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        finally:
+            with self._lock:
+                self._consumers[queue] -= 1
+
+    def consumers(self, queue: str) -> int:
+        with self._lock:
+            return self._consumers[queue]
 
     def _work(
         self, queue: str, handler: Handler, stop: threading.Event, give_up: GiveUp | None

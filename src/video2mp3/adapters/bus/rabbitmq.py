@@ -249,6 +249,17 @@ class RabbitMQBus:
             self._publisher = (connection, channel)
         return self._publisher[1]
 
+    def consumers(self, queue: str) -> int:
+        with self._publish_lock:
+            try:
+                declared = self._publisher_channel().queue_declare(
+                    f"{self.prefix}.{queue}", passive=True
+                )
+            except AMQPError as exc:
+                self._drop_publisher()
+                raise Unavailable(f"broker: {exc!r}") from exc
+        return int(declared.method.consumer_count)
+
     def ping(self) -> None:
         # On the publisher's connection, kept open: a ping costs a round of heartbeats, not a
         # connection and a topology declaration, and it keeps an idle publisher connected.
