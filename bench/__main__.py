@@ -100,6 +100,17 @@ def main() -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     sections = set(SECTIONS.split(","))
     results: dict[str, Any] = {"seconds": SECONDS}
+    try:
+        measure(sections, results)
+    finally:  # what was measured is kept, even if a later section fails
+        print_table(results)
+        out = Path("bench/out")
+        out.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        (out / f"bench-{stamp}.json").write_text(json.dumps(results, indent=2))
+
+
+def measure(sections: set[str], results: dict[str, Any]) -> None:
     videos = {s: make_video(CACHE / f"aac-{s}.mp4", s) for s in SECONDS}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -176,10 +187,6 @@ def main() -> None:
             results["client_upload"] = client.upload(CACHE)
         if "live" in sections:
             results["live_pages"] = live.measure(live.STREAMS)
-    print_table(results)
-    out = Path("bench/out")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(results, indent=2))
 
 
 def print_table(results: dict[str, Any]) -> None:

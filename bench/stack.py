@@ -56,6 +56,7 @@ class Stack:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root = root
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "VIDEO2MP3_LOG_LEVEL": "WARNING"}
+        self.env.setdefault("VIDEO2MP3_MAX_ACTIVE_JOBS", "1000")  # one user queues whole batches
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
         self.admin_ports: dict[str, int] = {}
