@@ -8,15 +8,18 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from video2mp3.converter.ffmpeg import find_ffmpeg
 
@@ -93,6 +96,27 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> obje
 # --- media --------------------------------------------------------------------------------------
 
 FFMPEG = find_ffmpeg()
+
+
+@contextmanager
+def dev_stack(data: Path, log: Path, **settings: str) -> Iterator[str]:
+    """``video2mp3 dev`` on a free port, its data under ``data``, ``settings`` (``VIDEO2MP3_*``
+    variables) in its environment; yields its base URL and checks that it stops cleanly."""
+    port = free_port()
+    with log.open("wb") as out:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "video2mp3.cli", "dev", "--port", str(port), "--data-dir", data],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **settings},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, 60, "the dev stack")
+        yield base
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0, log.read_text()[-3000:]
 
 
 @dataclass(frozen=True)

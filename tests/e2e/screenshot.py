@@ -11,8 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.e2e.browser import chromium, dev_stack
-from tests.support import H264, Sample, make_sample
+from tests.e2e.browser import chromium
+from tests.support import H264, Sample, dev_stack, make_sample
 
 NOISE = ("-f", "lavfi", "-i", "anoisesrc=d={s}:a=0.2,aformat=channel_layouts=stereo")
 

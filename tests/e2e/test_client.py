@@ -26,6 +26,7 @@ from tests.support import (
     LONG,
     SAMPLES,
     Receiver,
+    dev_stack,
     free_port,
     inspect_audio,
     make_sample,
@@ -153,31 +154,9 @@ def convert_three(cli: Cli, samples: dict[str, Path], tmp: Path) -> Path:
 
 @pytest.fixture
 def dev_server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "VIDEO2MP3_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
-    with (tmp_path / "dev.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "video2mp3.cli",
-                "dev",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(tmp_path / "var"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: requests.get(f"{base}/healthz", timeout=2).ok, 60, "the dev stack")
+    settings = {"VIDEO2MP3_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+    with dev_stack(tmp_path / "var", tmp_path / "dev.log", **settings) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 def test_the_client_against_the_embedded_stack(

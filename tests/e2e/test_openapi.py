@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tests.e2e.flow import sign_up
-from tests.e2e.test_dev import dev_stack
+from tests.support import dev_stack
 
 # Checks whose premise the API rightly breaks, for what JSON Schema cannot express:
 WAIVED = (
@@ -28,7 +28,7 @@ WAIVED = (
 
 
 def test_the_api_keeps_its_openapi_description(tmp_path: Path) -> None:
-    with dev_stack(tmp_path) as base:
+    with dev_stack(tmp_path / "var", tmp_path / "dev.log") as base:
         auth = sign_up(base, "fuzz@example.com")["Authorization"]
         run = subprocess.run(
             [

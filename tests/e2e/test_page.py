@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.browser import chromium, dev_stack
-from tests.support import SAMPLES, inspect_audio, wait_for
+from tests.e2e.browser import chromium
+from tests.support import SAMPLES, dev_stack, inspect_audio, wait_for
 
 PASSWORD = "pw-123456"
 RANK = {"uploading": 0, "queued": 1, "processing": 2, "succeeded": 3, "failed": 3}
