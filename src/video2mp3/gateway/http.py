@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from flask import Response, current_app, request, url_for
-from werkzeug.wsgi import FileWrapper
+from werkzeug.wsgi import FileWrapper, get_input_stream
 
 from video2mp3.domain.jobs import Job, iso, mp3_filename, utcnow
 from video2mp3.domain.options import ConversionOptions
@@ -100,7 +100,10 @@ def upload_from_request(owner: Principal) -> Job:
         raise InvalidRequest(
             f"send the video as multipart/form-data in a field named '{FILE_FIELD}'"
         )
-    form = MultipartForm(request.stream, request.mimetype_params["boundary"])
+    # The body as the server hands it over, bounded by its length (``service.upload`` bounds the
+    # size): ``request.stream`` would wrap it once more and copy every byte twice.
+    body = get_input_stream(request.environ, max_content_length=None)
+    form = MultipartForm(body, request.mimetype_params["boundary"])
     fields = form.read_fields()
     if form.filename is None:
         raise InvalidRequest(f"the body holds no file: send it in a field named '{FILE_FIELD}'")
