@@ -210,7 +210,7 @@ def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
         cores=settings.converter_cores,
         fan_out_after=settings.fan_out_after_seconds or None,
     )
-    transcoder.start()  # the probe's sandbox boots while the consumer connects
+    transcoder.start()  # the probe's sandbox, booted before the first job comes
     converter = Converter(blobs, bus, transcoder)
     loops = {"converter": consume(bus, "converter", converter.handle, converter.give_up)}
     # Segments of long inputs spread by any converter: one at a time per core (LAME uses one).

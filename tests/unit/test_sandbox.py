@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,22 @@ def sandbox() -> Iterator[Sandbox]:
     box = Sandbox(LIMITS)
     yield box
     box.close()
+
+
+def test_start_returns_once_the_child_has_booted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that reports ready converts its first job at once: the child has imported what
+    calls need before ``start`` returns, not during the first call."""
+    mark = tmp_path / "booted"
+    monkeypatch.setenv("SANDBOX_BOOT_MARK", str(mark))
+    box = Sandbox(LIMITS, preload=("tests.unit.sandbox_preload",))
+    try:
+        box.start()
+        assert mark.exists()
+        assert box.run(pid, **CALL) != os.getpid()
+    finally:
+        box.close()
 
 
 def test_calls_run_in_one_child_that_is_not_us(sandbox: Sandbox) -> None:

@@ -76,7 +76,8 @@ class Transcoder:
         return self._prober.probe(path, whole=whole)
 
     def start(self) -> None:
-        """Start what each job uses (the probe's sandbox child) now, not in the first job."""
+        """Start what each job uses (the probe's sandbox child) now and wait until it is up, so
+        that the first job does not wait for it."""
         self._prober.start()
 
     def close(self) -> None:

@@ -41,7 +41,8 @@ class Prober:
         )
 
     def start(self) -> None:
-        """Start the sandbox's child now, so that the first job does not wait for it."""
+        """Start the sandbox's child now and wait until it is up, so that the first job does
+        not wait for it."""
         self._sandbox.start()
 
     def probe(self, path: Path, *, whole: bool = True) -> MediaInfo:

@@ -5,8 +5,9 @@ starting a fresh interpreter per file (and importing PyAV in it) costs about a t
 per job. ``Sandbox`` keeps one child process ready instead: a crash, a limit or a timeout kills
 only that child, and nothing of one file's parse persists beyond ``TASKS_PER_CHILD`` calls. A
 replacement child starts (and imports what it needs) at once, in the background, so the next
-job rarely waits for it. The child dies with its parent process, and each call gets its own
-CPU-time limit.
+job rarely waits for it; the first child is waited for at start-up (``start``), so that a worker
+that reports ready converts its first job at once. The child dies with its parent process, and
+each call gets its own CPU-time limit.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import resource
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 TASKS_PER_CHILD = 50
+BOOT_TIMEOUT = 60.0  # seconds ``start`` waits for a child to boot (about one, importing PyAV)
 ORPHAN_CHECK_SECONDS = 0.5
 
 
@@ -40,11 +42,16 @@ class Sandbox:
         self._preload = preload
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        self._booted: Future[int] | None = None
 
-    def start(self) -> None:
-        """Start the child now (it boots in the background), not on the first call."""
+    def start(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """Start the child now, not on the first call, and wait until it has booted (at most
+        ``timeout`` seconds: a child that cannot boot is the first call's failure)."""
         with self._lock:
             self._pool = self._pool or self._start()
+            booted = self._booted
+        if booted is not None:
+            wait([booted], timeout)
 
     def run(self, function: Callable[..., T], *args: Any, timeout: float, cpu_seconds: int) -> T:
         """``function(*args)`` in the child with at most ``cpu_seconds`` of CPU time;
@@ -74,7 +81,7 @@ class Sandbox:
             initargs=(self._limits, self._preload, os.getpid()),
             max_tasks_per_child=TASKS_PER_CHILD,
         )
-        pool.submit(os.getpid)  # spawns the child now: it boots while the caller goes on
+        self._booted = pool.submit(os.getpid)  # spawns the child now: it boots in the background
         return pool
 
     def _replace(self) -> None:
