@@ -12,7 +12,7 @@ AAC of ``BENCH_SECONDS`` (default ``60,600``):
   processes, over cp + bare ffmpeg: the MP4 as made (index at the end: converted after the
   upload), and with its index first (``streamed``: converted while it arrives), also with that
   turned off (``VIDEO2MP3_STREAM_AFTER_BYTES=0``), and both uploading at ``BENCH_UPLOAD_MBPS``
-  (default 100) MB/s as over a network.
+  (default 100) MB/s as over a network. On bare's settings (no cover), like ``converter``.
 - ``fanout``: the longest input on the distributed processes, from the end of the upload to
   ``succeeded``, with 1 and with 2 converters of one core each (its segments spread across them),
   and with one converting it alone.
