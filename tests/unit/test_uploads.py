@@ -154,6 +154,24 @@ def test_a_body_without_boundaries_is_refused_without_buffering_it(
     assert body.served < 4 * 1024 * 1024  # refused after about a megabyte, not a gigabyte
 
 
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (multipart(*[(f"f{i}", None, b"1") for i in range(40)]), "segment count"),
+        (multipart(("file", "a" * 5000 + ".mp4", b"x")), "header length"),
+        (io.BytesIO(f"--{BOUNDARY}\r\nContent-Type: video/mp4\r\n\r\nx".encode()), "Disposition"),
+        (io.BytesIO(f"--{BOUNDARY}\nContent-Disposition: form-data\n\nx".encode()), "line break"),
+    ],
+    ids=["41 parts", "a 5 KB header line", "no Content-Disposition", "LF line ends"],
+)
+def test_a_body_past_the_parser_limits_is_refused_and_nothing_kept(
+    body: io.BytesIO, why: str, blobs: LocalBlobStore, store_upload: Upload
+) -> None:
+    with pytest.raises(InvalidRequest, match=why):
+        store_upload(body, BOUNDARY, blobs, 10**6)
+    assert stored(blobs) == []
+
+
 def test_huge_form_field_is_refused(blobs: LocalBlobStore, store_upload: Upload) -> None:
     with pytest.raises(TooLarge):
         store_upload(multipart(("bitrate", None, b"1" * 10_000)), BOUNDARY, blobs, 10**6)
