@@ -8,11 +8,8 @@ AMQP; a second start changes its password.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pika
 import pytest
@@ -20,59 +17,18 @@ import requests
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
 from tests.deploy.rendered import Doc, named
-from tests.support import free_port, missing, need, wait_for
-
-RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")  # Debian's; /usr/sbin wraps it with `su rabbitmq`
-
-
-class Node:
-    """A private RabbitMQ node; ``ctl`` runs rabbitmqctl (or any of its tools) against it."""
-
-    def __init__(self, root: Path) -> None:
-        self.amqp_port, self.http_port = free_port(), free_port()
-        (root / "enabled_plugins").write_text("[rabbitmq_management].\n")
-        (root / "rabbitmq.conf").write_text(f"management.tcp.port = {self.http_port}\n")
-        self.env = {
-            **os.environ,
-            "PATH": f"{RABBITMQ_BIN}:{os.environ['PATH']}",
-            "HOME": str(root),  # the Erlang cookie
-            "RABBITMQ_NODENAME": f"v2m-keda-{self.amqp_port}@localhost",
-            "RABBITMQ_NODE_PORT": str(self.amqp_port),
-            "RABBITMQ_DIST_PORT": str(free_port()),
-            "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(root / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
-            "RABBITMQ_CONFIG_FILE": str(root / "rabbitmq"),
-            "RABBITMQ_CONF_ENV_FILE": str(root / "rabbitmq-env.conf"),
-            "RABBITMQ_PID_FILE": str(root / "pid"),
-        }
-        self.log = (root / "server.log").open("wb")
-        self.server = subprocess.Popen(
-            [RABBITMQ_BIN / "rabbitmq-server"], env=self.env, stdout=self.log, stderr=self.log
-        )
-
-    def run(self, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            command, env={**self.env, **env}, capture_output=True, text=True, timeout=300
-        )
-
-    def stop(self) -> None:
-        self.run("rabbitmqctl", "stop")
-        try:
-            self.server.wait(60)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-        self.log.close()
+from tests.rabbitmq import RABBITMQ_BIN, PrivateRabbitMQ
+from tests.support import missing, need, wait_for
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbitMQ]:
     need(
         "rabbitmq-server",
         lambda: (RABBITMQ_BIN / "rabbitmq-server").is_file() or missing("rabbitmq-server"),
         "apt-get install rabbitmq-server",
     )
-    node = Node(tmp_path_factory.mktemp("rabbitmq"))
+    node = PrivateRabbitMQ(tmp_path_factory.mktemp("rabbitmq"), management=True)
     try:
         wait_for(
             lambda: (
@@ -86,7 +42,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         )
         yield node
     finally:
-        node.stop()
+        node.close()
 
 
 def start_script(docs: list[Doc]) -> str:
@@ -97,7 +53,7 @@ def start_script(docs: list[Doc]) -> str:
 
 
 def test_the_keda_user_reads_queue_depths_and_nothing_else(
-    node: Node, manifests: Callable[[str], list[Doc]]
+    node: PrivateRabbitMQ, manifests: Callable[[str], list[Doc]]
 ) -> None:
     script = start_script(manifests("prod"))
     shell = shutil.which("sh") or "sh"
@@ -105,7 +61,7 @@ def test_the_keda_user_reads_queue_depths_and_nothing_else(
         done = node.run(shell, "-c", script, RABBITMQ_KEDA_USER="keda", RABBITMQ_KEDA_PASS=password)
         assert done.returncode == 0, done.stderr
     admin = pika.PlainCredentials("guest", "guest")  # the node's own default user, local only
-    amqp = pika.ConnectionParameters("127.0.0.1", node.amqp_port, credentials=admin)
+    amqp = pika.ConnectionParameters("127.0.0.1", node.port, credentials=admin)
     with pika.BlockingConnection(amqp) as connection:
         channel = connection.channel()
         channel.queue_declare("video2mp3.converter", durable=True)
@@ -119,7 +75,7 @@ def test_the_keda_user_reads_queue_depths_and_nothing_else(
     )
     assert requests.get(api, auth=("keda", "first"), timeout=10).status_code == 401
     keda = pika.ConnectionParameters(
-        "127.0.0.1", node.amqp_port, credentials=pika.PlainCredentials("keda", "second")
+        "127.0.0.1", node.port, credentials=pika.PlainCredentials("keda", "second")
     )
     with pika.BlockingConnection(keda) as connection:
         channel = connection.channel()
@@ -128,6 +84,6 @@ def test_the_keda_user_reads_queue_depths_and_nothing_else(
     with pytest.raises(AMQPConnectionError):
         pika.BlockingConnection(
             pika.ConnectionParameters(
-                "127.0.0.1", node.amqp_port, credentials=pika.PlainCredentials("keda", "first")
+                "127.0.0.1", node.port, credentials=pika.PlainCredentials("keda", "first")
             )
         )

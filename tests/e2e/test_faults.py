@@ -30,9 +30,10 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from tests.contract.test_mail import Inbox
-from tests.e2e.faults import RABBITMQ_BIN, MongoWireServer, PrivateRabbitMQ, TCPProxy, find_nx
+from tests.e2e.faults import MongoWireServer, TCPProxy, find_nx
 from tests.e2e.flow import sign_up
 from tests.e2e.test_distributed import Services
+from tests.rabbitmq import RABBITMQ_BIN, PrivateRabbitMQ
 from tests.support import Receiver, free_port, missing, need, wait_for
 from video2mp3 import signing
 from video2mp3.auth.keys import generate
