@@ -8,6 +8,7 @@ burst of error there many times the quantisation noise.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -21,7 +22,14 @@ from tests.support import FFMPEG, decoded_seconds, inspect_audio, loudness
 from video2mp3.converter.ffmpeg import Feed
 from video2mp3.converter.ffmpeg import run as run_ffmpeg
 from video2mp3.converter.mp3 import FRAME, frame_samples
-from video2mp3.converter.segments import SAMPLE_FORMAT, Pcm, Segment, encode, plan
+from video2mp3.converter.segments import (
+    DECODER_LEAD,
+    SAMPLE_FORMAT,
+    Pcm,
+    Segment,
+    encode,
+    plan,
+)
 from video2mp3.domain.events import ConversionProgress, ConversionSucceeded
 from video2mp3.domain.options import ConversionOptions
 
@@ -87,6 +95,13 @@ def test_a_short_input_is_one_segment() -> None:
     assert all(b % FRAME == 0 for b in bounds[:-1])
 
 
+def test_a_segment_is_shorter_by_how_late_its_encoder_starts() -> None:
+    bounds = plan(600 * RATE, RATE, 4)
+    lengths = [end - start for start, end in itertools.pairwise(bounds)]
+    for start, length in zip(bounds, lengths, strict=False):
+        assert length == pytest.approx(lengths[0] - DECODER_LEAD * start, abs=FRAME)
+
+
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """75 s of small video with 48 kHz stereo pink noise."""
@@ -105,7 +120,7 @@ def test_the_converter_splits_a_long_input_and_every_option_holds(
 ) -> None:
     harness = Harness(tmp_path, cores=3, segment_after=20)
     options = ConversionOptions(start=4.5, end=68.5, normalize=-20, channels=1, title="Long")
-    assert len(plan(64 * 48000, 48000, 3)) == 3  # two segments: a seam at 32 s
+    assert len(plan(64 * 48000, 48000, 3)) == 3  # two segments
     event = harness.convert(long_video.read_bytes(), "long.mp4", options)
     assert isinstance(event.data, ConversionSucceeded), event.data
     mp3 = harness.mp3(event, tmp_path)
