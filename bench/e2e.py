@@ -25,7 +25,7 @@ from bench.media import bare
 from bench.stack import Stack, distributed, sign_up
 
 PIECE = 1024 * 1024
-POLL_SECONDS, POLL_NEAR_END, NEAR_END = 0.25, 0.02, 0.9  # seconds, seconds, progress
+POLL_SECONDS, POLL_NEAR_END, NEAR_END_SECONDS = 0.25, 0.02, 0.5
 
 
 class Body:
@@ -63,6 +63,27 @@ class Body:
         return b""
 
 
+class Progress:
+    """A job's progress as polled: the end is near once the pace so far says it is within
+    ``NEAR_END_SECONDS`` (the converter reports progress once a second)."""
+
+    def __init__(self) -> None:
+        self.first: tuple[float, float] | None = None  # (when, progress) of the first report
+        self.last: tuple[float, float] | None = None  # ... of the latest new one
+
+    def add(self, progress: float) -> None:
+        if progress > 0 and (self.last is None or progress > self.last[1]):
+            self.last = (time.monotonic(), progress)
+            self.first = self.first or self.last
+
+    def near_end(self) -> bool:
+        if self.first is None or self.last is None or self.last[1] <= self.first[1]:
+            return False
+        (t0, p0), (t1, p1) = self.first, self.last
+        end = t1 + (t1 - t0) * (1 - p1) / (p1 - p0)
+        return time.monotonic() >= end - NEAR_END_SECONDS
+
+
 def upload_to_done(
     stack: Stack, video: Path, rate: float | None = None, options: dict[str, str] | None = None
 ) -> tuple[dict[str, float], str, dict[str, str]]:
@@ -82,13 +103,15 @@ def upload_to_done(
     answer.raise_for_status()
     uploaded = time.monotonic()
     job_url = f"{stack.url}/api/v1/jobs/{answer.json()['id']}"
+    seen = Progress()
     while (job := requests.get(job_url, headers=user, timeout=10).json())["status"] not in (
         "succeeded",
         "failed",
     ):
+        seen.add(job["progress"])
         # Often near the end, for a precise time; seldom before: each look costs the gateway
         # CPU, and it shares the machine's cores with the conversion it waits for.
-        time.sleep(POLL_NEAR_END if job["progress"] >= NEAR_END else POLL_SECONDS)
+        time.sleep(POLL_NEAR_END if seen.near_end() else POLL_SECONDS)
     done = time.monotonic()
     assert job["status"] == "succeeded", job
     times = {"total_s": done - started, "upload_s": uploaded - started, "after_s": done - uploaded}
