@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -166,3 +167,21 @@ def test_a_300_mb_json_body_is_refused_without_growing_memory(server: Server) ->
     )
     assert growth < 64 * 1024 * 1024, mb
     assert sent < 64 * 1024 * 1024, "the server read the refused body instead of closing"
+
+
+def test_a_body_is_read_to_its_length_and_the_next_request_is_answered(server: Server) -> None:
+    # Part of the body comes with the headers (gunicorn already holds it), the rest with the
+    # next request pipelined behind it: each byte must go to the request it belongs to.
+    body = json.dumps({"email": "pipelined@example.com", "password": "a good long password"})
+    first = (
+        f"POST {SIGNUP[server.kind]} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body[:10]}"
+    ).encode()
+    second = f"{body[10:]}GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(first)
+        sock.sendall(second)
+        answer = _read_all(sock)
+    statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)]
+    # werkzeug's server closes the connection after each answer; gunicorn keeps it open.
+    assert statuses == ([201] if server.kind == "dev" else [201, 200]), answer[:1000]
