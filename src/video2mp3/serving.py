@@ -71,11 +71,11 @@ class _TimedConn(TConn):  # type: ignore[misc]
 
 
 class _SocketBody(Body):  # type: ignore[misc]
-    """gunicorn's request body of known length, where ``read(size)`` returns what one receive
-    gives (at most ``size`` bytes, as a socket does) instead of gathering ``size`` bytes
-    through gunicorn's buffers, which copy each byte about six times: a 570 MB upload then
-    takes 0.3 s less CPU. What gunicorn read past the headers is handed over first, and what
-    lies beyond the body is left to the next request."""
+    """gunicorn's request body of known length, received straight into the bytes ``read``
+    returns instead of through gunicorn's buffers, which copy each byte about six times: a
+    570 MB upload then takes 0.3 s less CPU. ``read(size)`` still gathers ``size`` bytes (or
+    the rest of the body), as callers expect; what gunicorn read past the headers is handed
+    over first, and what lies beyond the body is left to the next request."""
 
     reader: LengthReader
 
@@ -84,19 +84,25 @@ class _SocketBody(Body):  # type: ignore[misc]
             data: bytes = super().read(size)
             return data
         wanted: int = min(size, self.reader.length)
-        if wanted <= 0:
-            return b""
+        buffer, got = bytearray(wanted), 0
         unreader: SocketUnreader = self.reader.unreader
-        try:  # the socket's timeout bounds the wait, as for gunicorn's own reads
-            data = unreader.take_buffered() or unreader.sock.recv(wanted)
+        try:
+            if held := unreader.take_buffered():
+                got = min(len(held), wanted)
+                buffer[:got] = held[:got]
+                if len(held) > got:
+                    unreader.unread(held[got:])
+            with memoryview(buffer) as view:
+                while got < wanted:  # the socket's timeout bounds each wait
+                    if not (count := unreader.sock.recv_into(view[got:])):
+                        break  # the client went away: a short body, as gunicorn gives
+                    got += count
         except Exception:
             self.failed = True  # where the next request starts is unknown: close after this
             raise
-        if len(data) > wanted:
-            unreader.unread(data[wanted:])
-            data = data[:wanted]
-        self.reader.length -= len(data)
-        return data
+        self.reader.length -= got
+        del buffer[got:]
+        return bytes(buffer)
 
 
 class Worker(ThreadWorker):  # type: ignore[misc]

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,3 +186,20 @@ def test_a_body_is_read_to_its_length_and_the_next_request_is_answered(server: S
     statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)]
     # werkzeug's server closes the connection after each answer; gunicorn keeps it open.
     assert statuses == ([201] if server.kind == "dev" else [201, 200]), answer[:1000]
+
+
+def test_a_json_body_that_arrives_in_pieces_is_read_whole(server: Server) -> None:
+    body = json.dumps({"email": "pieces@example.com", "password": "a good long password"})
+    head = (
+        f"POST {SIGNUP[server.kind]} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100")  # the app is reading the body
+        for piece in (body[:10], body[10:]):
+            sock.sendall(piece.encode())
+            time.sleep(0.2)  # so that the server receives each piece on its own
+        answer = _read_all(sock)
+    final = [code for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) if code != b"100"]
+    assert final == [b"201"], answer[:1000]
