@@ -70,6 +70,12 @@ class _Cancelled(Exception):
     """The broker cancelled our consumer (its queue was deleted, or it failed over)."""
 
 
+# Most seconds between a consumer's attempts to reconnect: a broker back from an outage (or a
+# restart, whose queues need a moment before they can be declared) is noticed within this, so
+# that a service is consuming again a few seconds after the broker is.
+RECONNECT_CAP = 4.0
+
+
 class RabbitMQBus:
     def __init__(
         self,
@@ -129,7 +135,7 @@ class RabbitMQBus:
     def consume(
         self, queue: str, handler: Handler, stop: threading.Event, give_up: GiveUp | None = None
     ) -> None:
-        backoff = Backoff(first=self._reconnect_delay)
+        backoff = Backoff(first=self._reconnect_delay, cap=RECONNECT_CAP)
         while not stop.is_set():
             connection = None
             try:
