@@ -24,7 +24,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from video2mp3 import bootstrap
+from video2mp3 import bootstrap, signing
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
 from video2mp3.converter.exchange import mp3_blob_id
@@ -103,11 +103,13 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate(root / "keys")
+        signing.generate(root / "link-keys")
         settings = load(
             auth_db_url=f"sqlite:///{root}/auth.db",
             jobs_db_url=f"sqlite:///{root}/jobs.db",
             blob_dir=root / "blobs",
             jwt_key_dir=root / "keys",
+            link_key_dir=root / "link-keys",
             mongodb_url=None,
             broker_url="memory://",
             max_upload_bytes=4 * 1024**3,
@@ -131,7 +133,7 @@ def run() -> dict[str, Any]:
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         accounts.register("bench@example.com", "bench-password")
-        token = accounts.login("bench@example.com", "bench-password")
+        token = accounts.login("bench@example.com", "bench-password", "127.0.0.1")
         video = root / "big.mp4"
         with video.open("wb") as out:
             for _ in range(SIZE_MB):
