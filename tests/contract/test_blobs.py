@@ -6,6 +6,7 @@ against a real mongod whenever TEST_MONGODB_URL is set.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import uuid
@@ -254,6 +255,67 @@ class TestLocalBlobStore(BlobStoreContract):
         with store.open(blob_id) as reader:
             assert reader.read() == b"complete data"
 
+    def test_a_blob_is_followed_in_a_link_while_it_is_written(
+        self, store: LocalBlobStore, tmp_path: Path
+    ) -> None:
+        writer = GatedWriter(store)
+        link = tmp_path / "scratch-video"
+        try:
+            writer.release(0)
+            sizes = store.follow_linked(writer.id, link, stall_seconds=30)
+            assert sizes is not None
+            size = 0
+            for k, piece in enumerate(writer.pieces):
+                size += len(piece)
+                assert next(sizes) == size
+                assert link.read_bytes() == DATA[:size]  # written once, seen under both names
+                if k + 1 < len(writer.pieces):
+                    writer.release(k + 1)
+            assert list(sizes) == []  # ended: the blob is complete
+        finally:
+            writer.finish()
+        assert link.stat().st_ino == (store.root / writer.id).stat().st_ino
+
+    def test_a_linked_follower_learns_that_the_writer_aborted(
+        self, store: LocalBlobStore, tmp_path: Path
+    ) -> None:
+        writer = GatedWriter(store, fail=True)
+        writer.release(0)
+        sizes = store.follow_linked(writer.id, tmp_path / "scratch-video", stall_seconds=30)
+        assert sizes is not None
+        assert next(sizes) == CHUNK_SIZE
+        writer.finish()
+        assert isinstance(writer.error, Boom)
+        with pytest.raises(BlobNotFound):
+            list(sizes)
+
+    def test_a_complete_blob_is_linked_whole(self, store: LocalBlobStore, tmp_path: Path) -> None:
+        blob_id = derived_id("video", str(uuid.uuid4()))
+        store.put(chunks(DATA), filename="v", content_type="video/x", blob_id=blob_id)
+        sizes = store.follow_linked(blob_id, tmp_path / "video", stall_seconds=1)
+        assert sizes is not None
+        assert list(sizes) == [len(DATA)]
+        assert (tmp_path / "video").read_bytes() == DATA
+
+    def test_a_blob_nobody_writes_cannot_be_linked(
+        self, store: LocalBlobStore, tmp_path: Path
+    ) -> None:
+        with pytest.raises(BlobNotFound):
+            store.follow_linked(derived_id("video", "none"), tmp_path / "v", stall_seconds=30)
+
+    def test_a_blob_that_cannot_be_linked_there_is_left_to_follow(
+        self, store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        blob_id = derived_id("video", str(uuid.uuid4()))
+        store.put(chunks(DATA), filename="v", content_type="video/x", blob_id=blob_id)
+
+        def across_devices(*_: object) -> None:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "link", across_devices)
+        assert store.follow_linked(blob_id, tmp_path / "v", stall_seconds=1) is None
+        assert not (tmp_path / "v").exists()
+
     def count(self, store: BlobStore) -> int:
         assert isinstance(store, LocalBlobStore)
         return sum(1 for p in store.root.rglob("*") if p.is_file())
@@ -291,6 +353,11 @@ class TestGridFSBlobStore(BlobStoreContract):
             store.put(failing_after([piece] * 4), filename="a", content_type="x", blob_id=blob_id)
         chunks = store._client.get_default_database()["fs.chunks"]
         assert list(chunks.find({"files_id": ObjectId(blob_id)}).limit(1)) == []
+
+    def test_a_blob_in_the_database_is_never_linked(self, store: BlobStore, tmp_path: Path) -> None:
+        blob_id = derived_id("video", str(uuid.uuid4()))
+        store.put(chunks(DATA), filename="v", content_type="video/x", blob_id=blob_id)
+        assert store.follow_linked(blob_id, tmp_path / "v", stall_seconds=1) is None
 
     def test_unreachable_server_is_unavailable(self) -> None:
         from video2mp3.errors import Unavailable

@@ -1,11 +1,13 @@
 """The video a conversion reads, as a local file: whole from the start (a stored blob), or growing
 while its upload arrives (``Arriving``).
 
-A video queued during its upload is followed in the blob store (``BlobStore.follow``) and copied
-into the job's scratch directory as its bytes come. ffmpeg reads that file through a pipe as it
-grows (``feed``): containers read front to back need no seek. What does seek (the cover, a trim's
-start, loudness's two passes) waits until the file is whole. The probe reads the first
-``HEAD_BYTES`` as a file of their own, a fixed snapshot, and the whole file at the end.
+A video queued during its upload is followed in the blob store into the job's scratch directory:
+hard-linked there when the store keeps it as a file on this filesystem (``follow_linked``: the
+bytes are written once, by the gateway), else copied as its bytes come (``follow``). ffmpeg
+reads that file through a pipe as it grows (``feed``): containers read front to back need no
+seek. What does seek (the cover, a trim's start, loudness's two passes) waits until the file is
+whole. The probe reads the first ``HEAD_BYTES`` as a file of their own, a fixed snapshot, and the
+whole file at the end.
 
 A failed or stalled upload sets ``whole`` all the same, so nothing waits for it forever, and
 ``check`` raises from then on: the worker stores nothing made from half a file.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
@@ -57,7 +60,7 @@ class Source:
 
 
 class Arriving(Source):
-    """A video still being uploaded, copied to ``path`` as it arrives."""
+    """A video still being uploaded, at ``path`` as it arrives."""
 
     def __init__(self, blobs: BlobStore, blob_id: str, path: Path) -> None:
         self.path = path
@@ -67,7 +70,7 @@ class Arriving(Source):
         self._error: Video2mp3Error | None = None
         self._stop = threading.Event()
         threading.Thread(
-            target=self._copy, args=(blobs, blob_id), name="upload", daemon=True
+            target=self._follow, args=(blobs, blob_id), name="upload", daemon=True
         ).start()
 
     def head(self, size: int) -> Path | None:
@@ -85,19 +88,17 @@ class Arriving(Source):
             raise self._error
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()  # the copy ends at its next chunk (or at the stall limit)
+        self._stop.set()  # the follower ends at its next chunk (or at the stall limit)
 
-    def _copy(self, blobs: BlobStore, blob_id: str) -> None:
+    def _follow(self, blobs: BlobStore, blob_id: str) -> None:
         try:
-            with self.path.open("wb") as out:
-                for chunk in blobs.follow(blob_id, stall_seconds=STALL_SECONDS):
-                    if self._stop.is_set():
-                        return
-                    out.write(chunk)
-                    out.flush()  # ffmpeg's feed reads what the file holds
-                    with self._grew:
-                        self._size += len(chunk)
-                        self._grew.notify_all()
+            sizes = blobs.follow_linked(blob_id, self.path, stall_seconds=STALL_SECONDS)
+            for size in self._copied(blobs, blob_id) if sizes is None else sizes:
+                if self._stop.is_set():
+                    return
+                with self._grew:
+                    self._size = size
+                    self._grew.notify_all()
         except BlobNotFound:
             self._error = MediaError(
                 "the upload did not complete; nothing was converted", code="upload_failed"
@@ -113,3 +114,13 @@ class Arriving(Source):
             with self._grew:
                 self.whole.set()
                 self._grew.notify_all()
+
+    def _copied(self, blobs: BlobStore, blob_id: str) -> Iterator[int]:
+        """The sizes ``path`` reaches as the followed bytes are copied to it."""
+        size = 0
+        with self.path.open("wb") as out:
+            for chunk in blobs.follow(blob_id, stall_seconds=STALL_SECONDS):
+                out.write(chunk)
+                out.flush()  # ffmpeg's feed reads what the file holds
+                size += len(chunk)
+                yield size

@@ -72,6 +72,17 @@ class BlobStore(Protocol):
         """
         ...
 
+    def follow_linked(
+        self, blob_id: str, link: Path, *, stall_seconds: float
+    ) -> Iterator[int] | None:
+        """``follow`` without copying, for a store that keeps blobs as files on this machine:
+        the blob's file, complete or being written, is hard-linked at ``link`` (a second name
+        of the same bytes: never write to it), and the sizes it reaches are yielded as they
+        grow, ending at its whole size. Raises as ``follow`` does (``BlobNotFound`` at once
+        when no byte of it is stored). ``None`` when the store cannot link it there (a remote
+        store, another filesystem): follow it, and copy what that gives."""
+        ...
+
     def open(self, blob_id: str) -> BlobReader:
         """Open a blob for reading. Raises ``BlobNotFound`` for an unknown or malformed id."""
         ...

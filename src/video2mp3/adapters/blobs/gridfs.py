@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import gridfs
@@ -152,6 +153,9 @@ class GridFSBlobStore:
         meta = out.metadata or {}
         info = BlobInfo(blob_id, out.length, out.filename or "", meta.get("contentType", ""))
         return Reader(out, info)
+
+    def follow_linked(self, blob_id: str, link: Path, *, stall_seconds: float) -> None:
+        return None  # chunks in a database: nothing to link
 
     def local_path(self, blob_id: str) -> None:
         return None  # chunks in a database, possibly on another machine

@@ -79,29 +79,58 @@ class LocalBlobStore:
 
     def follow(self, blob_id: str, *, stall_seconds: float) -> Iterator[bytes]:
         with self._open_growing(blob_id) as stream:
-            quiet_since = time.monotonic()
-            while True:
-                if chunk := stream.read(CHUNK_SIZE):
-                    quiet_since = time.monotonic()
-                    yield chunk
-                elif self._path(blob_id).exists():  # linked: complete, and this file is it
-                    yield from iter(lambda: stream.read(CHUNK_SIZE), b"")
-                    return
-                elif not self._writing(blob_id) and not self._path(blob_id).exists():
-                    raise BlobNotFound(f"blob {blob_id} was never completed: its writer gave up")
-                elif time.monotonic() - quiet_since > stall_seconds:
-                    raise BlobStalled(f"no byte of blob {blob_id} for {stall_seconds:g} s")
-                else:
-                    time.sleep(FOLLOW_POLL)
+            for size in self._sizes(blob_id, stream.fileno(), stall_seconds):
+                while (at := stream.tell()) < size:
+                    yield stream.read(min(CHUNK_SIZE, size - at))
+
+    def follow_linked(
+        self, blob_id: str, link: Path, *, stall_seconds: float
+    ) -> Iterator[int] | None:
+        for path in self._growing(blob_id):
+            try:
+                os.link(path, link)
+            except FileNotFoundError:
+                continue  # its writer has just linked it into place, or given up
+            except OSError:  # another filesystem, or linking forbidden (protected_hardlinks)
+                return None
+            return self._linked_sizes(blob_id, link, stall_seconds)
+        raise BlobNotFound(f"no blob {blob_id!r}, complete or being written")
+
+    def _linked_sizes(self, blob_id: str, link: Path, stall_seconds: float) -> Iterator[int]:
+        with link.open("rb") as stream:
+            yield from self._sizes(blob_id, stream.fileno(), stall_seconds)
+
+    def _sizes(self, blob_id: str, fd: int, stall_seconds: float) -> Iterator[int]:
+        """The sizes the blob's file open at ``fd`` (complete or being written) reaches as its
+        writer writes, up to its whole size."""
+        size, quiet_since = 0, time.monotonic()
+        while True:
+            complete = self._path(blob_id).exists()  # looked at first: linked once all is written
+            if (now := os.fstat(fd).st_size) > size:
+                size, quiet_since = now, time.monotonic()
+                yield size
+            elif complete:
+                return
+            elif not self._writing(blob_id) and not self._path(blob_id).exists():
+                raise BlobNotFound(f"blob {blob_id} was never completed: its writer gave up")
+            elif time.monotonic() - quiet_since > stall_seconds:
+                raise BlobStalled(f"no byte of blob {blob_id} for {stall_seconds:g} s")
+            else:
+                time.sleep(FOLLOW_POLL)
 
     def _open_growing(self, blob_id: str) -> IO[bytes]:
         """The blob's file, complete or still being written."""
-        if _ID.fullmatch(blob_id):
-            # The blob last: its writer may link it and remove its partial file in between.
-            for path in [*self._partial.glob(f"{blob_id}.*"), self._path(blob_id)]:
-                with contextlib.suppress(FileNotFoundError):
-                    return path.open("rb")
+        for path in self._growing(blob_id):
+            with contextlib.suppress(FileNotFoundError):
+                return path.open("rb")
         raise BlobNotFound(f"no blob {blob_id!r}, complete or being written")
+
+    def _growing(self, blob_id: str) -> list[Path]:
+        """Where the blob's file may be: being written, or complete. The complete one last: its
+        writer may link it into place and remove its partial file in between."""
+        if not _ID.fullmatch(blob_id):
+            return []
+        return [*self._partial.glob(f"{blob_id}.*"), self._path(blob_id)]
 
     def _writing(self, blob_id: str) -> bool:
         return any(self._partial.glob(f"{blob_id}.*"))
