@@ -9,6 +9,7 @@ while it arrives, so end to end tends to the longer of the two, not their sum.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import statistics
 import tempfile
@@ -138,13 +139,17 @@ def ratio(
     second) over cp + bare, same run, on bare's settings: no cover (a still found in the video
     is work bare ffmpeg does not do; the converter section shows its cost). Medians of ``runs``,
     ours and the baseline taking turns, so that a slower spell of a shared machine weighs on
-    both (each run a new user: the conversion cache is per user)."""
+    both (each run a new user: the conversion cache is per user). Each run starts once the
+    files the last one wrote are on disk: the kernel would write them back 30 s later, in the
+    middle of a later run, on whichever side it happened to be."""
     ours, baseline = [], []
     with stack() as running:
         for n in range(converters):
             running.start("converter", f"converter-{n}")
         for _ in range(runs):
+            os.sync()
             ours.append(upload_to_done(running, video, rate, {"cover": "none"})[0])
+            os.sync()
             baseline.append(copy_and_bare(video))
     medians = {key: statistics.median(run[key] for run in ours) for key in ours[0]}
     return {
