@@ -136,3 +136,19 @@ def test_the_converter_splits_a_long_input_and_every_option_holds(
         e.data.progress for e in harness.bus.published if isinstance(e.data, ConversionProgress)
     ]
     assert progress == sorted(progress)
+
+
+@pytest.mark.parametrize("start", [3.5, 5.5])
+def test_a_trimmed_transport_stream_is_cut_to_the_sample(start: float, tmp_path: Path) -> None:
+    """MPEG-TS timestamps tick at 90 kHz, not per sample: the decoder of a segmented encode
+    must still give exactly the trim's samples (these starts were one sample off either way
+    when the cut followed the container's timestamps)."""
+    ts = tmp_path / "long.ts"
+    subprocess.run([FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i",
+                    "anoisesrc=d=80:c=pink:r=44100:a=0.2", "-ac", "2", "-c:a", "aac", str(ts)],
+                   check=True)  # fmt: skip
+    harness = Harness(tmp_path, cores=3, segment_after=20)
+    event = harness.convert(
+        ts.read_bytes(), "long.ts", ConversionOptions(start=start, end=start + 64)
+    )
+    assert round(decoded_seconds(harness.mp3(event, tmp_path)) * 44100) == 64 * 44100

@@ -71,7 +71,10 @@ def decode_command(
     args = hardened_input(ffmpeg, src, seek=options.start) + select(stream)
     args += ["-ac", str(pcm.channels), "-ar", str(pcm.rate)]
     gain = [] if gain_db is None else [gain_filter(gain_db)]
-    args += ["-af", ",".join([*gain, f"asetnsamples=n={PCM_FRAME_SAMPLES}:p=0"])]
+    # Timestamps counted in samples first: the output seek and length then cut at a sample
+    # count, whatever the container's clock (MPEG-TS's 90 kHz) or gaps made of them.
+    frames = ["asetpts=N/SR/TB", f"asetnsamples=n={PCM_FRAME_SAMPLES}:p=0"]
+    args += ["-af", ",".join([*gain, *frames])]
     duration = length(options, max_seconds)
     if pcm.start:
         args += ["-ss", f"{pcm.start / pcm.rate:.6f}"]  # to the sample
