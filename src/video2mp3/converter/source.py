@@ -118,7 +118,7 @@ class Arriving(Source):
     def _copied(self, blobs: BlobStore, blob_id: str) -> Iterator[int]:
         """The sizes ``path`` reaches as the followed bytes are copied to it."""
         size = 0
-        with self.path.open("wb") as out:
+        with self.path.open("xb") as out:  # never over a link to the stored blob
             for chunk in blobs.follow(blob_id, stall_seconds=STALL_SECONDS):
                 out.write(chunk)
                 out.flush()  # ffmpeg's feed reads what the file holds

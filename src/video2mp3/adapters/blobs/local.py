@@ -81,7 +81,9 @@ class LocalBlobStore:
         with self._open_growing(blob_id) as stream:
             for size in self._sizes(blob_id, stream.fileno(), stall_seconds):
                 while (at := stream.tell()) < size:
-                    yield stream.read(min(CHUNK_SIZE, size - at))
+                    if not (chunk := stream.read(min(CHUNK_SIZE, size - at))):
+                        raise BlobNotFound(f"blob {blob_id} was cut short while it was read")
+                    yield chunk
 
     def follow_linked(
         self, blob_id: str, link: Path, *, stall_seconds: float
