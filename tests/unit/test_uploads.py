@@ -3,7 +3,6 @@ options come from the fields before it, limits hold, nothing leaks."""
 
 import hashlib
 import io
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -16,7 +15,7 @@ from video2mp3.domain.jobs import Job
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import InvalidRequest, TooLarge
 from video2mp3.gateway.multipart import MultipartForm
-from video2mp3.gateway.service import HASH_AHEAD, Gateway, clean_filename, hashed
+from video2mp3.gateway.service import Gateway, clean_filename
 from video2mp3.gateway.tokens import Principal
 from video2mp3.ports.jobs import Usage
 from video2mp3.signing import DownloadLinks, Secret, SecretRing
@@ -256,22 +255,3 @@ def test_a_queued_upload_going_past_the_limit_fails_its_job(blobs: LocalBlobStor
     assert "exceeds the limit" in failed.data.message
     assert stored(blobs) == []
     assert list((blobs.root / ".partial").iterdir()) == []
-
-
-def test_an_upload_is_hashed_in_order_while_it_passes() -> None:
-    pieces = [bytes([k]) * (1000 + k) for k in range(3 * HASH_AHEAD)]
-    digest = hashlib.sha256()
-    assert list(hashed(iter(pieces), digest)) == pieces
-    assert digest.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
-
-
-def test_a_failing_upload_leaves_no_hash_running() -> None:
-    def failing() -> Iterator[bytes]:
-        yield b"a" * 10_000
-        raise TooLarge("too much")
-
-    digest = hashlib.sha256()
-    with pytest.raises(TooLarge):
-        list(hashed(failing(), digest))
-    assert digest.hexdigest() == hashlib.sha256(b"a" * 10_000).hexdigest()
-    assert not [t for t in threading.enumerate() if t.name.startswith("upload-hash")]
