@@ -84,6 +84,15 @@ class Progress:
         end = t1 + (t1 - t0) * (1 - p1) / (p1 - p0)
         return time.monotonic() >= end - NEAR_END_SECONDS
 
+    def pause(self, waited: float) -> float:
+        """Seconds until the next look: often near the end, for a precise time; seldom before
+        (each look costs the gateway CPU, and it shares the cores with the conversion it waits
+        for); and at most a tenth of the time ``waited`` so far, so that a job that ends before
+        its first progress report is still seen ending within about 10 %."""
+        if self.near_end():
+            return POLL_NEAR_END
+        return min(POLL_SECONDS, max(POLL_NEAR_END, waited / 10))
+
 
 def upload_to_done(
     stack: Stack, video: Path, rate: float | None = None, options: dict[str, str] | None = None
@@ -110,9 +119,7 @@ def upload_to_done(
         "failed",
     ):
         seen.add(job["progress"])
-        # Often near the end, for a precise time; seldom before: each look costs the gateway
-        # CPU, and it shares the machine's cores with the conversion it waits for.
-        time.sleep(POLL_NEAR_END if seen.near_end() else POLL_SECONDS)
+        time.sleep(seen.pause(time.monotonic() - uploaded))
     done = time.monotonic()
     assert job["status"] == "succeeded", job
     times = {"total_s": done - started, "upload_s": uploaded - started, "after_s": done - uploaded}
