@@ -196,12 +196,13 @@ def gateway_worker(
 def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
     # Imported here: the media stack needs the `converter` extra, which the web images lack.
     from video2mp3.converter.fanout import SegmentEncoder
-    from video2mp3.converter.ffmpeg import find_ffmpeg
+    from video2mp3.converter.ffmpeg import find_ffmpeg, limiters
     from video2mp3.converter.media import Transcoder
     from video2mp3.converter.probing import check_probe
     from video2mp3.converter.worker import Converter
 
     check_probe()
+    limiters()  # at start-up, not on every job
     remove_leftovers()
     transcoder = Transcoder(
         find_ffmpeg(settings.ffmpeg),
