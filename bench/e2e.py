@@ -66,9 +66,12 @@ class Body:
 
 class Progress:
     """A job's progress as polled: the end is near once the pace so far says it is within
-    ``NEAR_END_SECONDS`` (the converter reports progress once a second)."""
+    ``NEAR_END_SECONDS`` (the converter reports progress once a second), or once as much time
+    has passed as the ``expected`` seconds after the upload (a run before this one took), less
+    that margin: a job of a few seconds gives too few reports to tell its pace."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: float | None = None) -> None:
+        self.expected = expected
         self.first: tuple[float, float] | None = None  # (when, progress) of the first report
         self.last: tuple[float, float] | None = None  # ... of the latest new one
 
@@ -77,7 +80,9 @@ class Progress:
             self.last = (time.monotonic(), progress)
             self.first = self.first or self.last
 
-    def near_end(self) -> bool:
+    def near_end(self, waited: float) -> bool:
+        if self.expected is not None and waited >= self.expected - NEAR_END_SECONDS:
+            return True
         if self.first is None or self.last is None or self.last[1] <= self.first[1]:
             return False
         (t0, p0), (t1, p1) = self.first, self.last
@@ -89,17 +94,22 @@ class Progress:
         (a look costs the gateway 1.8 ms of CPU, and it shares the cores with the conversion it
         waits for); and at most a tenth of the time ``waited`` so far, so that a short job, over
         before its progress reports tell a pace, is still timed within about 10 %."""
-        if self.near_end():
+        if self.near_end(waited):
             return POLL_NEAR_END
         return min(POLL_SECONDS, max(POLL_NEAR_END, waited / 10))
 
 
 def upload_to_done(
-    stack: Stack, video: Path, rate: float | None = None, options: dict[str, str] | None = None
+    stack: Stack,
+    video: Path,
+    rate: float | None = None,
+    options: dict[str, str] | None = None,
+    expected: float | None = None,
 ) -> tuple[dict[str, float], str, dict[str, str]]:
     """Seconds of upload (at most ``rate`` bytes a second), then of conversion after it,
-    through ``stack``'s public API, with the conversion ``options``; and the MP3's URL with the
-    headers that fetch it."""
+    through ``stack``'s public API, with the conversion ``options`` (``expected``: about how
+    long the conversion after the upload takes, if known); and the MP3's URL with the headers
+    that fetch it."""
     user = sign_up(stack.url, f"e2e-{time.monotonic_ns()}@example.com")
     started = time.monotonic()
     body = Body(video, rate)
@@ -113,7 +123,7 @@ def upload_to_done(
     answer.raise_for_status()
     uploaded = time.monotonic()
     job_url = f"{stack.url}/api/v1/jobs/{answer.json()['id']}"
-    seen = Progress()
+    seen = Progress(expected)
     while (job := requests.get(job_url, headers=user, timeout=10).json())["status"] not in (
         "succeeded",
         "failed",
@@ -148,14 +158,18 @@ def ratio(
     ours and the baseline taking turns, so that a slower spell of a shared machine weighs on
     both (each run a new user: the conversion cache is per user). Each run starts once the
     files the last one wrote are on disk: the kernel would write them back 30 s later, in the
-    middle of a later run, on whichever side it happened to be."""
+    middle of a later run, on whichever side it happened to be. A first run, not counted,
+    warms the stack up and tells the others when to look closely for the end."""
     ours, baseline = [], []
     with stack() as running:
         for n in range(converters):
             running.start("converter", f"converter-{n}")
+        os.sync()
+        expected = upload_to_done(running, video, rate, {"cover": "none"})[0]["after_s"]
         for _ in range(runs):
             os.sync()
-            ours.append(upload_to_done(running, video, rate, {"cover": "none"})[0])
+            ours.append(upload_to_done(running, video, rate, {"cover": "none"}, expected)[0])
+            expected = ours[-1]["after_s"]
             os.sync()
             baseline.append(copy_and_bare(video))
     medians = {key: statistics.median(run[key] for run in ours) for key in ours[0]}
