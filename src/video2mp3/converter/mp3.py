@@ -14,16 +14,17 @@ def frame_samples(rate: int) -> int:
     return FRAME if rate >= 32000 else FRAME // 2
 
 
-def frames(data: bytes) -> list[bytes]:
-    """The MPEG audio frames of a raw MP3 stream (no ID3 tag in front)."""
-    frames, at = [], 0
+def starts(data: bytes) -> list[int]:
+    """Where each MPEG audio frame of a raw MP3 stream (no ID3 tag in front) starts, and where
+    the last one ends: frame ``i`` is ``data[starts[i]:starts[i + 1]]``."""
+    found, at = [0], 0
     while at + 4 <= len(data):
         size = frame_size(data[at : at + 4])
         if size is None:
             raise ValueError(f"no MPEG audio frame at byte {at}")
-        frames.append(data[at : at + size])
         at += size
-    return frames
+        found.append(at)
+    return found
 
 
 _BITRATES = {  # kbps by index: MPEG-1 Layer III, then MPEG-2/2.5 Layer III

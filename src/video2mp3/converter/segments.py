@@ -191,17 +191,17 @@ def join(
     sizes: list[int] = []
     with dst.open("wb") as out:
         for piece, path in zip(planned, outputs, strict=True):
-            found = mp3.frames(path.read_bytes())
+            data = path.read_bytes()
+            bounds = mp3.starts(data)
             if header is None:
-                header = found[0]
+                header = data[: bounds[1]]
                 out.write(header)  # completed below, once the frames are known
-            found = found[1 + piece.skip :]
-            chosen = found if piece.keep < 0 else found[: piece.keep]
-            if len(chosen) != piece.keep and piece.keep >= 0:
+            first = 1 + piece.skip
+            last = len(bounds) - 1 if piece.keep < 0 else first + piece.keep
+            if not first <= last < len(bounds):
                 raise ValueError(f"segment {piece.index} made too few frames")
-            for frame in chosen:
-                out.write(frame)
-                sizes.append(len(frame))
+            out.write(data[bounds[first] : bounds[last]])
+            sizes += (b - a for a, b in itertools.pairwise(bounds[first : last + 1]))
         assert header is not None
         out.seek(0)
         out.write(mp3.completed(header, sizes, samples, frame_samples(rate)))
