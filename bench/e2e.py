@@ -150,7 +150,7 @@ def ratio(
     video: Path,
     converters: int = 0,
     rate: float | None = None,
-    runs: int = 3,
+    runs: int = 5,
 ) -> dict[str, float]:
     """End to end on ``stack`` (with ``converters`` started, uploading at most ``rate`` bytes a
     second) over cp + bare, same run, on bare's settings: no cover (a still found in the video
