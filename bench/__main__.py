@@ -53,7 +53,7 @@ from video2mp3.converter.worker import Converter
 from video2mp3.domain.events import ConversionRequested, Event, Owner
 from video2mp3.domain.options import ConversionOptions
 
-RUNS = 3
+RUNS = 5
 SECONDS = [int(s) for s in os.environ.get("BENCH_SECONDS", "60,600").split(",")]
 SECTIONS = os.environ.get(
     "BENCH_SECTIONS", "converter,copy,options,e2e,fanout,throughput,memory,upload,live,cache,client"
@@ -63,14 +63,17 @@ UPLOAD_MBPS = int(os.environ.get("BENCH_UPLOAD_MBPS", "100"))
 RATE = UPLOAD_MBPS * 1_000_000
 
 
-def median_time(work: Callable[[], object]) -> float:
-    times = []
+def median_times(*works: Callable[[], object]) -> list[float]:
+    """The median seconds of each of ``works`` over ``RUNS`` rounds in which they take turns,
+    so that a slower spell of a shared machine weighs on each alike."""
+    times: list[list[float]] = [[] for _ in works]
     for _ in range(RUNS):
-        os.sync()  # the last run's files written back now, not during this one
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for work, taken in zip(works, times, strict=True):
+            os.sync()  # the last run's files written back now, not during this one
+            started = time.perf_counter()
+            work()
+            taken.append(time.perf_counter() - started)
+    return [statistics.median(taken) for taken in times]
 
 
 def through_converter(
@@ -125,9 +128,11 @@ def measure(sections: set[str], results: dict[str, Any]) -> None:
                 # The same settings as bare ffmpeg: no cover. The default cover (a still found
                 # in the video) is work bare ffmpeg does not do; its cost is shown beside.
                 same = ConversionOptions(cover="none")
-                t_bare = median_time(lambda v=video: bare(v, root / "bare.mp3"))
-                t_ours = median_time(through_converter(video, root / f"c{seconds}", same))
-                t_cover = median_time(through_converter(video, root / f"d{seconds}"))
+                t_bare, t_ours, t_cover = median_times(
+                    lambda v=video: bare(v, root / "bare.mp3"),
+                    through_converter(video, root / f"c{seconds}", same),
+                    through_converter(video, root / f"d{seconds}"),
+                )
                 results[f"converter_{seconds}s"] = {
                     "bare_s": round(t_bare, 2),
                     "converter_s": round(t_ours, 2),
@@ -151,8 +156,10 @@ def measure(sections: set[str], results: dict[str, Any]) -> None:
         longest = videos[max(SECONDS)]
         if "copy" in sections:
             mp3_video = make_video(CACHE / f"mp3-{max(SECONDS)}.mp4", max(SECONDS), "libmp3lame")
-            t_transcode = median_time(lambda: bare(mp3_video, root / "bare2.mp3"))
-            t_copy = median_time(through_converter(mp3_video, root / "copy"))
+            t_transcode, t_copy = median_times(
+                lambda: bare(mp3_video, root / "bare2.mp3"),
+                through_converter(mp3_video, root / "copy"),
+            )
             results["mp3_source"] = {
                 "bare_transcode_s": round(t_transcode, 2),
                 "converter_copy_s": round(t_copy, 2),
@@ -165,7 +172,7 @@ def measure(sections: set[str], results: dict[str, Any]) -> None:
                 "normalize_two_passes": ConversionOptions(normalize=-16),
             }
             results["options"] = {
-                f"{name}_s": round(median_time(through_converter(longest, root / name, o)), 2)
+                f"{name}_s": round(median_times(through_converter(longest, root / name, o))[0], 2)
                 for name, o in by_option.items()
             }
         if "fanout" in sections:
