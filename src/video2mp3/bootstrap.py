@@ -196,16 +196,17 @@ def gateway_worker(
 def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
     # Imported here: the media stack needs the `converter` extra, which the web images lack.
     from video2mp3.converter.fanout import SegmentEncoder
-    from video2mp3.converter.ffmpeg import find_ffmpeg, limiters
+    from video2mp3.converter.ffmpeg import check_ffmpeg, find_ffmpeg
     from video2mp3.converter.media import Transcoder
     from video2mp3.converter.probing import check_probe
     from video2mp3.converter.worker import Converter
 
     check_probe()
-    limiters()  # at start-up, not on every job
+    ffmpeg = find_ffmpeg(settings.ffmpeg)
+    check_ffmpeg(ffmpeg, settings.conversion_timeout_seconds, settings.max_duration_seconds)
     remove_leftovers()
     transcoder = Transcoder(
-        find_ffmpeg(settings.ffmpeg),
+        ffmpeg,
         timeout=settings.conversion_timeout_seconds,
         max_seconds=settings.max_duration_seconds,
         cores=settings.converter_cores,

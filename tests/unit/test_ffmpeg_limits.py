@@ -6,15 +6,29 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import pytest
+
 from tests.support import wait_for
-from video2mp3.converter.ffmpeg import MEMORY_LIMIT, limited
+from video2mp3.converter.ffmpeg import (
+    MEMORY_LIMIT,
+    armed,
+    check_ffmpeg,
+    find_ffmpeg,
+    limited,
+    run,
+)
+from video2mp3.errors import MediaError, SettingsError, Video2mp3Error
+
+FFMPEG = find_ffmpeg()
 
 PARENT = """
 import subprocess, sys, time
-from video2mp3.converter.ffmpeg import limited
-child = subprocess.Popen(limited(["sleep", "60"], cpu_seconds=10, file_bytes=10**6))
+from video2mp3.converter.ffmpeg import armed, limited
+child = subprocess.Popen(limited(["sleep", "60"], cpu_seconds=10, file_bytes=10**6), text=True)
+armed(child)
 print(child.pid, flush=True)
 time.sleep(60)
 """
@@ -50,3 +64,38 @@ def test_a_child_runs_under_the_limits_asked_for() -> None:
     assert limits["Max cpu time"] == ["7", "7"]
     assert limits["Max file size"] == ["12345", "12345"]
     assert limits["Max address space"] == [str(MEMORY_LIMIT)] * 2
+
+
+def test_an_ffmpeg_that_cannot_start_is_the_converters_failure_not_the_files() -> None:
+    with pytest.raises(Video2mp3Error) as raised:
+        run(["/nonexistent/ffmpeg", "-version"], timeout=10, file_bytes=10**6)
+    assert not isinstance(raised.value, MediaError)
+    assert raised.value.code == "ffmpeg_unavailable"
+
+
+def test_an_ffmpeg_that_cannot_run_under_its_limits_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot run under its limits"):
+        check_ffmpeg(str(tmp_path / "ffmpeg"), timeout=10, max_seconds=60)
+    check_ffmpeg(FFMPEG, timeout=10, max_seconds=60)
+
+
+def test_a_child_dies_with_the_thread_that_started_it_however_soon() -> None:
+    started: list[subprocess.Popen[str]] = []
+
+    def start() -> None:  # and end at once
+        child = subprocess.Popen(
+            limited(["sleep", "60"], cpu_seconds=10, file_bytes=10**6), text=True
+        )
+        armed(child)
+        started.append(child)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    child = started[0]
+    try:
+        wait_for(lambda: child.poll() is not None, 10, "the child to be killed with its thread")
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import shutil
 import subprocess
@@ -27,11 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from video2mp3.converter.probe import PROBE_OPTIONS
-from video2mp3.errors import ConversionTimeout, MediaError, SettingsError
+from video2mp3.errors import ConversionTimeout, MediaError, SettingsError, Video2mp3Error
+
+log = logging.getLogger(__name__)
 
 MAX_BITRATE_BPS = 320_000
 MEMORY_LIMIT = 2 * 1024**3
 FSIZE_SLACK = 8 * 1024 * 1024
+# How a child tells that it never became ffmpeg: the shell's exit statuses for a command that
+# could not be run or found, and the messages of the tools that set its limits.
+NOT_STARTED = (126, 127)
+LIMITER_ERRORS = ("setpriv:", "prlimit:")
+ARMING_SECONDS = 5.0  # setpriv arms its kill-with-the-parent within about a millisecond
 
 
 def find_ffmpeg(configured: str | None = None) -> str:
@@ -108,6 +116,7 @@ def run(
             text=True,
         ) as proc,
     ):
+        armed(proc)
 
         def kill() -> None:
             timed_out.set()
@@ -133,22 +142,58 @@ def run(
         raise MediaError(
             "the conversion needed more CPU, memory or disk than allowed", code="resource_limit"
         )
+    if code in NOT_STARTED or errors.startswith(LIMITER_ERRORS):  # our failure, not the file's
+        log.error("ffmpeg could not be started: %s", errors.strip() or f"exit status {code}")
+        raise Video2mp3Error(
+            "the converter could not run ffmpeg; operators are told", code="ffmpeg_unavailable"
+        )
     if code != 0:
         last = errors.strip().splitlines()[-1:] or ["?"]
         raise MediaError(f"ffmpeg could not convert the file: {last[0]}")
     return Ran(errors, written)
 
 
+def check_ffmpeg(ffmpeg: str, timeout: int, max_seconds: int) -> None:
+    """Fail at start-up, not on every job, when ffmpeg cannot run under the limits of the
+    longest job (say, a hard limit of the converter's own below them)."""
+    args = limited(
+        [ffmpeg, "-version"], cpu_seconds=timeout * 4, file_bytes=max_output_bytes(max_seconds)
+    )
+    try:
+        subprocess.run(args, capture_output=True, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        told = getattr(exc, "stderr", None) or b""
+        raise SettingsError(
+            f"ffmpeg ({ffmpeg}) cannot run under its limits: {told.decode(errors='replace')}"
+            f" {exc}".strip()
+        ) from None
+
+
 def limited(args: list[str], *, cpu_seconds: int, file_bytes: int) -> list[str]:
     """``args`` run with CPU time, memory and written file size capped before they start, and
-    killed by the kernel if the thread that started them dies first: a SIGKILLed converter
-    leaves no ffmpeg working on for nobody (its wall-clock timer died with it)."""
+    killed by the kernel once the thread that started them has died: a SIGKILLed converter
+    leaves no ffmpeg working on for nobody (its wall-clock timer died with it). ``setpriv``
+    arms that within a millisecond of the spawn; ``run`` holds its thread until ffmpeg ends."""
     setpriv, prlimit = limiters()
     return [
         setpriv, "--pdeathsig", "KILL", "--",
         prlimit, f"--cpu={cpu_seconds}", f"--as={MEMORY_LIMIT}", f"--fsize={file_bytes}", "--",
         *args,
     ]  # fmt: skip
+
+
+def armed(proc: subprocess.Popen[str]) -> None:
+    """Wait until ``setpriv`` has asked the kernel to kill ``proc`` with this thread, which it
+    has once it runs the next program (within a millisecond): a thread gone before that would
+    leave it running. A fork with a ``preexec_fn`` had no such moment, but cost 10-40 ms."""
+    name = Path(f"/proc/{proc.pid}/comm")
+    setpriv = Path(limiters()[0]).name[:15]  # the kernel keeps 15 characters of the name
+    deadline = time.monotonic() + ARMING_SECONDS
+    with contextlib.suppress(OSError):  # gone already
+        while name.read_text().strip() == setpriv and proc.poll() is None:
+            if time.monotonic() > deadline:  # stuck: its timeout ends it
+                return
+            time.sleep(0.0002)
 
 
 @functools.cache
