@@ -22,7 +22,7 @@ def starts(data: bytes) -> list[int]:
         size = frame_size(data[at : at + 4])
         if size is None:
             raise ValueError(f"no MPEG audio frame at byte {at}")
-        at += size
+        at = min(at + size, len(data))  # a last frame cut short ends where the data does
         found.append(at)
     return found
 
