@@ -92,13 +92,11 @@ class Progress:
     def pause(self, waited: float) -> float:
         """Seconds until the next look: often near the end, for a precise time; seldom before
         (a look costs the gateway 1.8 ms of CPU, and it shares the cores with the conversion it
-        waits for); and, unless a run before told how long to expect, at most a tenth of the time
-        ``waited`` so far, so that a short job, over before its progress reports tell a pace, is
-        still timed within about 10 %."""
+        waits for); and at most a tenth of the time ``waited`` so far, so that a short job, over
+        before its progress reports tell a pace, or one faster than the run before, is still
+        timed within about 10 %."""
         if self.near_end(waited):
             return POLL_NEAR_END
-        if self.expected is not None:  # its end is known well enough: no need to look early
-            return POLL_SECONDS
         return min(POLL_SECONDS, max(POLL_NEAR_END, waited / 10))
 
 
