@@ -29,6 +29,7 @@ from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
 from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
 from video2mp3.auth.app import create_app as auth_app
 from video2mp3.auth.keys import generate
+from video2mp3.converter.ffmpeg import find_ffmpeg
 from video2mp3.domain.events import ConversionProgress, Event
 from video2mp3.ports.bus import DELIVERY_LIMIT
 from video2mp3.settings import load
@@ -201,11 +202,15 @@ def test_a_video_becomes_an_mp3_its_owner_alone_downloads(
 
 
 def test_the_fifth_failure_fails_the_job_emails_and_dead_letters(
-    production: Production, samples: dict[str, Path]
+    production: Production, samples: dict[str, Path], tmp_path: Path
 ) -> None:
-    """A converter that cannot run ffmpeg at all: not the file's fault, so each delivery fails
-    and is retried; after the fifth the owner is told and the request is dead-lettered."""
-    production.start_converter(ffmpeg="/nonexistent/ffmpeg")
+    """A converter whose ffmpeg is removed once it has started cannot run it at all: not the
+    file's fault, so each delivery fails and is retried; after the fifth the owner is told and
+    the request is dead-lettered."""
+    ffmpeg = tmp_path / "ffmpeg"
+    ffmpeg.symlink_to(find_ffmpeg())
+    production.start_converter(ffmpeg=str(ffmpeg))
+    ffmpeg.unlink()
     ann = production.user("ann@example.com")
     job_id = production.upload(ann, samples["h264_aac.mp4"])
     job = production.finished(ann, job_id, 120)

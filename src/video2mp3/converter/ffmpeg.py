@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import shutil
 import subprocess
@@ -28,9 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from video2mp3.converter.probe import PROBE_OPTIONS
-from video2mp3.errors import ConversionTimeout, MediaError, SettingsError, Video2mp3Error
-
-log = logging.getLogger(__name__)
+from video2mp3.errors import ConversionTimeout, MediaError, SettingsError
 
 MAX_BITRATE_BPS = 320_000
 MEMORY_LIMIT = 2 * 1024**3
@@ -96,7 +93,8 @@ def run(
     duration: float | None = None,
     stdin: Feed | None = None,
 ) -> Ran:
-    """Run ``args``; ``MediaError`` or ``ConversionTimeout`` if it fails.
+    """Run ``args``; ``MediaError`` or ``ConversionTimeout`` if it fails, ``NotStarted`` if it
+    could not run at all.
 
     With ``on_progress``, the command must end with ``-progress pipe:1`` before its output.
     ``stdin``: bytes of a (possibly growing) file for its standard input.
@@ -142,15 +140,18 @@ def run(
         raise MediaError(
             "the conversion needed more CPU, memory or disk than allowed", code="resource_limit"
         )
-    if code in NOT_STARTED or errors.startswith(LIMITER_ERRORS):  # our failure, not the file's
-        log.error("ffmpeg could not be started: %s", errors.strip() or f"exit status {code}")
-        raise Video2mp3Error(
-            "the converter could not run ffmpeg; operators are told", code="ffmpeg_unavailable"
-        )
+    if code in NOT_STARTED or errors.startswith(LIMITER_ERRORS):
+        raise NotStarted(errors.strip() or f"exit status {code}")
     if code != 0:
         last = errors.strip().splitlines()[-1:] or ["?"]
         raise MediaError(f"ffmpeg could not convert the file: {last[0]}")
     return Ran(errors, written)
+
+
+class NotStarted(Exception):
+    """ffmpeg could not be run at all: the converter's fault, not the file's. Not a
+    ``Video2mp3Error``, so the job is not failed but tried again, here or on another converter,
+    until the delivery limit (README "Failure modes")."""
 
 
 def check_ffmpeg(ffmpeg: str, timeout: int, max_seconds: int) -> None:
