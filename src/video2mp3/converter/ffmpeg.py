@@ -179,12 +179,16 @@ def limited(args: list[str], *, cpu_seconds: int, file_bytes: int) -> list[str]:
 def armed(proc: subprocess.Popen[str]) -> None:
     """Wait until ``setpriv`` has asked the kernel to kill ``proc`` with this thread, which it
     has once it runs the next program (within a millisecond): a thread gone before that would
-    leave it running. A fork with a ``preexec_fn`` had no such moment, but cost 10-40 ms."""
-    name = Path(f"/proc/{proc.pid}/comm")
-    setpriv = Path(limiters()[0]).name[:15]  # the kernel keeps 15 characters of the name
+    leave it running. A fork with a ``preexec_fn`` had no such moment, but cost 10-40 ms.
+
+    The program a process runs is read from ``/proc/PID/exe``, not its name: a spawn returns
+    once the child has switched to setpriv's memory but may be before the kernel renames it,
+    when its name is still this process's."""
+    program = Path(f"/proc/{proc.pid}/exe")
+    unarmed = {os.readlink("/proc/self/exe"), os.path.realpath(limiters()[0])}
     deadline = time.monotonic() + ARMING_SECONDS
     with contextlib.suppress(OSError):  # gone already
-        while name.read_text().strip() == setpriv and proc.poll() is None:
+        while program.readlink().as_posix() in unarmed and proc.poll() is None:
             if time.monotonic() > deadline:  # stuck: its timeout ends it
                 return
             time.sleep(0.0002)
