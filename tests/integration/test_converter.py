@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from tests.integration.harness import Harness
 from tests.support import SAMPLES, Sample, decoded_seconds, inspect_audio, make_sample, tone
 from video2mp3.converter.exchange import mp3_blob_id
 from video2mp3.converter.ffmpeg import find_ffmpeg
+from video2mp3.converter.media import Transcoder
+from video2mp3.converter.source import Source
 from video2mp3.domain.events import (
     ConversionFailed,
     ConversionProgress,
@@ -25,7 +29,8 @@ from video2mp3.domain.events import (
     Event,
     Owner,
 )
-from video2mp3.errors import NotPublished, Unavailable
+from video2mp3.domain.options import ConversionOptions
+from video2mp3.errors import ConversionTimeout, NotPublished, Unavailable
 
 CONVERTIBLE = [name for name, s in SAMPLES.items() if s.audio_seconds]
 
@@ -237,3 +242,66 @@ def test_a_broker_outage_while_publishing_is_retried_without_converting_again(
     assert len([e for e in harness.bus.published if e.data == ConversionProgress(0.0)]) == 1
     stored = {p.name.split(".")[0] for p in (tmp_path / "blobs").iterdir() if p.is_file()}
     assert stored == {video.id, done.mp3_fid}  # one MP3, the one announced
+
+
+class Held(Source):
+    """A file whose last bytes arrive only on ``release``, as from a slow client's upload."""
+
+    def __init__(self, path: Path, data: bytes, held: int) -> None:
+        path.write_bytes(data[:-held])
+        self.path = path
+        self.whole = threading.Event()
+        self.started = time.monotonic()
+        self._rest = data[-held:]
+
+    def release(self) -> None:
+        with self.path.open("ab") as out:
+            out.write(self._rest)
+        self.arrived()
+
+
+@pytest.mark.parametrize(("seconds", "cores"), [(20, 1), (70, 2)])  # one pass; two segments
+def test_an_upload_slower_than_the_timeout_is_converted_whole(
+    tmp_path: Path, seconds: int, cores: int
+) -> None:
+    # The conversion's time counts from when its input is whole (up to a timeout later).
+    ffmpeg = find_ffmpeg()
+    video = tmp_path / "video.mkv"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", f"sine=d={seconds}",
+                    "-c:a", "aac", str(video)], check=True)  # fmt: skip
+    transcoder = Transcoder(ffmpeg, timeout=4, max_seconds=3600, cores=cores, segment_after=60)
+    data = video.read_bytes()
+    src = Held(tmp_path / "arriving.mkv", data, len(data) // 3)
+    late = threading.Timer(5, src.release)  # past the timeout, within twice it
+    late.start()
+    try:
+        written = transcoder.convert(src, tmp_path / "out.mp3", transcoder.probe(video),
+                                     ConversionOptions(), lambda _: None)  # fmt: skip
+    finally:
+        late.cancel()
+        transcoder.close()
+    assert written == pytest.approx(seconds, abs=0.1)
+    assert decoded_seconds(tmp_path / "out.mp3") == pytest.approx(seconds, abs=0.1)
+
+
+def test_an_upload_that_trickles_ends_its_conversion_after_twice_the_timeout(
+    tmp_path: Path,
+) -> None:
+    ffmpeg = find_ffmpeg()
+    video = tmp_path / "video.mkv"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=20",
+                    "-c:a", "aac", str(video)], check=True)  # fmt: skip
+    transcoder = Transcoder(ffmpeg, timeout=1, max_seconds=3600)
+    data = video.read_bytes()
+    src = Held(tmp_path / "arriving.mkv", data, len(data) // 3)
+    late = threading.Timer(30, src.release)  # long after: the conversion gave up waiting
+    late.start()
+    try:
+        with pytest.raises(ConversionTimeout):
+            transcoder.convert(src, tmp_path / "out.mp3", transcoder.probe(video),
+                               ConversionOptions(), lambda _: None)  # fmt: skip
+        assert time.monotonic() - src.started < 30
+    finally:
+        src.release()  # the cover still waits for the whole file, as for a stalled upload
+        late.cancel()
+        transcoder.close()

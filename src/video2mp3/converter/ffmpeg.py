@@ -37,6 +37,7 @@ FSIZE_SLACK = 8 * 1024 * 1024
 NOT_STARTED = (126, 127)
 LIMITER_ERRORS = ("setpriv:", "prlimit:")
 ARMING_SECONDS = 5.0  # setpriv arms its kill-with-the-parent within about a millisecond
+ARRIVAL_CHECK_SECONDS = 0.5  # how often a timer waiting for its input looks if ffmpeg ended
 
 
 def find_ffmpeg(configured: str | None = None) -> str:
@@ -97,7 +98,8 @@ def run(
     could not run at all.
 
     With ``on_progress``, the command must end with ``-progress pipe:1`` before its output.
-    ``stdin``: bytes of a (possibly growing) file for its standard input.
+    ``stdin``: bytes of a (possibly growing) file for its standard input; ``timeout`` counts
+    from when they are all there (``_watch``).
     """
     timed_out = threading.Event()
     with (
@@ -115,20 +117,16 @@ def run(
         ) as proc,
     ):
         armed(proc)
-
-        def kill() -> None:
-            timed_out.set()
-            proc.kill()
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
+        ended = threading.Event()
+        threading.Thread(target=_watch, args=(proc, timeout, stdin, ended, timed_out),
+                         daemon=True).start()  # fmt: skip
         if stdin:
             threading.Thread(target=_pump, args=(proc, stdin), daemon=True).start()
         try:
             written = _follow(proc, duration, on_progress or (lambda _: None))
             code = proc.wait()
         finally:
-            timer.cancel()
+            ended.set()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -176,19 +174,39 @@ def limited(args: list[str], *, cpu_seconds: int, file_bytes: int) -> list[str]:
     ]  # fmt: skip
 
 
+def _watch(
+    proc: subprocess.Popen[str],
+    timeout: int,
+    stdin: Feed | None,
+    ended: threading.Event,
+    timed_out: threading.Event,
+) -> None:
+    """Kill ``proc`` once it has run ``timeout`` seconds, counted from when its input is all
+    there, or at the latest ``timeout`` seconds after its start: the time a growing input takes
+    to arrive is not ffmpeg's, yet a trickle must not hold it for ever."""
+    forgiven = time.monotonic() + timeout
+    while stdin is not None and not stdin.finished.wait(ARRIVAL_CHECK_SECONDS):
+        if ended.is_set():
+            return
+        if time.monotonic() >= forgiven:
+            break
+    if not ended.wait(timeout):
+        timed_out.set()
+        proc.kill()
+
+
 def armed(proc: subprocess.Popen[str]) -> None:
     """Wait until ``setpriv`` has asked the kernel to kill ``proc`` with this thread, which it
     has once it runs the next program (within a millisecond): a thread gone before that would
     leave it running. A fork with a ``preexec_fn`` had no such moment, but cost 10-40 ms.
 
-    The program a process runs is read from ``/proc/PID/exe``, not its name: a spawn returns
-    once the child has switched to setpriv's memory but may be before the kernel renames it,
-    when its name is still this process's."""
+    The program a process runs is read from ``/proc/PID/exe``, set before a spawn returns (the
+    child has then run setpriv), not from its name, which the kernel sets a moment later."""
     program = Path(f"/proc/{proc.pid}/exe")
-    unarmed = {os.readlink("/proc/self/exe"), os.path.realpath(limiters()[0])}
+    setpriv = os.path.realpath(limiters()[0])
     deadline = time.monotonic() + ARMING_SECONDS
-    with contextlib.suppress(OSError):  # gone already
-        while program.readlink().as_posix() in unarmed and proc.poll() is None:
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # gone already
+        while program.readlink().as_posix() == setpriv and proc.poll() is None:
             if time.monotonic() > deadline:  # stuck: its timeout ends it
                 return
             time.sleep(0.0002)
@@ -233,8 +251,8 @@ def _pump(proc: subprocess.Popen[str], feed: Feed) -> None:
                 sent = os.sendfile(proc.stdin.fileno(), data.fileno(), offset, size)
                 offset += sent
                 left = None if left is None else left - sent
-    except OSError:
-        pass  # the child closed its input: its exit status tells why
+    except (OSError, ValueError):
+        pass  # the child closed its input (its exit status tells why), or ``run`` has ended
     finally:
         with contextlib.suppress(OSError):
             proc.stdin.close()

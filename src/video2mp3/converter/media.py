@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -35,7 +34,7 @@ from video2mp3.converter.ffmpeg import max_output_bytes, run
 from video2mp3.converter.loudness import gain, read_measurement
 from video2mp3.converter.probing import Prober
 from video2mp3.converter.segments import MAX_SPREAD, SAMPLE_BYTES, Pcm, Segment, plan
-from video2mp3.converter.source import Source
+from video2mp3.converter.source import Arriving, Source
 from video2mp3.converter.tags import choose_tags, write_tags
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import MediaError
@@ -100,11 +99,10 @@ class Transcoder:
         seek or to read it twice: then once it is whole.
         """
         seconds = self.check(info, options)
-        deadline = time.monotonic() + self.timeout  # one budget for every step of the job
         if options.start is not None or options.normalize is not None:
             src.whole.wait()
-        gain_db = self._gain(src.path, info, options, deadline)
-        job = _Job(src, dst, info, options, gain_db, seconds, on_progress, deadline)
+        gain_db = self._gain(src.path, info, options, src.deadline(self.timeout))
+        job = _Job(src, dst, info, options, gain_db, seconds, on_progress, self.timeout)
         written: float | None
         # The cover is taken on another core while the audio is encoded.
         with ThreadPoolExecutor(1, thread_name_prefix="cover") as side:
@@ -139,15 +137,15 @@ class Transcoder:
             return None
         if slots <= self.cores or not self._fits(stream, options, seconds):
             return None
-        if not src.whole.is_set():  # the copy reads it all
-            src.whole.wait()
-            src.check()
+        src.whole.wait()  # the copy reads it all
+        src.check()  # never spread half an upload
+        if isinstance(src, Arriving):  # the facts came from its head: the whole may differ
             info = self.probe(src.path)
             seconds = self.check(info, options)
         assert seconds is not None
         rate, channels = output_rate(stream, options), output_channels(stream, options)
         bounds = plan(round(seconds * rate), rate, min(slots, MAX_SPREAD))
-        deadline = time.monotonic() + self.timeout
+        deadline = src.deadline(self.timeout)
         audio = scratch / "audio.mka"
         try:  # a codec Matroska cannot carry is converted here
             run(extract_command(self.ffmpeg, src.path, audio, info, options),
@@ -156,7 +154,7 @@ class Transcoder:
             log.info("no fan-out: the audio could not be copied", extra={"why": exc.message})
             return None
         (tag := scratch / "tag.id3").touch()  # mutagen writes into a file that exists
-        job = _Job(src, tag, info, options, None, seconds, lambda _: None, deadline)
+        job = _Job(src, tag, info, options, None, seconds, lambda _: None, self.timeout)
         gain_db = self._gain(src.path, info, options, deadline)
         write_tags(tag, replace(choose_tags(info, options, filename), cover=self._cover(job)))
         return Spread(audio, tag, tuple(bounds), rate, channels, gain_db)
@@ -263,7 +261,8 @@ class Transcoder:
     def _cover(self, job: _Job) -> bytes | None:
         """The cover's JPEG, or ``None``: no picture to take, or no frame that is not black."""
         jpeg = job.dst.with_name("cover.jpg")
-        job.src.whole.wait()  # it seeks
+        if not job.src.wait(job.timeout):  # it seeks; a trickling upload is not waited for
+            return None
         args = cover_command(self.ffmpeg, job.src.path, jpeg, job.info, job.options)
         if args is None:
             return None
@@ -277,7 +276,8 @@ class Transcoder:
 
 @dataclass(frozen=True)
 class _Job:
-    """One conversion's inputs, shared by its steps; ``deadline`` (monotonic) bounds them all."""
+    """One conversion's inputs, shared by its steps; ``timeout`` seconds bound them all, from
+    when the input is whole (``Source.deadline``)."""
 
     src: Source
     dst: Path
@@ -286,7 +286,12 @@ class _Job:
     gain_db: float | None
     seconds: float | None
     on_progress: Callable[[float], None]
-    deadline: float
+    timeout: int
+
+    @property
+    def deadline(self) -> float:
+        """When the job's time is up, as known now (later while the input still arrives)."""
+        return self.src.deadline(self.timeout)
 
 
 @dataclass(frozen=True)
