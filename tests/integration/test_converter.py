@@ -18,6 +18,7 @@ import pytest
 from tests.integration.harness import Harness
 from tests.support import SAMPLES, Sample, decoded_seconds, inspect_audio, make_sample, tone
 from video2mp3.converter.exchange import mp3_blob_id
+from video2mp3.converter.facts import MediaInfo
 from video2mp3.converter.ffmpeg import find_ffmpeg
 from video2mp3.converter.media import Transcoder
 from video2mp3.converter.source import Source
@@ -251,7 +252,6 @@ class Held(Source):
         path.write_bytes(data[:-held])
         self.path = path
         self.whole = threading.Event()
-        self.started = time.monotonic()
         self._rest = data[-held:]
 
     def release(self) -> None:
@@ -260,23 +260,30 @@ class Held(Source):
         self.arrived()
 
 
+def arriving(tmp_path: Path, seconds: int, transcoder: Transcoder) -> tuple[Held, MediaInfo]:
+    """A video of ``seconds`` of audio, two thirds of it arrived, and its facts."""
+    video = tmp_path / "video.mkv"
+    subprocess.run([transcoder.ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i",
+                    f"sine=d={seconds}", "-c:a", "aac", str(video)], check=True)  # fmt: skip
+    transcoder.start()
+    info = transcoder.probe(video)
+    data = video.read_bytes()
+    return Held(tmp_path / "arriving.mkv", data, len(data) // 3), info
+
+
 @pytest.mark.parametrize(("seconds", "cores"), [(20, 1), (70, 2)])  # one pass; two segments
 def test_an_upload_slower_than_the_timeout_is_converted_whole(
     tmp_path: Path, seconds: int, cores: int
 ) -> None:
     # The conversion's time counts from when its input is whole (up to a timeout later).
-    ffmpeg = find_ffmpeg()
-    video = tmp_path / "video.mkv"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", f"sine=d={seconds}",
-                    "-c:a", "aac", str(video)], check=True)  # fmt: skip
-    transcoder = Transcoder(ffmpeg, timeout=4, max_seconds=3600, cores=cores, segment_after=60)
-    data = video.read_bytes()
-    src = Held(tmp_path / "arriving.mkv", data, len(data) // 3)
-    late = threading.Timer(5, src.release)  # past the timeout, within twice it
+    transcoder = Transcoder(find_ffmpeg(), timeout=6, max_seconds=3600, cores=cores,
+                            segment_after=60)  # fmt: skip
+    src, info = arriving(tmp_path, seconds, transcoder)
+    late = threading.Timer(7.5, src.release)  # past the timeout, well within twice it
     late.start()
     try:
-        written = transcoder.convert(src, tmp_path / "out.mp3", transcoder.probe(video),
-                                     ConversionOptions(), lambda _: None)  # fmt: skip
+        written = transcoder.convert(src, tmp_path / "out.mp3", info, ConversionOptions(),
+                                     lambda _: None)  # fmt: skip
     finally:
         late.cancel()
         transcoder.close()
@@ -287,21 +294,14 @@ def test_an_upload_slower_than_the_timeout_is_converted_whole(
 def test_an_upload_that_trickles_ends_its_conversion_after_twice_the_timeout(
     tmp_path: Path,
 ) -> None:
-    ffmpeg = find_ffmpeg()
-    video = tmp_path / "video.mkv"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=20",
-                    "-c:a", "aac", str(video)], check=True)  # fmt: skip
-    transcoder = Transcoder(ffmpeg, timeout=1, max_seconds=3600)
-    data = video.read_bytes()
-    src = Held(tmp_path / "arriving.mkv", data, len(data) // 3)
-    late = threading.Timer(30, src.release)  # long after: the conversion gave up waiting
-    late.start()
+    transcoder = Transcoder(find_ffmpeg(), timeout=1, max_seconds=3600)
+    src, info = arriving(tmp_path, 20, transcoder)
+    started = time.monotonic()
     try:
         with pytest.raises(ConversionTimeout):
-            transcoder.convert(src, tmp_path / "out.mp3", transcoder.probe(video),
-                               ConversionOptions(), lambda _: None)  # fmt: skip
-        assert time.monotonic() - src.started < 30
+            transcoder.convert(src, tmp_path / "out.mp3", info, ConversionOptions(),
+                               lambda _: None)  # fmt: skip
+        assert 1.5 <= time.monotonic() - started < 6  # about 2 s: not one timeout, nor for ever
     finally:
-        src.release()  # the cover still waits for the whole file, as for a stalled upload
-        late.cancel()
+        src.release()
         transcoder.close()

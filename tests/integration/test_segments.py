@@ -20,7 +20,7 @@ from mutagen.id3 import ID3
 
 from tests.integration.harness import Harness
 from tests.support import FFMPEG, decoded_seconds, inspect_audio, loudness
-from video2mp3.converter.ffmpeg import Feed
+from video2mp3.converter.ffmpeg import Feed, within
 from video2mp3.converter.ffmpeg import run as run_ffmpeg
 from video2mp3.converter.mp3 import FRAME, frame_samples
 from video2mp3.converter.segments import (
@@ -45,7 +45,7 @@ def decoded(path: Path) -> np.ndarray:
 
 def run(segment: Segment, pcm: Pcm) -> None:
     stdin = Feed(pcm.path, segment.first_byte, segment.byte_count, pcm.finished)
-    run_ffmpeg(segment.args, timeout=120, file_bytes=10**8, stdin=stdin)
+    run_ffmpeg(segment.args, deadline=within(120), file_bytes=10**8, stdin=stdin)
 
 
 @pytest.mark.parametrize(

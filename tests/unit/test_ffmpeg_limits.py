@@ -20,6 +20,7 @@ from video2mp3.converter.ffmpeg import (
     find_ffmpeg,
     limited,
     run,
+    within,
 )
 from video2mp3.errors import SettingsError, Video2mp3Error
 
@@ -69,7 +70,7 @@ def test_a_child_runs_under_the_limits_asked_for() -> None:
 
 def test_an_ffmpeg_that_cannot_start_is_the_converters_failure_not_the_files() -> None:
     with pytest.raises(NotStarted, match="/nonexistent/ffmpeg"):
-        run(["/nonexistent/ffmpeg", "-version"], timeout=10, file_bytes=10**6)
+        run(["/nonexistent/ffmpeg", "-version"], deadline=within(10), file_bytes=10**6)
     assert not issubclass(NotStarted, Video2mp3Error)  # so the job is tried again
 
 

@@ -8,7 +8,6 @@ spread across converters.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -25,7 +24,11 @@ MAX_PCM_BYTES = 1536 * 1024**2
 
 
 def while_decoding(
-    decode: list[str], pcm: Pcm, deadline: float, work: Callable[[], T], stdin: Feed | None = None
+    decode: list[str],
+    pcm: Pcm,
+    deadline: Callable[[], float],
+    work: Callable[[], T],
+    stdin: Feed | None = None,
 ) -> T:
     """``work()``, while ``decode`` (reading ``stdin``, if given) writes the PCM it reads; the
     decoder's failure explains the work's, so it is raised first."""
@@ -34,7 +37,7 @@ def while_decoding(
 
     def decoder() -> None:
         try:
-            run(decode, timeout=seconds_left(deadline), file_bytes=pcm_bytes, stdin=stdin)
+            run(decode, deadline=deadline, file_bytes=pcm_bytes, stdin=stdin)
         finally:
             pcm.finished.set()
 
@@ -54,16 +57,11 @@ def while_decoding(
 def encode_segment(
     segment: Segment,
     pcm: Pcm,
-    deadline: float,
+    deadline: Callable[[], float],
     max_seconds: int,
     report: Callable[[float], None] = lambda _: None,
 ) -> None:
     """Run one segment's encoder on its bytes of the PCM, as they arrive."""
     feed = Feed(pcm.path, segment.first_byte, segment.byte_count, pcm.finished)
-    run(segment.args, timeout=seconds_left(deadline), file_bytes=max_output_bytes(max_seconds),
+    run(segment.args, deadline=deadline, file_bytes=max_output_bytes(max_seconds),
         on_progress=report, duration=segment.seconds, stdin=feed)  # fmt: skip
-
-
-def seconds_left(deadline: float) -> int:
-    """Whole seconds left before ``deadline``, at least one (ffmpeg then times out at once)."""
-    return max(1, int(deadline - time.monotonic()))

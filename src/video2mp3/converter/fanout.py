@@ -24,7 +24,6 @@ grace period, far beyond a running job's life (the sweep fails stalled jobs firs
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from video2mp3.converter import mp3
@@ -40,6 +39,7 @@ from video2mp3.converter.exchange import (
     store_file,
     tag_blob_id,
 )
+from video2mp3.converter.ffmpeg import within
 from video2mp3.converter.media import Spread, Transcoder
 from video2mp3.converter.segments import Pcm, join, pieces, segment
 from video2mp3.converter.tags import copy_tag
@@ -113,7 +113,7 @@ class SegmentEncoder:
         is decoded from its start with the filters of a single pass (so the samples are the
         same), and only the segment's bytes reach the encoder. ``MediaError``."""
         media = self.transcoder
-        deadline = time.monotonic() + media.timeout
+        deadline = within(media.timeout)
         piece, options = pieces(task.bounds, task.rate)[task.index], task.options
         if piece.stop is not None:  # decoding stops a second after what this segment needs
             end = (options.start or 0.0) + piece.stop / task.rate + 1.0

@@ -37,7 +37,7 @@ FSIZE_SLACK = 8 * 1024 * 1024
 NOT_STARTED = (126, 127)
 LIMITER_ERRORS = ("setpriv:", "prlimit:")
 ARMING_SECONDS = 5.0  # setpriv arms its kill-with-the-parent within about a millisecond
-ARRIVAL_CHECK_SECONDS = 0.5  # how often a timer waiting for its input looks if ffmpeg ended
+DEADLINE_CHECK_SECONDS = 0.5  # how often a watch looks whether its deadline has moved
 
 
 def find_ffmpeg(configured: str | None = None) -> str:
@@ -88,26 +88,27 @@ class Ran:
 def run(
     args: list[str],
     *,
-    timeout: int,
+    deadline: Callable[[], float],
     file_bytes: int,
     on_progress: Callable[[float], None] | None = None,
     duration: float | None = None,
     stdin: Feed | None = None,
 ) -> Ran:
-    """Run ``args``; ``MediaError`` or ``ConversionTimeout`` if it fails, ``NotStarted`` if it
-    could not run at all.
+    """Run ``args`` until ``deadline()`` (monotonic; ``within``), which may move later while
+    its input still arrives; ``MediaError`` or ``ConversionTimeout`` if it fails,
+    ``NotStarted`` if it could not run at all.
 
     With ``on_progress``, the command must end with ``-progress pipe:1`` before its output.
-    ``stdin``: bytes of a (possibly growing) file for its standard input; ``timeout`` counts
-    from when they are all there (``_watch``).
+    ``stdin``: bytes of a (possibly growing) file for its standard input.
     """
     timed_out = threading.Event()
+    started = time.monotonic()
     with (
         tempfile.TemporaryFile() as stderr,
         subprocess.Popen(  # as a context: the progress pipe is closed, not left to the GC
             limited(
                 args,
-                cpu_seconds=timeout * 4,  # ffmpeg may use several cores
+                cpu_seconds=max(1, int(deadline() - started)) * 4,  # it may use several cores
                 file_bytes=file_bytes + FSIZE_SLACK,  # -fs overshoots
             ),
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
@@ -118,7 +119,7 @@ def run(
     ):
         armed(proc)
         ended = threading.Event()
-        threading.Thread(target=_watch, args=(proc, timeout, stdin, ended, timed_out),
+        threading.Thread(target=_watch, args=(proc, deadline, ended, timed_out),
                          daemon=True).start()  # fmt: skip
         if stdin:
             threading.Thread(target=_pump, args=(proc, stdin), daemon=True).start()
@@ -132,8 +133,9 @@ def run(
                 proc.wait()
         stderr.seek(0)
         errors = stderr.read().decode(errors="replace")
-    if timed_out.is_set():
-        raise ConversionTimeout(f"the conversion took longer than {timeout} s")
+    if timed_out.is_set() and code != 0:
+        taken = time.monotonic() - started
+        raise ConversionTimeout(f"the conversion took longer than {taken:.0f} s")
     if code < 0:  # killed by a limit: CPU time, memory or file size
         raise MediaError(
             "the conversion needed more CPU, memory or disk than allowed", code="resource_limit"
@@ -156,7 +158,8 @@ def check_ffmpeg(ffmpeg: str, timeout: int, max_seconds: int) -> None:
     """Fail at start-up, not on every job, when ffmpeg cannot run under the limits of the
     longest job (say, a hard limit of the converter's own below them)."""
     try:
-        run([ffmpeg, "-version"], timeout=timeout, file_bytes=max_output_bytes(max_seconds))
+        run([ffmpeg, "-version"], deadline=within(timeout),
+            file_bytes=max_output_bytes(max_seconds))  # fmt: skip
     except (NotStarted, Video2mp3Error) as exc:
         raise SettingsError(f"ffmpeg ({ffmpeg}) cannot run under its limits: {exc}") from None
 
@@ -174,25 +177,25 @@ def limited(args: list[str], *, cpu_seconds: int, file_bytes: int) -> list[str]:
     ]  # fmt: skip
 
 
+def within(seconds: float) -> Callable[[], float]:
+    """A fixed deadline ``seconds`` from now, for ``run``."""
+    end = time.monotonic() + seconds
+    return lambda: end
+
+
 def _watch(
     proc: subprocess.Popen[str],
-    timeout: int,
-    stdin: Feed | None,
+    deadline: Callable[[], float],
     ended: threading.Event,
     timed_out: threading.Event,
 ) -> None:
-    """Kill ``proc`` once it has run ``timeout`` seconds, counted from when its input is all
-    there, or at the latest ``timeout`` seconds after its start: the time a growing input takes
-    to arrive is not ffmpeg's, yet a trickle must not hold it for ever."""
-    forgiven = time.monotonic() + timeout
-    while stdin is not None and not stdin.finished.wait(ARRIVAL_CHECK_SECONDS):
-        if ended.is_set():
+    """Kill ``proc`` once ``deadline()`` has passed, looking again at least every
+    ``DEADLINE_CHECK_SECONDS``: a deadline may move later while the input still arrives."""
+    while not ended.wait(min(DEADLINE_CHECK_SECONDS, max(0.0, deadline() - time.monotonic()))):
+        if time.monotonic() >= deadline():
+            timed_out.set()
+            proc.kill()
             return
-        if time.monotonic() >= forgiven:
-            break
-    if not ended.wait(timeout):
-        timed_out.set()
-        proc.kill()
 
 
 def armed(proc: subprocess.Popen[str]) -> None:

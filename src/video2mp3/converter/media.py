@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from video2mp3.converter import mp3, segments
@@ -28,16 +29,16 @@ from video2mp3.converter.command import (
     output_rate,
 )
 from video2mp3.converter.cover import cover_command
-from video2mp3.converter.decoding import MAX_PCM_BYTES, encode_segment, seconds_left, while_decoding
+from video2mp3.converter.decoding import MAX_PCM_BYTES, encode_segment, while_decoding
 from video2mp3.converter.facts import AudioStream, MediaInfo
-from video2mp3.converter.ffmpeg import max_output_bytes, run
+from video2mp3.converter.ffmpeg import DEADLINE_CHECK_SECONDS, max_output_bytes, run
 from video2mp3.converter.loudness import gain, read_measurement
 from video2mp3.converter.probing import Prober
 from video2mp3.converter.segments import MAX_SPREAD, SAMPLE_BYTES, Pcm, Segment, plan
 from video2mp3.converter.source import Arriving, Source
 from video2mp3.converter.tags import choose_tags, write_tags
 from video2mp3.domain.options import ConversionOptions
-from video2mp3.errors import MediaError
+from video2mp3.errors import ConversionTimeout, MediaError
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,10 @@ class Transcoder:
         seek or to read it twice: then once it is whole.
         """
         seconds = self.check(info, options)
+        job = _Job(src, dst, info, options, None, seconds, on_progress, self.timeout)
         if options.start is not None or options.normalize is not None:
-            src.whole.wait()
-        gain_db = self._gain(src.path, info, options, src.deadline(self.timeout))
-        job = _Job(src, dst, info, options, gain_db, seconds, on_progress, self.timeout)
+            job.wait_whole()
+        job = replace(job, gain_db=self._gain(src.path, info, options, job.deadline))
         written: float | None
         # The cover is taken on another core while the audio is encoded.
         with ThreadPoolExecutor(1, thread_name_prefix="cover") as side:
@@ -137,38 +138,41 @@ class Transcoder:
             return None
         if slots <= self.cores or not self._fits(stream, options, seconds):
             return None
-        src.whole.wait()  # the copy reads it all
+        tag = scratch / "tag.id3"
+        job = _Job(src, tag, info, options, None, seconds, lambda _: None, self.timeout)
+        job.wait_whole()  # the copy reads it all
         src.check()  # never spread half an upload
         if isinstance(src, Arriving):  # the facts came from its head: the whole may differ
             info = self.probe(src.path)
             seconds = self.check(info, options)
+            job = replace(job, info=info, seconds=seconds)
         assert seconds is not None
         rate, channels = output_rate(stream, options), output_channels(stream, options)
         bounds = plan(round(seconds * rate), rate, min(slots, MAX_SPREAD))
-        deadline = src.deadline(self.timeout)
         audio = scratch / "audio.mka"
         try:  # a codec Matroska cannot carry is converted here
             run(extract_command(self.ffmpeg, src.path, audio, info, options),
-                timeout=seconds_left(deadline), file_bytes=src.path.stat().st_size)  # fmt: skip
+                deadline=job.deadline, file_bytes=src.path.stat().st_size)  # fmt: skip
         except MediaError as exc:
             log.info("no fan-out: the audio could not be copied", extra={"why": exc.message})
             return None
-        (tag := scratch / "tag.id3").touch()  # mutagen writes into a file that exists
-        job = _Job(src, tag, info, options, None, seconds, lambda _: None, self.timeout)
-        gain_db = self._gain(src.path, info, options, deadline)
+        tag.touch()  # mutagen writes into a file that exists
+        gain_db = self._gain(src.path, info, options, job.deadline)
         write_tags(tag, replace(choose_tags(info, options, filename), cover=self._cover(job)))
         return Spread(audio, tag, tuple(bounds), rate, channels, gain_db)
 
     def _gain(
-        self, src: Path, info: MediaInfo, options: ConversionOptions, deadline: float
+        self,
+        src: Path,
+        info: MediaInfo,
+        options: ConversionOptions,
+        deadline: Callable[[], float],
     ) -> float | None:
         """The gain that normalises the loudness, measured once over all of the audio."""
         if options.normalize is None:
             return None
         args = loudness_command(self.ffmpeg, src, info, options, self.max_seconds)
-        measured = run(
-            args, timeout=seconds_left(deadline), file_bytes=max_output_bytes(self.max_seconds)
-        )
+        measured = run(args, deadline=deadline, file_bytes=max_output_bytes(self.max_seconds))
         return gain(options.normalize, read_measurement(measured.stderr))
 
     def _segments(self, stream: AudioStream, options: ConversionOptions, seconds: float) -> bool:
@@ -192,7 +196,7 @@ class Transcoder:
                        job.options, self.max_seconds, job.gain_db)  # fmt: skip
         return run(
             args,
-            timeout=seconds_left(job.deadline),
+            deadline=job.deadline,
             file_bytes=max_output_bytes(self.max_seconds),
             on_progress=job.on_progress,
             duration=job.seconds,
@@ -261,14 +265,16 @@ class Transcoder:
     def _cover(self, job: _Job) -> bytes | None:
         """The cover's JPEG, or ``None``: no picture to take, or no frame that is not black."""
         jpeg = job.dst.with_name("cover.jpg")
-        if not job.src.wait(job.timeout):  # it seeks; a trickling upload is not waited for
-            return None
+        try:
+            job.wait_whole()  # it seeks
+        except ConversionTimeout:
+            return None  # the audio's own ffmpeg tells the job so
         args = cover_command(self.ffmpeg, job.src.path, jpeg, job.info, job.options)
         if args is None:
             return None
         try:
-            run(args, timeout=seconds_left(job.deadline), file_bytes=COVER_BYTES)
-        except MediaError as exc:  # a cover is a nicety: the MP3 is kept without one
+            run(args, deadline=job.deadline, file_bytes=COVER_BYTES)
+        except (MediaError, ConversionTimeout) as exc:  # a nicety: the MP3 is kept without one
             log.warning("no cover: %s", exc.message)
             return None
         return jpeg.read_bytes() if jpeg.exists() else None
@@ -276,8 +282,8 @@ class Transcoder:
 
 @dataclass(frozen=True)
 class _Job:
-    """One conversion's inputs, shared by its steps; ``timeout`` seconds bound them all, from
-    when the input is whole (``Source.deadline``)."""
+    """One conversion's inputs, shared by its steps; ``timeout`` seconds bound them all
+    (``deadline``)."""
 
     src: Source
     dst: Path
@@ -287,11 +293,21 @@ class _Job:
     seconds: float | None
     on_progress: Callable[[float], None]
     timeout: int
+    started: float = field(default_factory=time.monotonic)
 
-    @property
     def deadline(self) -> float:
-        """When the job's time is up, as known now (later while the input still arrives)."""
-        return self.src.deadline(self.timeout)
+        """When the job's time is up, as known now: ``timeout`` after its input was whole (a
+        slow upload's time is not the conversion's), or after its start if that came later;
+        yet no later than twice ``timeout`` after its start (a trickle must not hold a converter
+        for ever)."""
+        whole = self.src.whole_at if self.src.whole.is_set() else time.monotonic()
+        return min(max(whole, self.started), self.started + self.timeout) + self.timeout
+
+    def wait_whole(self) -> None:
+        """Wait until the input is whole; ``ConversionTimeout`` if the job's time runs out."""
+        while not self.src.whole.wait(DEADLINE_CHECK_SECONDS):
+            if time.monotonic() >= self.deadline():
+                raise ConversionTimeout("the upload did not complete within the conversion's time")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
-from video2mp3.converter.ffmpeg import ARRIVAL_CHECK_SECONDS, Feed
+from video2mp3.converter.ffmpeg import Feed
 from video2mp3.errors import BlobNotFound, BlobStalled, MediaError, Unavailable, Video2mp3Error
 from video2mp3.ports.blobs import BlobStore
 
@@ -38,28 +38,12 @@ class Source:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.whole = threading.Event()
-        self.started = time.monotonic()
         self.arrived()
 
     def arrived(self) -> None:
         """The file is whole now (or will never be: ``check`` then raises)."""
         self.whole_at = time.monotonic()
         self.whole.set()
-
-    def deadline(self, seconds: float) -> float:
-        """When a budget of ``seconds`` for converting the file runs out, as known now: counted
-        from when the file was whole (the time a slow upload takes is not the conversion's), but
-        at the latest from ``seconds`` after the start (a trickle must not hold a converter for
-        ever): as ``ffmpeg.run`` counts its timeout."""
-        since = self.whole_at if self.whole.is_set() else time.monotonic()
-        return min(since, self.started + seconds) + seconds
-
-    def wait(self, seconds: float) -> bool:
-        """Wait until the file is whole; ``False`` if the budget of ``seconds`` runs out first."""
-        while not self.whole.wait(ARRIVAL_CHECK_SECONDS):
-            if time.monotonic() >= self.deadline(seconds):
-                return False
-        return True
 
     def feed(self) -> Feed | None:
         """The standard input of an ffmpeg that reads the file while it grows; ``None`` once it
@@ -87,7 +71,6 @@ class Arriving(Source):
     def __init__(self, blobs: BlobStore, blob_id: str, path: Path) -> None:
         self.path = path
         self.whole = threading.Event()
-        self.started = time.monotonic()
         self.whole_at = 0.0  # set by ``arrived``
         self._size = 0
         self._grew = threading.Condition()
