@@ -267,12 +267,9 @@ class Transcoder:
         jpeg = job.dst.with_name("cover.jpg")
         try:
             job.wait_whole()  # it seeks
-        except ConversionTimeout:
-            return None  # the audio's own ffmpeg tells the job so
-        args = cover_command(self.ffmpeg, job.src.path, jpeg, job.info, job.options)
-        if args is None:
-            return None
-        try:
+            args = cover_command(self.ffmpeg, job.src.path, jpeg, job.info, job.options)
+            if args is None:
+                return None
             run(args, deadline=job.deadline, file_bytes=COVER_BYTES)
         except (MediaError, ConversionTimeout) as exc:  # a nicety: the MP3 is kept without one
             log.warning("no cover: %s", exc.message)
