@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from video2mp3.converter.ffmpeg import find_ffmpeg
+from video2mp3.converter.binary import choose_ffmpeg
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
@@ -95,7 +95,17 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> obje
 
 # --- media --------------------------------------------------------------------------------------
 
-FFMPEG = find_ffmpeg()
+# The ffmpeg the converter would choose here: VIDEO2MP3_FFMPEG picks another for a whole run.
+FFMPEG = choose_ffmpeg(os.environ.get("VIDEO2MP3_FFMPEG")).path
+# The samples are made by the pinned static build when it is installed: it has every encoder
+# they need (a distribution's ffmpeg may lack one, AMR-NB's say), while the converter under
+# test still reads them with FFMPEG.
+try:
+    import imageio_ffmpeg
+
+    MAKER = imageio_ffmpeg.get_ffmpeg_exe()
+except ImportError:
+    MAKER = FFMPEG
 
 
 @contextmanager
@@ -245,6 +255,26 @@ def clip(seconds: float = 3) -> tuple[str, ...]:
 
 # The edge cases real files bring: rates, layouts, codecs, timings and containers. The expected
 # seconds are those of the audio stream the converter picks.
+# Valid files that some PyAV release dies on (a signal): 17.0 on MPEG-PS with MP2 audio, 17.1
+# to 18.1 on channels in an order of their own. The converter's ffmpeg reads them instead.
+PYAV_DIES_ON = frozenset({"mp2.mpg", "pcm_8ch_custom_order.mov"})
+# What field recorders and broadcast cameras write: 24-bit PCM at 96 kHz, many channels.
+SURROUND = {
+    "pcm_6ch": "aformat=channel_layouts=6c",
+    "pcm_8ch": "aformat=channel_layouts=8c",
+    "pcm_16ch": "aformat=channel_layouts=16c",
+    "pcm_5.1_side": "aformat=channel_layouts=5.1(side)",
+    "pcm_7.1_wide": "aformat=channel_layouts=7.1(wide)",
+    "pcm_ambisonic_1": "pan=4c|c0=c0|c1=c0|c2=c0|c3=c0,"
+    "channelmap=map=0|1|2|3:channel_layout=ambisonic 1",
+}
+
+
+def surround(layout: str, seconds: float = 3) -> tuple[str, ...]:
+    """A tone at 96 kHz in the channels of ``layout``, an audio filter."""
+    return ("-f", "lavfi", "-i", f"sine=f=440:d={seconds}:r=96000,{layout}")
+
+
 CORPUS = {
     s.name: s
     for s in (
@@ -289,6 +319,16 @@ CORPUS = {
             6.0,
         ),
         Sample("h264_aac.ts", (*VIDEO, *tone(), *H264, *AAC, "-shortest"), 3.0),
+        *(
+            Sample(f"{name}.{container}", (*surround(layout), "-c:a", "pcm_s24le"), 3.0)
+            for name, layout in SURROUND.items()
+            for container in ("mov", "mkv", "wav")
+        ),
+        # Channels in an order of their own (what Debian's ffmpeg 5.1 writes for 8-channel PCM):
+        # PyAV 17.1 to 18.1 abort on the layout.
+        Sample("pcm_8ch_custom_order.mov", (*surround(
+            "pan=FL+FR+FC+LFE+SL+SR+BL+BR|" + "|".join(f"c{n}=c0" for n in range(8))),
+            "-c:a", "pcm_s24le"), 3.0),
         Sample(
             "two_languages.mkv",
             (*VIDEO, *tone(2), *tone(3, rate=48000), "-map", "0:v", "-map", "1:a", "-map", "2:a",
@@ -323,24 +363,38 @@ def make_sample(sample: Sample, folder: Path) -> Path:
     path = folder / sample.name
     if not path.exists():
         subprocess.run(
-            [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *sample.args, str(path)],
+            [MAKER, "-hide_banner", "-loglevel", "error", "-y", *sample.args, str(path)],
             check=True,
             timeout=120,
         )
     return path
 
 
+_CHOOSE = """
+import sys, av
+with av.open(sys.argv[1]) as container:
+    streams, track = container.streams.audio, int(sys.argv[2])
+    default = [s for s in streams if s.disposition & s.disposition.default]
+    stream = streams[track] if track >= 0 else (default or list(streams))[0]
+    print(stream.index, stream.sample_rate)
+"""
+
+
 def decoded_seconds(path: Path, track: int = -1) -> float:
     """Seconds of audio that decoding ``path``'s audio stream gives (by default the one marked
-    default, else the first), counted in samples."""
-    import av
-
-    with av.open(str(path)) as container:
-        streams = container.streams.audio
-        default = [s for s in streams if s.disposition & s.disposition.default]
-        stream = streams[track] if track >= 0 else (default or list(streams))[0]
-        samples = sum(frame.samples for frame in container.decode(stream))
-        return samples / stream.codec_context.sample_rate
+    default, else the first), counted in samples. PyAV chooses the stream, in a process of its
+    own, and ffmpeg decodes: some PyAV releases die on some valid files (``converter.report``)."""
+    chosen = subprocess.run([sys.executable, "-c", _CHOOSE, str(path), str(track)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert chosen.returncode == 0, f"PyAV could not open {path.name}: {chosen.stderr[-500:]}"
+    index, rate = map(int, chosen.stdout.split())
+    decode = [MAKER, "-v", "error", "-i", str(path), "-map", f"0:{index}", "-ac", "1",
+              "-f", "s16le", "-"]  # fmt: skip
+    with subprocess.Popen(decode, stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        size = sum(len(piece) for piece in iter(lambda: proc.stdout.read(1 << 20), b""))  # type: ignore[union-attr]
+    assert proc.returncode == 0, f"ffmpeg could not decode {path.name}"
+    return size / 2 / rate
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ which handler consumes which queue is said once, in the ``*_worker`` builders.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from flask import Flask
@@ -42,6 +44,11 @@ from video2mp3.settings import Settings
 from video2mp3.signing import DownloadLinks, SecretRing
 from video2mp3.ssrf import UrlGuard
 from video2mp3.worker import Loop, repeat
+
+if TYPE_CHECKING:
+    from video2mp3.converter.binary import Ffmpeg
+
+log = logging.getLogger(__name__)
 
 
 def create_schemas(settings: Settings, *services: str) -> None:
@@ -193,20 +200,32 @@ def gateway_worker(
     return Worker(work.loops(), checks), work
 
 
-def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
+def converter_checks(settings: Settings) -> Ffmpeg:
+    """What the converter needs before its first job, checked: PyAV, and an ffmpeg fit to
+    convert (``binary``) that runs under the limits of the longest job. The ffmpeg chosen."""
     # Imported here: the media stack needs the `converter` extra, which the web images lack.
-    from video2mp3.converter.fanout import SegmentEncoder
-    from video2mp3.converter.ffmpeg import check_ffmpeg, find_ffmpeg
-    from video2mp3.converter.media import Transcoder
+    from video2mp3.converter.binary import choose_ffmpeg
+    from video2mp3.converter.ffmpeg import check_ffmpeg
     from video2mp3.converter.probing import check_probe
-    from video2mp3.converter.worker import Converter
 
     check_probe()
-    ffmpeg = find_ffmpeg(settings.ffmpeg)
-    check_ffmpeg(ffmpeg, settings.conversion_timeout_seconds, settings.max_duration_seconds)
+    ffmpeg = choose_ffmpeg(settings.ffmpeg)
+    check_ffmpeg(ffmpeg.path, settings.conversion_timeout_seconds, settings.max_duration_seconds)
+    return ffmpeg
+
+
+def converter_worker(settings: Settings, blobs: BlobStore, bus: Bus) -> Worker:
+    from video2mp3.converter.fanout import SegmentEncoder
+    from video2mp3.converter.media import Transcoder
+    from video2mp3.converter.worker import Converter
+
+    ffmpeg = converter_checks(settings)
+    for passed_over in ffmpeg.passed_over:
+        log.warning("ffmpeg passed over: %s", passed_over)
+    log.info("converting with %s", ffmpeg.describe())
     remove_leftovers()
     transcoder = Transcoder(
-        ffmpeg,
+        ffmpeg.path,
         timeout=settings.conversion_timeout_seconds,
         max_seconds=settings.max_duration_seconds,
         cores=settings.converter_cores,

@@ -18,13 +18,22 @@ PORTS = {"gateway": 8080, "auth": 8081, "converter": 8082, "notifier": 8083, "ga
 ADMIN_PORTS = {"gateway": 9080, "auth": 9081}
 
 
-def serve(service: str, port: int, admin_port: int, settings: Settings) -> int:
-    """Run one service in the foreground: web services on gunicorn, workers as their loops."""
+def serve(service: str, port: int, admin_port: int, settings: Settings, check: bool = False) -> int:
+    """Run one service in the foreground: web services on gunicorn, workers as their loops;
+    with ``check``, only say what the converter would start with (or why it would not)."""
     # Imported here, so that the client's commands start without loading the server's frameworks.
     from video2mp3 import bootstrap, web
     from video2mp3.auth.app import create_app as auth_app
     from video2mp3.worker import run_worker
 
+    if check:
+        if service != "converter":
+            raise SettingsError("--check: only the converter has start-up checks to show")
+        ffmpeg = bootstrap.converter_checks(settings)
+        print(f"converter ready: it converts with {ffmpeg.describe()}")
+        for passed_over in ffmpeg.passed_over:
+            print(f"  passed over {passed_over}")
+        return 0
     http = {
         "port": port,
         "admin_port": admin_port,
@@ -82,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="probes and /metrics (default: per service; a worker's only port, --port)",
     )
+    serve_cmd.add_argument(
+        "--check",
+        action="store_true",
+        help="converter: show which ffmpeg it would use and why, or why it cannot start; exit",
+    )
     dev_cmd = commands.add_parser("dev", help="run all four services in one process on ./var")
     dev_cmd.add_argument("--port", type=int, default=8080)
     dev_cmd.add_argument("--data-dir", type=Path, default=Path("var"))
@@ -107,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             admin_port = args.admin_port
             if admin_port is None:
                 admin_port = ADMIN_PORTS.get(args.service, port) if port else 0
-            return serve(args.service, port, admin_port, settings)
+            return serve(args.service, port, admin_port, settings, args.check)
         elif args.command == "dev":
             from video2mp3.dev import run
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from tests.support import FFMPEG
 from video2mp3.adapters.blobs.local import LocalBlobStore
 from video2mp3.adapters.bus.inprocess import InProcessBus
-from video2mp3.converter.ffmpeg import find_ffmpeg
 from video2mp3.converter.media import Transcoder
 from video2mp3.converter.probing import Prober
 from video2mp3.converter.worker import Converter
@@ -21,17 +21,17 @@ from video2mp3.domain.events import (
 from video2mp3.domain.options import ConversionOptions
 
 # One sandbox child for every harness of the session, as a converter process has one.
-PROBER = Prober()
+PROBER = Prober(FFMPEG)
 
 
 class Harness:
     """A converter wired to a local blob store and a bus whose published events we read."""
 
-    def __init__(self, root: Path, **transcoder: int) -> None:
+    def __init__(self, root: Path, prober: Prober = PROBER, **transcoder: int) -> None:
         self.blobs = LocalBlobStore(root / "blobs")
         self.bus = RecordingBus()
         options = {"timeout": 60, "max_seconds": 3600, **transcoder}
-        transcoder = Transcoder(find_ffmpeg(), prober=PROBER, **options)
+        transcoder = Transcoder(FFMPEG, prober=prober, **options)
         self.converter = Converter(self.blobs, self.bus, transcoder)
 
     def convert(

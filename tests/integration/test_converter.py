@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import Harness
-from tests.support import SAMPLES, Sample, decoded_seconds, inspect_audio, make_sample, tone
+from tests.support import FFMPEG, SAMPLES, Sample, decoded_seconds, inspect_audio, make_sample, tone
 from video2mp3.converter.exchange import mp3_blob_id
 from video2mp3.converter.facts import MediaInfo
-from video2mp3.converter.ffmpeg import find_ffmpeg
 from video2mp3.converter.media import Transcoder
 from video2mp3.converter.source import Source
 from video2mp3.domain.events import (
@@ -135,7 +134,7 @@ def test_a_conversion_past_the_timeout_is_killed(tmp_path: Path) -> None:
 
     subprocess.run(
         [
-            find_ffmpeg(),
+            FFMPEG,
             "-loglevel",
             "error",
             "-f",
@@ -205,7 +204,7 @@ def test_the_reported_duration_is_the_mp3s_when_the_audio_starts_late(tmp_path: 
     how long the MP3 plays."""
     late = tmp_path / "late.mkv"
     subprocess.run(
-        [find_ffmpeg(), "-loglevel", "error", "-f", "lavfi", "-i",
+        [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i",
          "testsrc2=size=160x120:rate=5:d=20", "-itsoffset", "5", "-f", "lavfi", "-i",
          "anoisesrc=d=10:r=48000:a=0.2", "-map", "0:v", "-map", "1:a", "-c:v", "libx264",
          "-preset", "ultrafast", "-c:a", "libvorbis", "-t", "20", str(late)],
@@ -276,7 +275,7 @@ def test_an_upload_slower_than_the_timeout_is_converted_whole(
     tmp_path: Path, seconds: int, cores: int
 ) -> None:
     # The conversion's time counts from when its input is whole (up to a timeout later).
-    transcoder = Transcoder(find_ffmpeg(), timeout=6, max_seconds=3600, cores=cores,
+    transcoder = Transcoder(FFMPEG, timeout=6, max_seconds=3600, cores=cores,
                             segment_after=60)  # fmt: skip
     src, info = arriving(tmp_path, seconds, transcoder)
     late = threading.Timer(7.5, src.release)  # past the timeout, well within twice it
@@ -294,7 +293,7 @@ def test_an_upload_slower_than_the_timeout_is_converted_whole(
 def test_an_upload_that_trickles_ends_its_conversion_after_twice_the_timeout(
     tmp_path: Path,
 ) -> None:
-    transcoder = Transcoder(find_ffmpeg(), timeout=1, max_seconds=3600)
+    transcoder = Transcoder(FFMPEG, timeout=1, max_seconds=3600)
     src, info = arriving(tmp_path, 20, transcoder)
     started = time.monotonic()
     try:

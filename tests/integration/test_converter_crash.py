@@ -22,9 +22,9 @@ from video2mp3.domain.events import ConversionRequested, ConversionSucceeded, Ev
 
 CONVERTER = """
 import os, signal, sys
+from tests.support import FFMPEG
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
 from video2mp3.adapters.bus.inprocess import InProcessBus
-from video2mp3.converter.ffmpeg import find_ffmpeg
 from video2mp3.converter.media import Transcoder
 from video2mp3.converter.worker import Converter
 from video2mp3.domain.events import ConversionSucceeded, Event
@@ -36,7 +36,7 @@ class Bus(InProcessBus):
                 os.kill(os.getpid(), signal.SIGKILL)
             print(event.to_json().decode(), flush=True)
 
-transcoder = Transcoder(find_ffmpeg(), timeout=60, max_seconds=3600)
+transcoder = Transcoder(FFMPEG, timeout=60, max_seconds=3600)
 converter = Converter(GridFSBlobStore(sys.argv[1]), Bus(), transcoder)
 converter.handle(Event.from_json(sys.argv[2]))
 """

@@ -23,13 +23,12 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from tests.contract.test_mail import Inbox
-from tests.support import delete_topology, free_port, inspect_audio, wait_for
+from tests.support import FFMPEG, delete_topology, free_port, inspect_audio, wait_for
 from video2mp3 import bootstrap, signing
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
 from video2mp3.adapters.bus.rabbitmq import RabbitMQBus
 from video2mp3.auth.app import create_app as auth_app
 from video2mp3.auth.keys import generate
-from video2mp3.converter.ffmpeg import find_ffmpeg
 from video2mp3.domain.events import ConversionProgress, Event
 from video2mp3.ports.bus import DELIVERY_LIMIT
 from video2mp3.settings import load
@@ -208,7 +207,7 @@ def test_the_fifth_failure_fails_the_job_emails_and_dead_letters(
     file's fault, so each delivery fails and is retried; after the fifth the owner is told and
     the request is dead-lettered."""
     ffmpeg = tmp_path / "ffmpeg"
-    ffmpeg.symlink_to(find_ffmpeg())
+    ffmpeg.symlink_to(FFMPEG)
     production.start_converter(ffmpeg=str(ffmpeg))
     ffmpeg.unlink()
     ann = production.user("ann@example.com")

@@ -34,6 +34,7 @@ from video2mp3.settings import Settings, load
 
 SECONDS = 90
 PIECE = 64 * 1024
+TRICKLE, TRICKLE_EVERY = 4 * 1024, 0.1  # 40 KB/s: about 30 s from two thirds to nine tenths
 OWNER = Principal(1, "ann@example.com")
 NOISE = ("-f", "lavfi", "-i", f"anoisesrc=d={SECONDS}:a=0.2")
 PICTURE = ("-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={SECONDS}")
@@ -134,9 +135,9 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
 
 
 class SlowUpload:
-    """An upload of ``data`` in a thread that sends two thirds of it, then waits for ``finish``
-    (or ``fail``: the client goes away). Two thirds are 60 s: ffmpeg reads up to 30 s of a
-    container without a header (MPEG-TS) to find its streams."""
+    """An upload of ``data`` in a thread that sends two thirds of it, then slowly up to nine
+    tenths, then waits for ``finish`` (or ``fail``: the client goes away). Two thirds are 60 s:
+    ffmpeg reads up to 30 s of a container without a header (MPEG-TS) to find its streams."""
 
     def __init__(self, stack: Stack, data: bytes, name: str) -> None:
         self.data, self.held, self.gate = data, threading.Event(), threading.Event()
@@ -154,14 +155,22 @@ class SlowUpload:
             self.error = exc
 
     def _chunks(self) -> Iterator[bytes]:
-        hold_at = len(self.data) * 2 // 3
-        for offset in range(0, len(self.data), PIECE):
-            if offset >= hold_at and not self.gate.is_set():
+        """Two thirds at once, then a trickle (a slow link: an ffmpeg before 7.0 reports its
+        progress only while input arrives), then nothing from nine tenths on until ``finish``."""
+        hold_at, trickle_to = len(self.data) * 2 // 3, len(self.data) * 9 // 10
+        offset = 0
+        while offset < len(self.data):
+            size = PIECE
+            if offset >= hold_at:
                 self.held.set()
-                assert self.gate.wait(120)
+                if offset >= trickle_to:
+                    assert self.gate.wait(120)
+                elif not self.gate.wait(TRICKLE_EVERY):
+                    size = TRICKLE
                 if self.failing:
                     raise ConnectionResetError("the client went away")
-            yield self.data[offset : offset + PIECE]
+            yield self.data[offset : offset + size]
+            offset += size
 
     def finish(self, *, fail: bool = False) -> None:
         self.failing = fail

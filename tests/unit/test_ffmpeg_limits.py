@@ -11,20 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import wait_for
+from tests.support import FFMPEG, wait_for
 from video2mp3.converter.ffmpeg import (
     MEMORY_LIMIT,
     NotStarted,
     armed,
     check_ffmpeg,
-    find_ffmpeg,
     limited,
     run,
     within,
 )
 from video2mp3.errors import SettingsError, Video2mp3Error
-
-FFMPEG = find_ffmpeg()
 
 PARENT = """
 import subprocess, sys, time

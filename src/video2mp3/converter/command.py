@@ -87,10 +87,16 @@ def extract_command(
     ffmpeg: str, src: Path, dst: Path, info: MediaInfo, options: ConversionOptions
 ) -> list[str]:
     """The chosen audio stream, copied as it is (no decoding: fast, and a fraction of the
-    video's size) into a Matroska file, for converters that encode parts of it. The trim is
-    left to them, so that it cuts samples, not packets."""
-    args = hardened_input(ffmpeg, src) + select(info.choose_track(options.track))
-    return [*args, "-c:a", "copy", "-map_metadata", "-1", "-map_chapters", "-1", "-f", "matroska",
+    video's size), for converters that encode parts of it. The trim is left to them, so that it
+    cuts samples, not packets.
+
+    AAC goes into MP4, whose edit list carries the encoder's priming samples in every ffmpeg
+    (5.1's Matroska muxer drops them: its copy decodes to 1024 samples too many); anything else
+    into Matroska, which carries every codec."""
+    stream = info.choose_track(options.track)
+    container = "mp4" if stream.codec == "aac" else "matroska"
+    args = hardened_input(ffmpeg, src) + select(stream)
+    return [*args, "-c:a", "copy", "-map_metadata", "-1", "-map_chapters", "-1", "-f", container,
             str(dst)]  # fmt: skip
 
 

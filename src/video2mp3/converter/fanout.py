@@ -103,7 +103,7 @@ class SegmentEncoder:
 
     def _encode(self, job: str, task: SegmentRequested) -> None:
         with workspace() as tmp:
-            audio = read_blob(self.blobs, audio_blob_id(job), Path(tmp, "audio.mka"))
+            audio = read_blob(self.blobs, audio_blob_id(job), Path(tmp, "audio"))
             part = Path(tmp, "part.mp3")
             self._encode_piece(audio, part, task)
             store_file(self.blobs, part, part_blob_id(job, task.index), part.name, "audio/mpeg")

@@ -40,21 +40,6 @@ ARMING_SECONDS = 5.0  # setpriv arms its kill-with-the-parent within about a mil
 DEADLINE_CHECK_SECONDS = 0.5  # how often a watch looks whether its deadline has moved
 
 
-def find_ffmpeg(configured: str | None = None) -> str:
-    """``configured``, else ffmpeg on PATH, else the static build shipped by imageio-ffmpeg."""
-    if configured:
-        return configured
-    if found := shutil.which("ffmpeg"):
-        return found
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise SettingsError(
-            "VIDEO2MP3_FFMPEG: no ffmpeg on PATH; install ffmpeg or video2mp3[converter]"
-        ) from None
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
-
-
 def hardened_input(
     ffmpeg: str, src: Path | None, *, seek: float | None = None, loglevel: str = "error"
 ) -> list[str]:

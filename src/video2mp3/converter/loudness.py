@@ -30,7 +30,9 @@ class Loudness:
     true_peak: float  # dBTP
 
 
-MEASURE_FILTER = "ebur128=peak=true:framelog=quiet"  # the summary goes to the log, at info level
+# The summary goes to the log at info level; each frame's line at verbose, which is not read
+# (ffmpeg before 6.1 knows no framelog=quiet).
+MEASURE_FILTER = "ebur128=peak=true:framelog=verbose"
 _SUMMARY = re.compile(
     r"Summary:.*?I:\s+(?P<integrated>-?[\d.]+|-inf) LUFS.*?Peak:\s+(?P<peak>-?[\d.]+|-inf) dBFS",
     re.DOTALL,

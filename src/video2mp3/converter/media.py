@@ -69,7 +69,7 @@ class Transcoder:
         self.cores = cores  # LAME encodes on one core: longer inputs are split over these
         self.segment_after = segment_after
         self.fan_out_after = fan_out_after  # longer inputs are spread across converters
-        self._prober = prober or Prober()
+        self._prober = prober or Prober(ffmpeg)
 
     def probe(self, path: Path, *, whole: bool = True) -> MediaInfo:
         """What ``path`` holds, or only its head (``Prober.probe``)."""
@@ -149,8 +149,8 @@ class Transcoder:
         assert seconds is not None
         rate, channels = output_rate(stream, options), output_channels(stream, options)
         bounds = plan(round(seconds * rate), rate, min(slots, MAX_SPREAD))
-        audio = scratch / "audio.mka"
-        try:  # a codec Matroska cannot carry is converted here
+        audio = scratch / "audio"  # MP4 or Matroska (``extract_command``)
+        try:  # a codec the container cannot carry is converted here
             run(extract_command(self.ffmpeg, src.path, audio, info, options),
                 deadline=job.deadline, file_bytes=src.path.stat().st_size)  # fmt: skip
         except MediaError as exc:

@@ -1,8 +1,10 @@
 """Probing untrusted media from the converter: PyAV in a sandbox process, facts or a clear error.
 
-A crafted file that crashes libav, or exceeds a limit or the time, ends the sandbox's child
-(``sandbox``), never the worker, and the job fails ``invalid_media``; a probe that cannot run at
-all (PyAV missing) is the operators' problem, ``probe_failed``.
+A file that crashes libav, or exceeds a limit or the time, ends the sandbox's child
+(``sandbox``), never the worker; the file is then read a second way, by ffmpeg (``report``),
+before anything is said of it: a valid file that trips a bug of PyAV's still converts, and one
+that also crashes ffmpeg fails ``analysis_crashed``. A probe that cannot run at all (PyAV
+missing) is the operators' problem, ``probe_failed``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 import resource
+import subprocess
 from pathlib import Path
+from typing import Any
 
 from video2mp3.converter.facts import MediaInfo
-from video2mp3.converter.ffmpeg import MEMORY_LIMIT
+from video2mp3.converter.ffmpeg import MEMORY_LIMIT, within
 from video2mp3.converter.probe import probe as probe_facts
+from video2mp3.converter.report import report_facts
 from video2mp3.converter.sandbox import Sandbox, SandboxCrashed
 from video2mp3.errors import MediaError, SettingsError, Video2mp3Error
 
@@ -32,9 +37,14 @@ def check_probe() -> None:
 
 class Prober:
     """Probes files with PyAV in a sandbox process (``sandbox``): a crafted file that crashes
-    libav, or exceeds a limit or the time, ends the sandbox's child, never the worker."""
+    libav, or exceeds a limit or the time, ends the sandbox's child, never the worker; ffmpeg
+    reads such a file instead."""
 
-    def __init__(self) -> None:
+    first_way = staticmethod(probe_facts)  # run in the sandbox's child
+
+    def __init__(self, ffmpeg: str) -> None:
+        """``ffmpeg``: the converter's, the second way to read a file."""
+        self._ffmpeg = ffmpeg
         self._sandbox = Sandbox(
             {resource.RLIMIT_AS: MEMORY_LIMIT, resource.RLIMIT_FSIZE: PROBE_FILE_BYTES},
             preload=("av", "video2mp3.converter.probe"),
@@ -50,12 +60,11 @@ class Prober:
         ``MediaError`` (``invalid_media``, ``no_audio``) if unusable."""
         try:
             facts = self._sandbox.run(
-                probe_facts, str(path), whole, timeout=PROBE_TIMEOUT, cpu_seconds=PROBE_TIMEOUT
+                self.first_way, str(path), whole, timeout=PROBE_TIMEOUT, cpu_seconds=PROBE_TIMEOUT
             )
         except SandboxCrashed as exc:  # killed by a signal, a limit or the clock: the file's doing
-            raise MediaError(
-                f"the file could not be analysed ({exc})", code="invalid_media"
-            ) from None
+            log.warning("the probe died on a file: ffmpeg reads it", extra={"why": str(exc)})
+            facts = self._second_way(path)
         except Exception:  # our failure (say, PyAV missing), not the file's
             log.exception("the probe failed")
             raise Video2mp3Error(
@@ -64,6 +73,21 @@ class Prober:
         if "error" in facts:
             raise MediaError(facts["error"]["message"], code=facts["error"]["code"])
         return MediaInfo.from_json(facts)
+
+    def _second_way(self, path: Path) -> dict[str, Any]:
+        """The facts as ffmpeg reports them, when PyAV died on the file."""
+        try:
+            return report_facts(self._ffmpeg, path, within(PROBE_TIMEOUT))
+        except MediaError as exc:
+            if exc.code != "resource_limit":  # ffmpeg said what is wrong with the file
+                raise
+        except (ValueError, OSError, subprocess.SubprocessError) as exc:  # an unknown layout...
+            log.warning("ffmpeg's report of a file could not be read", extra={"why": str(exc)})
+        raise MediaError(
+            "the file could not be analysed: it made both of the converter's readers fail"
+            " (it may be damaged, or made to attack converters)",
+            code="analysis_crashed",
+        )
 
     def close(self) -> None:
         self._sandbox.close()

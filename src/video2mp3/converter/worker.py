@@ -205,13 +205,14 @@ def _check_length(announced: float | None, converted: float, max_seconds: int) -
 
 
 def _throttled(report: Callable[[float], None]) -> Callable[[float], None]:
-    """``report``, called at most once per ``PROGRESS_INTERVAL``."""
-    last = float("-inf")
+    """``report``, called at most once per ``PROGRESS_INTERVAL``, and only with progress past
+    the last told (a job starts at 0: an ffmpeg before 7.0 reports its start as progress)."""
+    last, told = float("-inf"), 0.0
 
     def call(fraction: float) -> None:
-        nonlocal last
-        if time.monotonic() - last >= PROGRESS_INTERVAL:
-            last = time.monotonic()
+        nonlocal last, told
+        if fraction > told and time.monotonic() - last >= PROGRESS_INTERVAL:
+            last, told = time.monotonic(), fraction
             report(fraction)
 
     return call
