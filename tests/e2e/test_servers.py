@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import free_port, wait_for
+from tests.support import free_port, rss, wait_for
 from video2mp3.auth.keys import generate
 
 CLIENT_TIMEOUT = 1  # seconds, so that a stalled client is cut off quickly here
@@ -34,20 +34,7 @@ class Server:
 
     def rss(self) -> int:
         """Resident memory of the server and its worker processes, in bytes."""
-        pids = [self.proc.pid, *_children(self.proc.pid)]
-        return sum(_rss(pid) for pid in pids)
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-def _rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+        return rss(self.proc.pid)
 
 
 @pytest.fixture(params=["dev", "gunicorn"])
