@@ -5,7 +5,10 @@ our app sees them: a request line or headers over their limits (414, 431), a req
 parse (400). Both write HTML for those; here they write the JSON every other error has. Both would
 also wait forever for a client that sends half a request and stalls, holding a thread: a socket
 timeout bounds every read (the request line, the headers and the body alike). Neither says which
-version it is in ``Server``.
+version it is in ``Server``. An answer given before the app read the whole body (a refusal) closes
+the connection after ``linger``, which reads and discards the rest of the body within bounds, as
+nginx's lingering close does: a client that sends its whole body before it reads (Python's
+urllib, Go's net/http) then gets the answer instead of a broken pipe.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import socket
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from gunicorn.http.body import Body, LengthReader
+from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.http.errors import (
     InvalidResponseHeader,
     InvalidResponseHeaderName,
@@ -25,9 +28,13 @@ from gunicorn.http.errors import (
     ParseException,
     UnsupportedTransferCoding,
 )
+from gunicorn.http.message import Request
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 from werkzeug.serving import WSGIRequestHandler
+from werkzeug.wsgi import get_content_length
+
+from video2mp3.lingering import linger
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -35,9 +42,6 @@ if TYPE_CHECKING:
 # Seconds a client may stay silent while it sends its request or reads our answer.
 CLIENT_TIMEOUT = 30
 SERVER_NAME = "video2mp3"
-# What the dev server reads of a body the app left unread (a refused one), and in what pieces.
-DRAIN_BYTES = 1024 * 1024
-DRAIN_PIECE = 64 * 1024
 
 _CODES = {
     400: "bad_request",
@@ -61,13 +65,38 @@ def error_response(status: int, reason: str, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+def _unread(body: Body) -> int | None:
+    """The bytes of ``body`` the app left unread: 0 when it read the whole body, or there is none;
+    ``None`` when how many is unknown (a chunked body it did not read to its end)."""
+    reader = body.reader
+    if isinstance(reader, LengthReader):
+        return int(reader.length)
+    if isinstance(reader, ChunkedReader):
+        return None if reader.parser else 0
+    return 0
+
+
+class _Request(Request):  # type: ignore[misc]
+    """gunicorn's request, whose answer says ``Connection: close`` when it is given before the app
+    read the whole body: the connection then ends with ``linger`` (``Worker.handle_request``)."""
+
+    def should_close(self) -> bool:
+        return _unread(self.body) != 0 or bool(super().should_close())
+
+
 class _TimedConn(TConn):  # type: ignore[misc]
     client_timeout: float = CLIENT_TIMEOUT
+    lingered = False
 
     def init(self) -> None:
         super().init()
         # gunicorn makes the socket blocking, without a timeout, before each request.
         self.sock.settimeout(self.client_timeout)
+
+    def close(self, graceful: bool = False) -> None:
+        # After linger() gunicorn's graceful close would wait for the client once more, up to 2 s,
+        # on the worker's main thread, which serves every connection's events.
+        super().close(graceful and not self.lingered)
 
 
 class _SocketBody(Body):  # type: ignore[misc]
@@ -107,20 +136,29 @@ class _SocketBody(Body):  # type: ignore[misc]
 
 
 class Worker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's threaded worker with a read timeout per client, JSON error answers, and
-    request bodies read with fewer copies (``_SocketBody``).
+    """gunicorn's threaded worker with a read timeout per client, JSON error answers, request
+    bodies read with fewer copies (``_SocketBody``), and a ``linger`` after an answer given before
+    the app read the whole body, in the request's thread; such a connection is never reused.
 
     ``serve`` subclasses it with the configured ``client_timeout``.
     """
 
     client_timeout: float = CLIENT_TIMEOUT
 
-    def handle_request(self, req: Any, conn: TConn) -> Any:
+    def handle_request(self, req: Any, conn: _TimedConn) -> Any:
         reader = req.body.reader
         plain = type(req.body) is Body and type(reader) is LengthReader
         if plain and isinstance(reader.unreader, SocketUnreader):  # nothing read from it yet
             req.body = _SocketBody(reader)
-        return super().handle_request(req, conn)
+        if type(req) is Request:
+            req.__class__ = _Request
+        keepalive = super().handle_request(req, conn)
+        if (rest := _unread(req.body)) == 0:
+            return keepalive
+        held = len(req.unreader.take_buffered())  # received already, as part of the body
+        linger(conn.sock, None if rest is None else max(0, rest - held))
+        conn.lingered = True
+        return False
 
     def enqueue_req(self, conn: TConn) -> None:
         # TConn has no hook of its own for its socket: the subclass adds the timeout.
@@ -152,35 +190,64 @@ class Worker(ThreadWorker):  # type: ignore[misc]
             self.log.debug("could not send the error answer")
 
 
-class _Drain(io.BufferedIOBase):
-    """What werkzeug's server reads after the answer: at most ``budget`` bytes, in small pieces."""
+class _Counted(io.RawIOBase):
+    """The socket's file as the app reads a body of known length from it, counting the bytes."""
 
-    def __init__(self, raw: io.BufferedIOBase, budget: int) -> None:
+    def __init__(self, file: io.BufferedIOBase) -> None:
         super().__init__()
-        self.raw, self.budget = raw, budget
+        self.file, self.count = file, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.file.readinto(buffer)
+        self.count += count
+        return count
+
+
+class _Spent(io.BufferedIOBase):
+    """What werkzeug's server reads after the answer: nothing, as ``linger`` did that."""
+
+    def __init__(self, file: io.BufferedIOBase) -> None:
+        super().__init__()
+        self.file = file
 
     def read(self, size: int | None = -1) -> bytes:
-        wanted = self.budget if size is None or size < 0 else size
-        data = self.raw.read(min(wanted, self.budget, DRAIN_PIECE)) if self.budget else b""
-        self.budget -= len(data)
-        return data
+        return b""
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
 
 
 class DevRequestHandler(WSGIRequestHandler):
     """werkzeug's request handler with a read timeout, JSON errors and no version banner.
 
-    After each answer werkzeug reads whatever body the app left unread, 10 MB per read and up to
-    10 GB, so that the client sees the answer rather than a reset: a refused 300 MB body would
-    flow through memory in 10 MB blocks (its RSS grew by about 80 MB). Here that read stops after
-    ``DRAIN_BYTES``, in pieces of ``DRAIN_PIECE``, and the connection closes.
+    After each answer werkzeug reads whatever the client sends within 10 ms of the last read, 10 MB
+    per read and up to 10 GB: a refused 300 MB body would flow through memory in 10 MB blocks (its
+    RSS grew by about 80 MB), and a client a little slower is reset. Here ``linger`` reads the rest
+    of the body instead, as on gunicorn.
     """
 
     timeout = CLIENT_TIMEOUT  # applied to the socket by StreamRequestHandler.setup
 
     def make_environ(self) -> WSGIEnvironment:
-        environ = super().make_environ()  # the app reads the body from the socket's own file
-        self.rfile = _Drain(self.rfile, DRAIN_BYTES)  # the server, after the app: bounded
+        environ = super().make_environ()
+        self.body = _Counted(self.rfile)
+        if environ["wsgi.input"] is self.rfile:  # not a chunked body, which werkzeug wraps
+            environ["wsgi.input"] = self.body
+        self.rfile = _Spent(self.rfile)  # what werkzeug reads after the answer
         return environ
+
+    def run_wsgi(self) -> None:
+        super().run_wsgi()
+        if self.environ.get("wsgi.input_terminated"):  # chunked: how much is left is unknown
+            rest = None
+        else:
+            rest = max(0, (get_content_length(self.environ) or 0) - self.body.count)
+        if rest != 0:
+            linger(self.connection, rest, self.body.file.readinto1)
 
     def version_string(self) -> str:
         return SERVER_NAME

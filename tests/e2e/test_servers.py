@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import free_port, wait_for
+from tests.support import free_port, rss, wait_for
 from video2mp3.auth.keys import generate
+from video2mp3.lingering import LINGER_BYTES
 
 CLIENT_TIMEOUT = 1  # seconds, so that a stalled client is cut off quickly here
 SIGNUP = {"dev": "/api/v1/users", "gunicorn": "/users"}
@@ -34,20 +35,7 @@ class Server:
 
     def rss(self) -> int:
         """Resident memory of the server and its worker processes, in bytes."""
-        pids = [self.proc.pid, *_children(self.proc.pid)]
-        return sum(_rss(pid) for pid in pids)
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-def _rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+        return rss(self.proc.pid)
 
 
 @pytest.fixture(params=["dev", "gunicorn"])
@@ -155,7 +143,7 @@ def test_a_300_mb_json_body_is_refused_without_growing_memory(server: Server) ->
                 sock.sendall(chunk)
                 sent += len(chunk)
         except OSError:
-            pass  # the server stopped reading the refused body and closed the connection
+            pass  # the server read what it discards of a refused body, and closed the connection
         peak = server.rss()
         reader.join(30)
     after = server.rss()
@@ -167,7 +155,8 @@ def test_a_300_mb_json_body_is_refused_without_growing_memory(server: Server) ->
         f" {sent / 1e6:.0f} MB sent before the server closed"
     )
     assert growth < 64 * 1024 * 1024, mb
-    assert sent < 64 * 1024 * 1024, "the server read the refused body instead of closing"
+    # What the kernel's socket buffers hold on both sides comes on top of what the server read.
+    assert sent < LINGER_BYTES + 32 * 1024 * 1024, "the server read the whole refused body"
 
 
 def test_a_body_is_read_to_its_length_and_the_next_request_is_answered(server: Server) -> None:
