@@ -22,6 +22,8 @@ from video2mp3.converter.report import report_facts
 from video2mp3.domain.events import ConversionFailed
 from video2mp3.errors import MediaError
 
+pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
+
 
 def die(path: str, whole: bool) -> dict[str, Any]:
     """A first way that dies on every file, as PyAV 17.1 to 18.1 do on some (a signal)."""

@@ -32,6 +32,8 @@ from video2mp3.domain.events import (
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import ConversionTimeout, NotPublished, Unavailable
 
+pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
+
 CONVERTIBLE = [name for name, s in SAMPLES.items() if s.audio_seconds]
 
 

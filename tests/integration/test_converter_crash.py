@@ -15,10 +15,13 @@ import sys
 from pathlib import Path
 
 import pymongo
+import pytest
 
 from video2mp3.adapters.blobs.gridfs import GridFSBlobStore
 from video2mp3.converter.exchange import mp3_blob_id
 from video2mp3.domain.events import ConversionRequested, ConversionSucceeded, Event, Owner
+
+pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
 
 CONVERTER = """
 import os, signal, sys

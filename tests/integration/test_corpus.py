@@ -15,6 +15,8 @@ from tests.integration.harness import Harness
 from tests.support import CORPUS, decoded_seconds, inspect_audio
 from video2mp3.domain.events import ConversionFailed, ConversionSucceeded
 
+pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
+
 
 @pytest.mark.parametrize("name", list(CORPUS))
 def test_converts_all_the_audio_there_is(

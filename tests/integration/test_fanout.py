@@ -46,6 +46,8 @@ from video2mp3.ports.blobs import BlobInfo
 from video2mp3.ports.bus import GiveUp, Handler
 from video2mp3.settings import load
 
+pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
+
 SECONDS, RATE = 200, 48000
 
 

@@ -17,6 +17,8 @@ from tests.support import CORPUS, FFMPEG, inspect_audio, loudness
 from video2mp3.domain.events import ConversionFailed
 from video2mp3.domain.options import ConversionOptions
 
+pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
+
 LOCATION = "+48.8584+002.2945/"
 CHAPTERS = """;FFMETADATA1
 title=Trip to Åre ☃

@@ -34,6 +34,8 @@ from video2mp3.converter.segments import (
 from video2mp3.domain.events import ConversionProgress, ConversionSucceeded
 from video2mp3.domain.options import ConversionOptions
 
+pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
+
 RATE = 48000
 
 

@@ -32,6 +32,8 @@ from video2mp3.gateway.service import Gateway
 from video2mp3.gateway.tokens import Principal
 from video2mp3.settings import Settings, load
 
+pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
+
 SECONDS = 90
 PIECE = 64 * 1024
 TRICKLE, TRICKLE_EVERY = 4 * 1024, 0.1  # 40 KB/s: about 30 s from two thirds to nine tenths

@@ -14,6 +14,8 @@ from video2mp3.converter import binary
 from video2mp3.converter.binary import Ffmpeg, choose_ffmpeg
 from video2mp3.errors import SettingsError
 
+pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
+
 
 def fake_ffmpeg(folder: Path, version: str, *, lame: bool = True) -> Path:
     """An executable that answers ``-version``, ``-encoders`` and ``-filters`` as an ffmpeg of
