@@ -35,9 +35,46 @@ class Mutant:
     what: str
     edits: tuple[Edit, ...]
     tests: tuple[str, ...]  # pytest arguments
+    env: tuple[tuple[str, str], ...] = ()  # for its tests, beside the environment's own
+
+
+# Debian 12's ffmpeg: what an option only newer ffmpeg knows breaks (apt-get install ffmpeg).
+DEBIAN_FFMPEG = (("VIDEO2MP3_FFMPEG", "/usr/bin/ffmpeg"),)
 
 
 MUTANTS = (
+    Mutant(
+        "ffmpeg-newer-option",
+        "the loudness pass uses an ebur128 option that ffmpeg before 6.1 rejects",
+        (Edit("src/video2mp3/converter/loudness.py", "framelog=verbose", "framelog=quiet"),),
+        ("tests/integration/test_options.py", "-k", "normalize"),
+        DEBIAN_FFMPEG,
+    ),
+    Mutant(
+        "segments-in-matroska",
+        "AAC is copied for segments into Matroska, whose priming samples ffmpeg 5.1 drops",
+        (
+            Edit(
+                "src/video2mp3/converter/command.py",
+                'container = "mp4" if stream.codec == "aac" else "matroska"',
+                'container = "matroska"',
+            ),
+        ),
+        ("tests/integration/test_fanout.py", "-k", "gapless"),
+        DEBIAN_FFMPEG,
+    ),
+    Mutant(
+        "probe-crash-refuses",
+        "a file the probe's sandbox dies on is refused instead of read by ffmpeg",
+        (
+            Edit(
+                "src/video2mp3/converter/probing.py",
+                "facts = self._second_way(path)",
+                'raise MediaError(f"could not be analysed ({exc})", code="invalid_media")',
+            ),
+        ),
+        ("tests/integration/test_analysis.py", "-k", "dies_on"),
+    ),
     Mutant(
         "upload-buffered",
         "the upload is joined in memory before it is stored",
@@ -203,10 +240,12 @@ MUTANTS = (
 )
 
 
-def pytest_run(copy: Path, args: tuple[str, ...]) -> tuple[int, float, str]:
-    """Run pytest on the copy (its own sources first on the path): exit code, seconds, and the
-    end of its output."""
-    env = {**os.environ, "PYTHONPATH": f"{copy / 'src'}{os.pathsep}{copy}"}
+def pytest_run(
+    copy: Path, args: tuple[str, ...], extra: tuple[tuple[str, str], ...] = ()
+) -> tuple[int, float, str]:
+    """Run pytest on the copy (its own sources first on the path), with ``extra`` in its
+    environment: exit code, seconds, and the end of its output."""
+    env = {**os.environ, **dict(extra), "PYTHONPATH": f"{copy / 'src'}{os.pathsep}{copy}"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *args]
     started = time.monotonic()
     done = subprocess.run(command, cwd=copy, env=env, capture_output=True, check=False)
@@ -243,7 +282,7 @@ def main(names: list[str]) -> int:
             ignore=shutil.ignore_patterns(".venv", ".git", "var", "__pycache__", ".*_cache"),
         )
         for mutant in chosen:
-            code, _, output = pytest_run(copy, mutant.tests)
+            code, _, output = pytest_run(copy, mutant.tests, mutant.env)
             if code != 0:
                 print(f"{mutant.name}: its tests fail unmutated:\n{output}", file=sys.stderr)
                 rows.append((mutant.name, f"ERROR: its tests fail unmutated (exit {code})", 0.0))
@@ -253,7 +292,7 @@ def main(names: list[str]) -> int:
                 rows.append((mutant.name, f"ERROR: {originals}", 0.0))
                 continue
             try:
-                code, seconds, _ = pytest_run(copy, mutant.tests)
+                code, seconds, _ = pytest_run(copy, mutant.tests, mutant.env)
             finally:
                 restore(originals)
             verdict = {0: "SURVIVED", 1: "killed"}.get(code, f"ERROR: pytest exit {code}")

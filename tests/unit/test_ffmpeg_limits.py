@@ -106,3 +106,22 @@ def test_a_child_dies_with_the_thread_that_started_it_however_soon() -> None:
             child.kill()
             child.wait()
     assert [child.returncode for child in children] == [-signal.SIGKILL] * 40
+
+
+@pytest.mark.parametrize(
+    ("script", "code"),
+    [
+        ("kill -SEGV $$", "ffmpeg_crashed"),  # a crash: the file's or the build's doing
+        ("kill -ABRT $$", "ffmpeg_crashed"),
+        ("kill -XFSZ $$", "resource_limit"),  # what the kernel sends past the file size limit
+        ("kill -XCPU $$", "resource_limit"),  # ... and past the CPU time limit
+        ("exit 1", "invalid_media"),  # ffmpeg said the file is not one it can read
+    ],
+)
+def test_how_ffmpeg_ended_says_what_went_wrong(tmp_path: Path, script: str, code: str) -> None:
+    ffmpeg = tmp_path / "ffmpeg"
+    ffmpeg.write_text(f"#!/bin/sh\n{script}\n")
+    ffmpeg.chmod(0o755)
+    with pytest.raises(Video2mp3Error) as failed:
+        run([str(ffmpeg)], deadline=within(10), file_bytes=10**6)
+    assert failed.value.code == code

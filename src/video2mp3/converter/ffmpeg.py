@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -35,6 +36,8 @@ FSIZE_SLACK = 8 * 1024 * 1024
 # How a child tells that it never became ffmpeg: the shell's exit statuses for a command that
 # could not be run or found, and the messages of the tools that set its limits.
 NOT_STARTED = (126, 127)
+# What the kernel kills a child over its limits with: CPU time (soft, then hard), file size.
+LIMIT_SIGNALS = (signal.SIGXCPU, signal.SIGKILL, signal.SIGXFSZ)
 LIMITER_ERRORS = ("setpriv:", "prlimit:")
 ARMING_SECONDS = 5.0  # setpriv arms its kill-with-the-parent within about a millisecond
 DEADLINE_CHECK_SECONDS = 0.5  # how often a watch looks whether its deadline has moved
@@ -121,9 +124,13 @@ def run(
     if timed_out.is_set() and code != 0:
         taken = time.monotonic() - started
         raise ConversionTimeout(f"the conversion took longer than {taken:.0f} s")
-    if code < 0:  # killed by a limit: CPU time, memory or file size
+    if -code in LIMIT_SIGNALS:  # CPU time or file size
         raise MediaError(
             "the conversion needed more CPU, memory or disk than allowed", code="resource_limit"
+        )
+    if code < 0:  # a crash: a damaged or crafted file, or a bug of that ffmpeg build
+        raise MediaError(
+            f"ffmpeg crashed on the file ({signal.Signals(-code).name})", code="ffmpeg_crashed"
         )
     if code in NOT_STARTED or errors.startswith(LIMITER_ERRORS):
         raise NotStarted(errors.strip() or f"exit status {code}")

@@ -79,7 +79,7 @@ class Prober:
         try:
             return report_facts(self._ffmpeg, path, within(PROBE_TIMEOUT))
         except MediaError as exc:
-            if exc.code != "resource_limit":  # ffmpeg said what is wrong with the file
+            if exc.code not in ("resource_limit", "ffmpeg_crashed"):  # ffmpeg said what is wrong
                 raise
         except (ValueError, OSError, subprocess.SubprocessError) as exc:  # an unknown layout...
             log.warning("ffmpeg's report of a file could not be read", extra={"why": str(exc)})
