@@ -286,3 +286,26 @@ def test_the_client_against_the_distributed_system(
     secret = subscribe(cli, base, receiver)
     convert_three(cli, samples, tmp_path)
     check_deliveries(receiver, secret)
+
+
+def test_convert_and_get_create_their_folder_and_its_parents(
+    dev_server: str, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    cli = Cli(tmp_path / "config", dev_server)
+    log_in(cli, dev_server, "folders@example.com")
+    video = samples["h264_aac.mp4"]
+    converted = tmp_path / "out" / "2026" / "march"
+    result = cli("convert", "-o", str(converted), str(video))
+    assert result.returncode == 0, result.stderr
+    assert inspect_audio(converted / "h264_aac.mp3").codec == "mp3"
+    [job] = [json.loads(line) for line in cli("jobs", "--json").stdout.splitlines()]
+    fetched = tmp_path / "again" / "below"
+    result = cli("get", job["id"], "-o", str(fetched))
+    assert (result.returncode, result.stdout.strip()) == (0, str(fetched / "h264_aac.mp3"))
+    assert inspect_audio(fetched / "h264_aac.mp3").codec == "mp3"
+    # A file where the folder should be is a usage error, as before.
+    (tmp_path / "taken").write_bytes(b"")
+    for command in (["convert", str(video)], ["get", job["id"]]):
+        refused = cli(*command, "-o", str(tmp_path / "taken"))
+        assert refused.returncode == 2
+        assert "is not a directory" in refused.stderr

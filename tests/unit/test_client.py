@@ -153,3 +153,15 @@ def test_lines_and_json_say_each_change_once_and_failures_go_to_stderr() -> None
         "job_id": "j1",
         "size": 5,
     }
+
+
+def test_a_download_creates_its_folder_and_its_parents(api: Api, tmp_path: Path) -> None:
+    api.http._transport = _mp3_server([b"ID3"])
+    folder = tmp_path / "music" / "2026" / "march"
+    assert api.download("j1", folder, force=False) == folder / "song.mp3"
+    assert [p.name for p in folder.iterdir()] == ["song.mp3"]
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(ClientError) as refused:
+        api.download("j1", tmp_path / "a-file" / "below", force=False)
+    assert refused.value.code == "no_folder"
+    assert "a-file" in refused.value.message

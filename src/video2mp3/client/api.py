@@ -112,11 +112,14 @@ class Api:
     def download(
         self, job_id: str, directory: Path, *, force: bool, name: str | None = None
     ) -> Path:
-        """Save the job's MP3 in ``directory`` under the server's file name (or ``name``).
+        """Save the job's MP3 in ``directory`` (created with its parents if missing) under the
+        server's file name (or ``name``).
 
         Never overwrites without ``force`` (``exists``); the file appears whole or not at all.
+        ``no_folder`` when ``directory`` cannot be made.
         """
         with self._call("GET", f"/api/v1/jobs/{job_id}/mp3") as response:
+            _make_folder(directory)
             target = directory / safe_name(name or disposition_name(response.headers))
             if target.exists() and not force:
                 raise ClientError("exists", f"{target} exists (use --force to overwrite)")
@@ -176,6 +179,14 @@ def safe_name(name: str) -> str:
     """A name that stays inside the target directory and is not hidden."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1].lstrip(".").strip()
     return name or "audio.mp3"
+
+
+def _make_folder(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or "not a folder"
+        raise ClientError("no_folder", f"cannot make the folder {directory}: {reason}") from None
 
 
 @contextmanager
