@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from video2mp3.client import config
-from video2mp3.client.api import Api, ClientError
+from video2mp3.client.api import Api
 from video2mp3.client.convert import add_option_flags, check_jobs, chosen_options, convert
+from video2mp3.client.errors import ClientError
 
 Handler = Callable[[argparse.Namespace], int]
 
