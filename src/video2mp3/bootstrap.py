@@ -156,6 +156,7 @@ def gateway_app(
         on_queued=on_queued,
         quota_bytes=settings.quota_bytes,
         max_active_jobs=settings.max_active_jobs,
+        active_jobs_retry_seconds=settings.active_jobs_retry_seconds,
         cache_across_owners=settings.cache_across_owners,
         stream_after_bytes=settings.stream_after_bytes,
     )

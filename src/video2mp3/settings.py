@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     keep_mp3s_for: Duration = timedelta(days=7)  # 0 keeps them
     quota_bytes: int = Field(20 * 1024**3, gt=0)
     max_active_jobs: int = Field(20, gt=0)
+    # What an upload past max_active_jobs is told to wait (Retry-After) before it tries again.
+    # Clients also try again as soon as one of their own jobs ends, so this mostly paces a wait
+    # on jobs started elsewhere.
+    active_jobs_retry_seconds: int = Field(10, ge=1, le=3600)
     cache_across_owners: bool = False
     orphan_grace: Duration = timedelta(days=1)
     web_workers: int = Field(2, ge=1, le=64)

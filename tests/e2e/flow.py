@@ -32,6 +32,21 @@ def sign_up(base: str, address: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token.text}"}
 
 
+def fill_up(base: str, user: dict[str, str], long_audio: Path) -> None:
+    """Take two of the user's places for many seconds: the long audio converts (one converter)
+    while its twin (other options, so no cache hit) waits behind it."""
+    for bitrate in ("64", "96"):
+        with long_audio.open("rb") as body:
+            created = requests.post(
+                f"{base}/api/v1/jobs",
+                headers=user,
+                data={"bitrate": bitrate},
+                files={"file": (long_audio.name, body)},
+                timeout=60,
+            )
+        assert created.status_code == 202, created.text
+
+
 def run_journey(base: str, samples: dict[str, Path], inbox: Inbox, tmp: Path) -> None:
     user = sign_up(base, "ann@example.com")
     mallory = sign_up(base, "mallory@example.com")

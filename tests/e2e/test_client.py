@@ -20,7 +20,7 @@ import requests
 from standardwebhooks import Webhook as Verifier
 
 from tests.contract.test_mail import Inbox
-from tests.e2e.flow import sign_up
+from tests.e2e.flow import fill_up, sign_up
 from tests.e2e.test_distributed import Services, system  # noqa: F401 - a fixture
 from tests.support import (
     LONG,
@@ -286,3 +286,108 @@ def test_the_client_against_the_distributed_system(
     secret = subscribe(cli, base, receiver)
     convert_three(cli, samples, tmp_path)
     check_deliveries(receiver, secret)
+
+
+def test_convert_and_get_create_their_folder_and_its_parents(
+    dev_server: str, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    cli = Cli(tmp_path / "config", dev_server)
+    log_in(cli, dev_server, "folders@example.com")
+    video = samples["h264_aac.mp4"]
+    converted = tmp_path / "out" / "2026" / "march"
+    result = cli("convert", "-o", str(converted), str(video))
+    assert result.returncode == 0, result.stderr
+    assert inspect_audio(converted / "h264_aac.mp3").codec == "mp3"
+    [job] = [json.loads(line) for line in cli("jobs", "--json").stdout.splitlines()]
+    fetched = tmp_path / "again" / "below"
+    result = cli("get", job["id"], "-o", str(fetched))
+    assert (result.returncode, result.stdout.strip()) == (0, str(fetched / "h264_aac.mp3"))
+    assert inspect_audio(fetched / "h264_aac.mp3").codec == "mp3"
+    # A file where the folder should be is a usage error, as before.
+    (tmp_path / "taken").write_bytes(b"")
+    for command in (["convert", str(video)], ["get", job["id"]]):
+        refused = cli(*command, "-o", str(tmp_path / "taken"))
+        assert refused.returncode == 2
+        assert "is not a directory" in refused.stderr
+
+
+@pytest.fixture
+def two_at_once(tmp_path: Path) -> Iterator[str]:
+    """A dev stack that takes two active jobs per user and asks for a second's wait past that."""
+    settings = {"VIDEO2MP3_MAX_ACTIVE_JOBS": "2", "VIDEO2MP3_ACTIVE_JOBS_RETRY_SECONDS": "1"}
+    with dev_stack(tmp_path / "var", tmp_path / "dev.log", **settings) as base:
+        yield base
+
+
+def test_convert_waits_its_turn_past_the_limit_of_active_jobs(
+    two_at_once: str, samples: dict[str, Path], media_dir: Path, tmp_path: Path
+) -> None:
+    base = two_at_once
+    cli = Cli(tmp_path / "config", base)
+    log_in(cli, base, "patient@example.com")
+    token = json.loads((cli.home / "video2mp3" / "config.json").read_text())["token"]
+    fill_up(base, {"Authorization": f"Bearer {token}"}, make_sample(LONG, media_dir))
+    videos = [samples[name] for name in VIDEOS]
+
+    # Ctrl-C while it waits: exit 130 at once, nothing left behind.
+    folder = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "video2mp3.cli", "convert", "-o", str(folder), str(videos[0])],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    while "waiting: " not in (line := proc.stdout.readline()):
+        assert line, proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert not folder.exists()
+
+    # Three commands at once, five files for two places: every one waits its turn and converts.
+    def convert(mode: str, *files: Path) -> subprocess.Popen[str]:
+        flags = ["--json"] if mode == "json" else []
+        return subprocess.Popen(
+            [sys.executable, "-m", "video2mp3.cli", "convert", *flags,
+             "-o", str(tmp_path / mode), *map(str, files)],
+            env=cli.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+
+    lines, jsonl = convert("lines", *videos), convert("json", *videos)
+    code, screen = cli.in_terminal(
+        "convert", "-o", str(tmp_path / "bars"), str(videos[0]), cwd=tmp_path
+    )
+    assert code == 0, screen
+    assert f"{videos[0]}: waiting: " in screen
+    assert "(too_many_jobs); trying again within 1 s" in screen
+    out, err = lines.communicate(timeout=120)
+    assert (lines.returncode, err) == (0, ""), out
+    for video in videos:
+        words = [
+            line.removeprefix(f"{video}: ").split(" ")[0]
+            for line in out.splitlines()
+            if line.startswith(f"{video}: ")
+        ]
+        before = words[: words.index("queued")]  # uploading and waiting, in either order
+        assert before, words
+        assert set(before) <= {"uploading", "waiting:"}, words
+        assert words[-1] == "saved", words
+    assert any("you have 2 jobs waiting or converting" in line for line in out.splitlines()), out
+    out, err = jsonl.communicate(timeout=120)
+    assert (jsonl.returncode, err) == (0, ""), out
+    events = [json.loads(line) for line in out.splitlines()]
+    waits = [e for e in events if e["event"] == "waiting"]
+    assert waits, events
+    assert all(e["code"] == "too_many_jobs" and e["retry_in"] <= 1 for e in waits)
+    assert sorted(e["file"] for e in events if e["event"] == "saved") == sorted(map(str, videos))
+    for mode in ("lines", "json", "bars"):
+        for mp3 in (tmp_path / mode).iterdir():
+            assert inspect_audio(mp3).codec == "mp3"
+    assert (
+        len(list((tmp_path / "lines").iterdir())) == len(list((tmp_path / "json").iterdir())) == 2
+    )

@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from tests.e2e.browser import chromium
-from tests.support import SAMPLES, dev_stack, inspect_audio, wait_for
+from tests.e2e.flow import fill_up
+from tests.support import LONG, SAMPLES, dev_stack, inspect_audio, make_sample, wait_for
 
 PASSWORD = "pw-123456"
 RANK = {"uploading": 0, "queued": 1, "processing": 2, "succeeded": 3, "failed": 3}
@@ -211,3 +212,86 @@ def test_a_page_without_a_stream_polls(samples: dict[str, Path], tmp_path: Path)
         expect(job.get_by_role("link", name="Download")).to_be_visible()
         assert refused
         assert set(refused) == {503}
+
+
+# Records every status word and line of words each card shows, however briefly.
+WATCH_WORDS = """() => {
+  window.said = {};
+  new MutationObserver(() => {
+    for (const li of document.querySelectorAll('#jobs > li')) {
+      const name = li.querySelector('.name').textContent;
+      const now = [li.querySelector('.status').textContent, li.querySelector('.meta').textContent];
+      const seen = (window.said[name] ??= []);
+      if (String(seen.at(-1)) !== String(now)) seen.push(now);
+    }
+  }).observe(document.querySelector('#jobs'), {subtree: true, childList: true,
+                                              attributes: true, characterData: true});
+}"""
+FULL = "Waiting — 2 of your videos are already converting; this one starts when one finishes"
+
+
+def test_videos_past_the_limit_wait_their_turn(
+    samples: dict[str, Path], media_dir: Path, tmp_path: Path
+) -> None:
+    """More videos than a person may convert at once: those past the limit wait and say why, a
+    busy server (503) is waited for too, and every one converts; none is lost."""
+    from playwright.sync_api import Route, expect
+
+    long_audio = make_sample(LONG, media_dir)
+    settings = {"VIDEO2MP3_MAX_ACTIVE_JOBS": "2", "VIDEO2MP3_ACTIVE_JOBS_RETRY_SECONDS": "1"}
+    with (
+        dev_stack(tmp_path / "var", tmp_path / "dev.log", **settings) as site,
+        chromium() as browser,
+    ):
+        page = browser.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: m.type in ("error", "warning") and problems.append(m.text))
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(site)
+        page.get_by_label("Email").fill("dee@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign up").click()
+        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        token = requests.post(f"{site}/login", auth=("dee@example.com", PASSWORD), timeout=10)
+        fill_up(site, {"Authorization": f"Bearer {token.text}"}, long_audio)
+
+        # The first upload meets a busy proxy in front of the server; the others, a full place.
+        busy: list[str] = []
+
+        def busy_once(route: Route) -> None:
+            if route.request.method != "POST" or busy:
+                route.fallback()
+                return
+            busy.append(route.request.url)
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "1"},
+                json={"error": {"code": "unavailable", "message": "the server is busy"}},
+            )
+
+        page.route("**/api/v1/jobs", busy_once)
+        page.evaluate(WATCH_WORDS)
+        names = ["h264_aac.mp4", "vp9_opus.webm", "surround_5_1.mkv"]
+        page.get_by_label("Videos").set_input_files([samples[name] for name in names])
+        jobs = page.get_by_role("list", name="Jobs")
+        expect(jobs.get_by_text(FULL).first).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("status")).to_contain_text("already converting")
+        for name in names:
+            card = jobs.get_by_role("listitem").filter(has_text=name)
+            expect(card.get_by_text("succeeded", exact=True)).to_be_visible(timeout=90_000)
+        expect(jobs.get_by_role("listitem")).to_have_count(5)  # and the two that held the places
+        said = page.evaluate("window.said")
+        assert busy
+        for name in names:
+            assert "failed" not in [s for s, _ in said[name]], said[name]
+            assert any(s == "waiting" and w for s, w in said[name]), said[name]
+        everything = [w for name in names for _, w in said[name]]
+        assert FULL in everything
+        assert any(w.startswith("Waiting — the server is busy") for w in everything), said
+        # The same video again is converted already: ready at once (201), not a failure.
+        page.get_by_label("Videos").set_input_files(samples[names[0]])
+        again = jobs.get_by_role("listitem").filter(has_text=names[0])
+        expect(again.get_by_text("succeeded", exact=True)).to_have_count(2)
+        expect(again.get_by_text("failed", exact=True)).to_have_count(0)
+        refusals = re.compile(r"Failed to load resource: .* status of (429|503)\b")
+        assert [p for p in problems if not refusals.match(p)] == [], problems

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from video2mp3.client import config
-from video2mp3.client.api import Api, ClientError, disposition_name, safe_name
+from video2mp3.client.api import Api, disposition_name, safe_name
 from video2mp3.client.convert import add_option_flags, chosen_options
+from video2mp3.client.errors import ClientError
 from video2mp3.client.progress import JsonLines, Lines
 from video2mp3.domain.options import describe
 
@@ -152,4 +153,53 @@ def test_lines_and_json_say_each_change_once_and_failures_go_to_stderr() -> None
         "path": "a.mp3",
         "job_id": "j1",
         "size": 5,
+    }
+
+
+def test_a_download_creates_its_folder_and_its_parents(api: Api, tmp_path: Path) -> None:
+    api.http._transport = _mp3_server([b"ID3"])
+    folder = tmp_path / "music" / "2026" / "march"
+    assert api.download("j1", folder, force=False) == folder / "song.mp3"
+    assert [p.name for p in folder.iterdir()] == ["song.mp3"]
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(ClientError) as refused:
+        api.download("j1", tmp_path / "a-file" / "below", force=False)
+    assert refused.value.code == "no_folder"
+    assert "a-file" in refused.value.message
+
+
+def test_lines_and_json_say_when_a_file_waits_and_why_once() -> None:
+    full = "you have 2 jobs waiting or converting, the most allowed"
+    out, err = io.StringIO(), io.StringIO()
+    lines = Lines(out, err)
+    lines.uploading("a.mp4", 0, 10)
+    lines.waiting("a.mp4", "too_many_jobs", full, 10)
+    lines.uploading("a.mp4", 0, 10)  # tried again: still waiting, nothing new to say
+    lines.waiting("a.mp4", "too_many_jobs", full, 10)
+    lines.waiting("a.mp4", "unavailable", "the server is busy", 3)
+    lines.uploading("a.mp4", 0, 10)
+    lines.queued("a.mp4", "j1")
+    assert out.getvalue().splitlines() == [
+        "a.mp4: uploading 10 bytes",
+        f"a.mp4: waiting: {full} (too_many_jobs); trying again within 10 s",
+        "a.mp4: waiting: the server is busy (unavailable); trying again within 3 s",
+        "a.mp4: queued as job j1",
+    ]
+    assert err.getvalue() == ""
+
+    out, err = io.StringIO(), io.StringIO()
+    jsonl = JsonLines(out, err)
+    jsonl.uploading("a.mp4", 0, 10)
+    jsonl.waiting("a.mp4", "too_many_jobs", full, 9.5)
+    jsonl.uploading("a.mp4", 0, 10)
+    jsonl.waiting("a.mp4", "too_many_jobs", full, 9.5)
+    jsonl.queued("a.mp4", "j1")
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["uploading", "waiting", "queued"]
+    assert events[1] == {
+        "event": "waiting",
+        "file": "a.mp4",
+        "code": "too_many_jobs",
+        "message": full,
+        "retry_in": 9.5,
     }

@@ -1,10 +1,11 @@
 """A small client of the gateway's public HTTP API (``/login``, ``/api/v1/jobs``...).
 
 Every failure becomes a ``ClientError`` with the server's stable code and message, or one of the
-client's own codes (``unreachable``, ``exists``, ``not_found``, ``cancelled``), so that commands
-print one clear line instead of a traceback. Uploads are streamed from the file with a progress
-callback; downloads are written to a temporary file beside the target and renamed into place, so
-no half-written MP3 is ever visible under its name.
+client's own codes (``unreachable``, ``exists``, ``no_folder``, ``cancelled``), so that commands
+print one clear line instead of a traceback; a 429 or a 503 carries how long the server asked to
+wait (``retry.retry_after``), which ``retry.Admission`` honours. Uploads are streamed from the
+file with a progress callback; downloads are written to a temporary file beside the target and
+renamed into place, so no half-written MP3 is ever visible under its name.
 """
 
 from __future__ import annotations
@@ -20,23 +21,13 @@ from typing import IO, Any
 
 import httpx
 
+from video2mp3.client.errors import Cancelled, ClientError
+from video2mp3.client.retry import retry_after
+
 Progress = Callable[[int, int], None]  # bytes done, bytes in all
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 CHUNK = 1024 * 1024
-
-
-class ClientError(Exception):
-    """A request failed: ``code`` is stable (the server's, or one of the client's own)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class Cancelled(ClientError):
-    def __init__(self) -> None:
-        super().__init__("cancelled", "interrupted")
+LATER = (429, 503)  # statuses that mean "try again after Retry-After"
 
 
 class _CountedFile:
@@ -112,11 +103,14 @@ class Api:
     def download(
         self, job_id: str, directory: Path, *, force: bool, name: str | None = None
     ) -> Path:
-        """Save the job's MP3 in ``directory`` under the server's file name (or ``name``).
+        """Save the job's MP3 in ``directory`` (created with its parents if missing) under the
+        server's file name (or ``name``).
 
         Never overwrites without ``force`` (``exists``); the file appears whole or not at all.
+        ``no_folder`` when ``directory`` cannot be made.
         """
         with self._call("GET", f"/api/v1/jobs/{job_id}/mp3") as response:
+            _make_folder(directory)
             target = directory / safe_name(name or disposition_name(response.headers))
             if target.exists() and not force:
                 raise ClientError("exists", f"{target} exists (use --force to overwrite)")
@@ -162,7 +156,10 @@ def _error(response: httpx.Response) -> ClientError:
         code, message = f"http_{response.status_code}", response.reason_phrase
     if response.status_code == 401 and response.request.url.path != "/login":
         message = "your login has expired or is not valid: log in again with 'video2mp3 login'"
-    return ClientError(code, message)
+    wait = None
+    if response.status_code in LATER:
+        wait = retry_after(response.headers.get("Retry-After"))
+    return ClientError(code, message, status=response.status_code, retry_after=wait)
 
 
 def disposition_name(headers: httpx.Headers) -> str:
@@ -176,6 +173,14 @@ def safe_name(name: str) -> str:
     """A name that stays inside the target directory and is not hidden."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1].lstrip(".").strip()
     return name or "audio.mp3"
+
+
+def _make_folder(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or "not a folder"
+        raise ClientError("no_folder", f"cannot make the folder {directory}: {reason}") from None
 
 
 @contextmanager

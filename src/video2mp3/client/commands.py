@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from video2mp3.client import config
-from video2mp3.client.api import Api, ClientError
+from video2mp3.client.api import Api
 from video2mp3.client.convert import add_option_flags, check_jobs, chosen_options, convert
+from video2mp3.client.errors import ClientError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -39,7 +40,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     command("logout", "forget the stored token", logout)
     convert_cmd = command("convert", "convert videos to MP3s on the server", _convert)
     convert_cmd.add_argument("files", nargs="+", metavar="FILE")
-    convert_cmd.add_argument("-o", "--output", type=Path, help="save the MP3s here")
+    convert_cmd.add_argument(
+        "-o", "--output", type=Path, help="save the MP3s here (created if missing)"
+    )
     convert_cmd.add_argument("--jobs", type=check_jobs, default=2, help="files at once (default 2)")
     convert_cmd.add_argument("--force", action="store_true", help="overwrite existing MP3s")
     convert_cmd.add_argument("--json", action="store_true", help="one JSON object per event")
@@ -48,7 +51,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     jobs_cmd.add_argument("--json", action="store_true", help="one JSON object per job")
     get_cmd = command("get", "download a job's MP3", get)
     get_cmd.add_argument("id")
-    get_cmd.add_argument("-o", "--output", type=Path, default=Path("."), help="save it here")
+    get_cmd.add_argument(
+        "-o", "--output", type=Path, default=Path("."), help="save it here (created if missing)"
+    )
     get_cmd.add_argument("--force", action="store_true", help="overwrite an existing file")
     rm_cmd = command("rm", "delete a job and its files", rm)
     rm_cmd.add_argument("id")
@@ -104,13 +109,20 @@ def logout(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     options = chosen_options(args, args.parser)
-    if args.output is not None and not args.output.is_dir():
-        args.parser.error(f"{args.output} is not a directory")
+    if args.output is not None:
+        _check_folder(args)
     api = _session(args)
     try:
         return convert(api, args, options)
     finally:
         api.close()
+
+
+def _check_folder(args: argparse.Namespace) -> None:
+    """A usage error when ``-o`` names something that is not a folder; a missing folder is
+    created (with its parents) when the first MP3 is saved in it."""
+    if args.output.exists() and not args.output.is_dir():
+        args.parser.error(f"{args.output} is not a directory")
 
 
 def jobs(args: argparse.Namespace) -> int:
@@ -138,8 +150,7 @@ def jobs(args: argparse.Namespace) -> int:
 
 
 def get(args: argparse.Namespace) -> int:
-    if not args.output.is_dir():
-        args.parser.error(f"{args.output} is not a directory")
+    _check_folder(args)
     api = _session(args)
     try:
         path = api.download(args.id, args.output, force=args.force)

@@ -95,6 +95,7 @@ def index() -> Response | str:
         "index.html",
         options=option_fields(describe()),
         signup_enabled=current_app.config["SIGNUP_ENABLED"],
+        max_active_jobs=gateway().max_active_jobs,
     )
 
 

@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE = 100
 MAX_OFFSET = 10**9
-RETRY_AFTER = 30  # seconds a user over the active-jobs limit is asked to wait
 CACHE = Counter("video2mp3_cache_lookups_total", "Conversion cache lookups", ["result"])
 
 
@@ -72,6 +71,7 @@ class Gateway:
     on_queued: Callable[[], None] = lambda: None  # wakes the outbox relay
     quota_bytes: int = 2**62  # per user: stored videos and MP3s
     max_active_jobs: int = 2**31  # per user: queued or processing
+    active_jobs_retry_seconds: int = 10  # Retry-After when max_active_jobs are active
     cache_across_owners: bool = False  # a hit may reuse another user's MP3
     stream_after_bytes: int = 0  # queue a conversion during its upload after this much (0: never)
 
@@ -200,7 +200,7 @@ class Gateway:
             raise TooManyJobs(
                 f"you have {active} jobs waiting or converting, the most allowed;"
                 " upload again when one has finished",
-                retry_after=RETRY_AFTER,
+                retry_after=self.active_jobs_retry_seconds,
             )
         if stored + size > self.quota_bytes:
             raise _over_quota(self.quota_bytes, stored)

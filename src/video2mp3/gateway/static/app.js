@@ -3,11 +3,18 @@
 // is an HttpOnly cookie this script never sees, and every change carries the CSRF token that
 // /session hands out. Live updates come from one Server-Sent Events stream; when the server has no
 // room for another stream the page polls the first page of jobs once a second instead.
+// Dropped videos wait in the page and go a few at a time. When the server cannot take one yet
+// (429: as many of the person's jobs are converting as allowed; 503: busy), every video not sent
+// waits until its Retry-After is over, or until one of the person's jobs ends; then one goes
+// first, and the rest follow once the server has taken it: the policy of the command-line client
+// (client/retry.py), so a full server sees one try per wait, not one per video.
 
 import { duration, problem, size, when } from "./format.js";
 
 const PAGE = 20;
-const RANK = { uploading: 0, queued: 1, processing: 2, succeeded: 3, failed: 3 };
+const RANK = { waiting: 0, uploading: 0, queued: 1, processing: 2, succeeded: 3, failed: 3 };
+const UPLOADS_AT_ONCE = 3; // more would queue in the browser, where they could not be held back
+const WAIT = { least: 1, most: 300, unsaid: 10 }; // seconds, as the command-line client's
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const list = $("#jobs");
@@ -18,6 +25,9 @@ let stream = null;
 let pollTimer = null;
 let uploading = 0;
 let loaded = 0; // jobs of the history loaded from the server, for "Show older"
+const waiting = []; // videos not sent yet, first dropped first: { file, fields, li, job }
+let hold = null; // while the server refuses uploads: { status, until, timer }
+let probing = false; // one upload is finding out whether the hold is over
 
 // --- the server -------------------------------------------------------------------------------
 
@@ -55,7 +65,7 @@ function isOlder(job, than) {
 function render(li, job) {
   if (isOlder(job, li.job)) return; // a stale answer never undoes a newer one
   li.job = job;
-  const working = !(job.status in { succeeded: 1, failed: 1 });
+  const working = !(job.status in { succeeded: 1, failed: 1, waiting: 1 });
   const percent = Math.round((job.status === "uploading" ? job.sent : job.progress) * 100);
   $(".name", li).textContent = job.filename;
   const status = $(".status", li);
@@ -89,6 +99,8 @@ function render(li, job) {
 
 function meta(job, percent) {
   switch (job.status) {
+    case "waiting":
+      return job.why;
     case "uploading":
       return `Uploading: ${size(job.loaded)} of ${size(job.total)} (${percent}%)`;
     case "queued":
@@ -114,9 +126,11 @@ function place(job, where) {
 
 function update(job) {
   const li = items.get(job.id);
+  const was = li?.job;
   if (li) render(li, job);
   else if (uploading) early.set(job.id, job); // maybe ours: its upload has not answered yet
   else place(job, "top");
+  if (was && RANK[was.status] < 3 && RANK[job.status] === 3) placeFreed();
 }
 
 async function remove(li) {
@@ -149,14 +163,87 @@ function options() {
   return fields;
 }
 
-function upload(file) {
-  const li = newItem();
-  list.prepend(li);
+function uploadAll(files) {
+  const fields = options(); // as they are now, for every video of this drop
+  for (const file of files) {
+    const li = newItem();
+    list.prepend(li);
+    const job = { id: "", status: "uploading", filename: file.name, sent: 0, loaded: 0, total: file.size };
+    waiting.push({ file, fields, li, job });
+  }
   showEmpty();
-  const job = { id: "", status: "uploading", filename: file.name, sent: 0, loaded: 0, total: file.size };
+  sendWaiting();
+  waiting.forEach(showWaiting);
+}
+
+function sendWaiting() {
+  while (waiting.length && uploading < UPLOADS_AT_ONCE) {
+    if (!hold) {
+      send(waiting.shift(), false);
+      continue;
+    }
+    const left = hold.until - Date.now();
+    if (probing) return; // its answer calls again
+    if (left > 0) {
+      clearTimeout(hold.timer);
+      hold.timer = setTimeout(sendWaiting, left);
+      return;
+    }
+    probing = true;
+    send(waiting.shift(), true);
+  }
+}
+
+function showWaiting(entry) {
+  const { li, job } = entry;
+  li.job = null;
+  render(li, { ...job, status: "waiting", why: waitingWords() });
+}
+
+function waitingWords() {
+  if (hold?.status === 429) {
+    const most = Number($("#app").dataset.maxActiveJobs);
+    const videos = most === 1 ? "1 of your videos is" : `${most} of your videos are`;
+    return `Waiting — ${videos} already converting; this one starts when one finishes`;
+  }
+  if (hold) return "Waiting — the server is busy; this one tries again in a moment";
+  return "Waiting for the uploads before it";
+}
+
+function holdUploads(status, seconds) {
+  clearTimeout(hold?.timer);
+  const news = hold?.status !== status; // said once, not at every try
+  hold = { status, until: Date.now() + seconds * 1000, timer: null };
+  sendWaiting(); // only sets the timer
+  waiting.forEach(showWaiting);
+  if (!news) return;
+  const count = waiting.length === 1 ? "1 video waits" : `${waiting.length} videos wait`;
+  const most = Number($("#app").dataset.maxActiveJobs);
+  const why = status === 429 ? `${most} of yours are already converting` : "the server is busy";
+  $("#announce").textContent = `${count} to start: ${why}`;
+}
+
+function placeFreed() {
+  if (hold?.status !== 429) return; // a busy server is not freed by a job that ends
+  clearTimeout(hold.timer);
+  hold.until = Date.now();
+  sendWaiting();
+}
+
+function retryAfter(xhr) {
+  const value = (xhr.getResponseHeader("Retry-After") || "").trim();
+  let seconds = WAIT.unsaid;
+  if (/^\d+$/.test(value)) seconds = Number(value);
+  else if (/GMT$/.test(value) && !Number.isNaN(Date.parse(value))) seconds = (Date.parse(value) - Date.now()) / 1000;
+  return Math.min(Math.max(seconds, WAIT.least), WAIT.most);
+}
+
+function send(entry, probe) {
+  const { file, fields, li, job } = entry;
+  li.job = null;
   render(li, job);
   const form = new FormData();
-  for (const [name, value] of options()) form.append(name, value);
+  for (const [name, value] of fields) form.append(name, value);
   form.append("file", file, file.name); // fields first: the server reads them before the file
   const xhr = new XMLHttpRequest(); // fetch cannot report upload progress
   xhr.upload.addEventListener("progress", (event) => {
@@ -165,7 +252,15 @@ function upload(file) {
   });
   xhr.addEventListener("loadend", () => {
     uploading -= 1;
-    if (xhr.status === 202) {
+    if (probe) probing = false;
+    if ((xhr.status === 429 || xhr.status === 503) && csrf) {
+      waiting.unshift(entry); // first in line again, with the others held behind it
+      holdUploads(xhr.status, retryAfter(xhr));
+    } else if (xhr.status === 201 || xhr.status === 202) {
+      if (probe) {
+        clearTimeout(hold?.timer);
+        hold = null; // there was room: the others may go
+      }
       const answer = JSON.parse(xhr.responseText);
       li.dataset.id = answer.id;
       items.set(answer.id, li);
@@ -184,6 +279,8 @@ function upload(file) {
       for (const other of early.values()) place(other, "top");
       early.clear();
     }
+    sendWaiting();
+    waiting.forEach(showWaiting);
   });
   uploading += 1;
   xhr.open("POST", "/api/v1/jobs");
@@ -197,10 +294,6 @@ function uploadError(xhr) {
   } catch {
     return { code: "upload_failed", message: xhr.status ? `the server answered ${xhr.status}` : "the connection broke" };
   }
-}
-
-function uploadAll(files) {
-  for (const file of files) upload(file);
 }
 
 // --- the history and live updates -----------------------------------------------------------
@@ -249,6 +342,10 @@ function connect() {
 
 function showWelcome() {
   csrf = "";
+  waiting.length = 0;
+  clearTimeout(hold?.timer);
+  hold = null;
+  probing = false;
   stream?.close();
   stream = null;
   clearInterval(pollTimer);
