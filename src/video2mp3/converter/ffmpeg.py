@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
