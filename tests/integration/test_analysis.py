@@ -68,7 +68,8 @@ def comparable(facts: dict[str, Any]) -> dict[str, Any]:
         "format": facts["format"],
         "duration": round(facts["duration"] or 0, 1),
         "audio": [
-            {**a, "duration": None, "language": a["language"] or None} for a in facts["audio"]
+            {**a, "duration": None, "layout": None, "language": a["language"] or None}
+            for a in facts["audio"]
         ],
         "video": facts["video"],
         "title": facts["title"],

@@ -23,11 +23,11 @@ from video2mp3.converter.ffmpeg import (
 )
 from video2mp3.errors import SettingsError, Video2mp3Error
 
+pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
+
 PARENT = """
 import subprocess, sys, time
 from video2mp3.converter.ffmpeg import armed, limited
-
-pytestmark = pytest.mark.media  # run again with the pinned ffmpeg (make test)
 child = subprocess.Popen(limited(["sleep", "60"], cpu_seconds=10, file_bytes=10**6), text=True)
 armed(child)
 print(child.pid, flush=True)

@@ -26,6 +26,7 @@ class AudioStream:
     language: str | None = None
     default: bool = False
     duration: float | None = None  # as the container's index announces it, when it does
+    layout: str | None = None  # as ffmpeg describes it: "stereo", "8 channels (FL+FR+...)"
 
 
 @dataclass(frozen=True)

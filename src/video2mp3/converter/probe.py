@@ -61,6 +61,7 @@ def _audio(stream: Any) -> dict[str, Any]:
         "index": stream.index,
         "codec": ctx.codec.canonical_name,
         "channels": ctx.channels,
+        "layout": ctx.layout.name,
         "sample_rate": ctx.sample_rate,
         "language": stream.language,
         "default": bool(stream.disposition & stream.disposition.default),

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import functools
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from video2mp3.converter.channels import channel_count
 from video2mp3.converter.ffmpeg import hardened_input, run
 from video2mp3.converter.probe import MAX_CHAPTERS
 
@@ -34,7 +34,6 @@ _STREAM = re.compile(
 _CHAPTER = re.compile(r"^    Chapter #0:\d+: start (?P<start>-?[\d.]+), end (?P<end>-?[\d.]+)")
 _TAG = re.compile(r"^(?P<indent> +)(?P<key>\S[^:]*?) *: (?P<value>.*)")
 _AUDIO = re.compile(r"^(?P<codec>[\w-]+).*?, (?P<rate>\d+) Hz, (?P<layout>[^,]+)")
-_AMBISONIC = re.compile(r"ambisonic (?P<order>\d+)(?:\+(?P<extra>.+))?")
 
 
 def report_facts(ffmpeg: str, path: Path, deadline: Callable[[], float]) -> dict[str, Any]:
@@ -91,6 +90,7 @@ def _stream(facts: dict[str, Any], match: re.Match[str], channels: Callable[[str
             "index": index,
             "codec": audio["codec"],
             "channels": channels(audio["layout"].strip()),
+            "layout": audio["layout"].strip(),
             "sample_rate": int(audio["rate"]),
             "language": match["language"],
             "default": "(default)" in rest,
@@ -110,29 +110,3 @@ def _input_lines(report: str) -> list[str]:
         elif lines and line.startswith(" "):
             lines.append(line)
     return lines
-
-
-def channel_count(ffmpeg: str, layout: str) -> int:
-    """Channels in a layout as ffmpeg prints it: ``stereo``, ``5.1(side)``, ``8 channels``,
-    ``8 channels (FL+FR+...)``, ``ambisonic 1``; ``ValueError`` for one it does not know."""
-    if (words := layout.split())[0].isdigit() and words[1:2] == ["channels"]:
-        return int(words[0])
-    if match := _AMBISONIC.fullmatch(layout):
-        extra = match["extra"]
-        return (int(match["order"]) + 1) ** 2 + (_layouts(ffmpeg).get(extra, 0) if extra else 0)
-    if (count := _layouts(ffmpeg).get(layout)) is None:
-        raise ValueError(f"unknown channel layout {layout!r}")
-    return count
-
-
-@functools.cache
-def _layouts(ffmpeg: str) -> dict[str, int]:
-    """The standard layouts this ffmpeg knows (``-layouts``), with their channel counts."""
-    listing = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-layouts"], capture_output=True,
-                             text=True, timeout=30, check=True).stdout  # fmt: skip
-    _, _, standard = listing.partition("Standard channel layouts:")
-    counts = {}
-    for line in standard.splitlines():
-        if len(words := line.split()) == 2 and words[0] != "NAME":
-            counts[words[0]] = words[1].count("+") + 1
-    return counts
