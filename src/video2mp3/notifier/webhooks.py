@@ -39,7 +39,7 @@ from video2mp3.domain.webhooks import (
 from video2mp3.ports.bus import Bus
 from video2mp3.ports.deliveries import Delivery, DeliverySchedule
 from video2mp3.ports.mail import Mailer
-from video2mp3.ssrf import Refused, UrlGuard
+from video2mp3.ssrf import InvalidUrl, Refused, UrlGuard
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ class Sender:
     def send(self, delivery: Delivery) -> Attempt:
         try:
             destination = self.guard.check(delivery.target.url)
-        except Refused as exc:
+        except (InvalidUrl, Refused) as exc:
             return Attempt(False, None, f"refused: {exc.message}")
-        url = httpx.URL(destination.url)
+        url = destination.url  # as parsed when the URL was checked: the same parse decides
         now = datetime.now(UTC)
         msg_id = f"msg_{delivery.event_id}"  # the same for every attempt
         headers = {

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from video2mp3.adapters.sql.engine import ping, translated
 from video2mp3.domain.jobs import utcnow
-from video2mp3.domain.webhooks import WebhookTarget
+from video2mp3.domain.webhooks import MAX_URL, WebhookTarget
 from video2mp3.ports.deliveries import Busy, Claim, Delivery, webhook_channel
 
 # Longer than a send takes in practice (each SMTP step gives up after 30 s, a webhook call after
@@ -50,7 +50,7 @@ deliveries = sa.Table(
     sa.Column("last_status", sa.Integer),
     sa.Column("last_excerpt", sa.Text),
     # What a scheduled delivery sends (webhooks); NULL for an email, composed from its event.
-    sa.Column("url", sa.String(2048)),
+    sa.Column("url", sa.String(MAX_URL)),
     sa.Column("secret", sa.String(100)),
     sa.Column("owner_email", sa.String(254)),
     sa.Column("body", sa.Text),

@@ -9,6 +9,7 @@ from sqlalchemy.dialects import mysql
 
 from video2mp3.domain.jobs import Status
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.webhooks import MAX_URL
 
 # Microseconds on MySQL too: the newest-first order and the stalled-job cutoff depend on them.
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
@@ -84,7 +85,7 @@ webhooks = sa.Table(
     metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("owner_id", sa.Integer, nullable=False, index=True),
-    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("url", sa.String(MAX_URL), nullable=False),
     sa.Column("events", sa.String(200), nullable=False),  # comma-separated
     sa.Column("secret", sa.String(100), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
