@@ -128,7 +128,10 @@ class WebhookDeliverer:
         self.wake = threading.Event()
 
     def schedule(self, event: Event) -> None:
-        """Schedule ``event`` for each endpoint it names (idempotent), and wake the sender."""
+        """Schedule ``event`` for each endpoint it names (idempotent), and wake the sender.
+
+        One endpoint that cannot be scheduled keeps none of the others from it: the first such
+        error is raised after them all, so that the event is retried."""
         data = event.data
         if not isinstance(data, JobFinished) or not data.webhooks:
             return
@@ -146,11 +149,21 @@ class WebhookDeliverer:
                 download_url=link,
             )
         )
+        failure: Exception | None = None
         for target in data.webhooks:
-            self.deliveries.schedule(
-                Delivery(event.event_id, target, data.owner.email, body, 0, utcnow())
-            )
+            try:
+                self.deliveries.schedule(
+                    Delivery(event.event_id, target, data.owner.email, body, 0, utcnow())
+                )
+            except Unavailable:
+                raise
+            except Exception as exc:
+                extra = {"event_id": event.event_id, "webhook_id": target.id}
+                log.exception("could not schedule a webhook delivery", extra=extra)
+                failure = failure or exc
         self.wake.set()
+        if failure is not None:
+            raise failure
 
     def deliver_due(self) -> bool:
         """Attempt every delivery that is due; whether there were any.
