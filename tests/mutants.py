@@ -237,6 +237,37 @@ MUTANTS = (
         ),
         ("tests/integration/test_production_adapters.py", "-k", "fifth"),
     ),
+    Mutant(
+        "webhook-error-escapes",
+        "an error sending one webhook delivery escapes it, uncounted",
+        (
+            Edit(
+                "src/video2mp3/notifier/webhooks.py",
+                "            result = self.sender.send(delivery)\n"
+                "        except Exception as exc:\n",
+                "            result = self.sender.send(delivery)\n"
+                "        except InvalidUrl as exc:\n",
+            ),
+        ),
+        ("tests/integration/test_webhook_failures.py", "-k", "raises"),
+    ),
+    Mutant(
+        "webhook-bad-url-retried",
+        "a URL that can never be sent to is retried for 27 hours, its endpoint left enabled",
+        (
+            Edit(
+                "src/video2mp3/notifier/webhooks.py",
+                "last = result.final or tries >= len(RETRY_DELAYS)",
+                "last = tries >= len(RETRY_DELAYS)",
+            ),
+            Edit(
+                "src/video2mp3/notifier/webhooks.py",
+                "result.final or utcnow() - failing_since",
+                "utcnow() - failing_since",
+            ),
+        ),
+        ("tests/integration/test_webhook_failures.py", "-k", "cannot_be_delivered"),
+    ),
 )
 
 

@@ -1,5 +1,11 @@
 """Which URLs the service may call on a user's behalf (webhooks): public addresses only.
 
+``parse_url`` decides whether a text is a URL a webhook can be delivered to at all, and returns
+the very value a delivery sends to: registration and delivery call it both, so nothing can be
+registered that fails to parse when it is sent to (``InvalidUrl``, a 422 ``invalid_request``).
+It is strict: no control, line, format or space character anywhere (``%20`` for a space), http
+or https only, a host and no credentials, a port from 1 to 65535, at most ``MAX_URL`` characters.
+
 A user-given URL could aim the notifier at the cloud's metadata service, at the broker's or the
 database's port, or at anything else on the private network (server-side request forgery). So a
 URL must be http(s), its name is resolved and every address it resolves to must be public,
@@ -12,11 +18,15 @@ its answers meanwhile (DNS rebinding) cannot slip through.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+import httpx
+
+from video2mp3.domain.webhooks import MAX_URL
 from video2mp3.errors import InvalidRequest
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -24,10 +34,63 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 
+class InvalidUrl(InvalidRequest):
+    """Not a URL a webhook can be delivered to, wherever it points; the message says why."""
+
+
 class Refused(InvalidRequest):
     """A webhook URL the service will not call; the message says why."""
 
     code = "webhook_url_refused"
+
+
+_CHARACTERS = {"\t": "a tab", "\n": "a line break", "\r": "a carriage return"}
+_KINDS = {
+    "Zs": "a space",
+    "Zl": "a line break",
+    "Zp": "a line break",
+    "Cc": "a control character",
+    "Cf": "an invisible character",
+}
+_AUTHORITY = re.compile(r"[^:]*://([^/?#]*)")
+
+
+def parse_url(text: object) -> httpx.URL:
+    """``text`` as the URL a webhook delivery sends to; ``InvalidUrl`` naming what is wrong."""
+    if not isinstance(text, str) or not text:
+        raise InvalidUrl("url must be an http(s) URL, as text")
+    if len(text) > MAX_URL:
+        raise InvalidUrl(f"the URL is {len(text)} characters long; at most {MAX_URL} are allowed")
+    for position, char in enumerate(text, 1):
+        kind = unicodedata.category(char)
+        if kind[0] in "CZ":
+            name = _CHARACTERS.get(char) or _KINDS.get(kind, "a character that cannot be shown")
+            hint = " (in a path or query, write a space as %20)" if kind == "Zs" else ""
+            raise InvalidUrl(
+                f"the URL contains {name} (U+{ord(char):04X}) at character {position}:"
+                f" remove it{hint}"
+            )
+    if not text.lower().startswith(("http://", "https://")):
+        raise InvalidUrl("the URL must start with http:// or https://")
+    authority = _AUTHORITY.match(text)
+    host_port = authority.group(1).rpartition("@")[2] if authority else ""
+    colon, port = host_port.rpartition("]")[2].rpartition(":")[1:]
+    if colon and not (re.fullmatch(r"[0-9]{1,5}", port) and 0 < int(port) < 65536):
+        raise InvalidUrl("the URL's port must be a number from 1 to 65535")
+    try:
+        url = httpx.URL(text)
+        # Both forms of the name, as a delivery uses them: these fail for a name that IDNA
+        # cannot encode or decode.
+        host, _ = url.host, url.raw_host.decode("ascii")
+    except UnicodeError as exc:
+        raise InvalidUrl(f"the URL's host is not a valid host name ({exc})") from None
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise InvalidUrl(f"the URL cannot be read: {exc}") from None
+    if not host:
+        raise InvalidUrl("the URL has no host")
+    if url.userinfo:
+        raise InvalidUrl("put no credentials in the URL; check the signature instead")
+    return url
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
@@ -51,11 +114,15 @@ def resolve(host: str, port: int) -> list[str]:
 class Destination:
     """A checked URL and the addresses that may be connected to for it."""
 
-    url: str
-    scheme: str
-    host: str
+    text: str  # as registered
+    url: httpx.URL  # as sent to
+    host: str  # as resolved, connected to and named to TLS (IDNA: ASCII)
     port: int
     addresses: tuple[str, ...]
+
+    @property
+    def scheme(self) -> str:
+        return self.url.scheme
 
 
 def _kind(ip: Address) -> str | None:
@@ -78,34 +145,27 @@ class UrlGuard:
         self.allowed = tuple(allowed)
         self.resolver = resolver
 
-    def check(self, url: str) -> Destination:
-        """The destination of ``url``, or ``Refused`` saying why it may not be called."""
-        parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https"):
-            raise Refused("the URL must start with http:// or https://")
-        if not parts.hostname:
-            raise Refused("the URL has no host")
-        if parts.username is not None or parts.password is not None:
-            raise Refused("put no credentials in the URL; check the signature instead")
+    def check(self, text: object) -> Destination:
+        """The destination of a URL; ``InvalidUrl`` if it is not one a webhook can be delivered
+        to, ``Refused`` if it may not be called: either says why."""
+        url = parse_url(text)
+        host = url.raw_host.decode("ascii")
+        port = url.port or (443 if url.scheme == "https" else 80)
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise Refused("the URL's port is not a number from 1 to 65535") from None
-        try:
-            found = self.resolver(parts.hostname, port)
+            found = self.resolver(host, port)
         except (OSError, UnicodeError) as exc:
-            raise Refused(f"{parts.hostname} does not resolve ({exc})") from None
+            raise Refused(f"{host} does not resolve ({exc})") from None
         if not found:
-            raise Refused(f"{parts.hostname} does not resolve")
-        for text in found:
-            ip = ipaddress.ip_address(text.split("%", 1)[0])
+            raise Refused(f"{host} does not resolve")
+        for address in found:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
             if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
                 ip = ip.ipv4_mapped
             kind = _kind(ip)
             if kind and not any(ip in network for network in self.allowed):
                 raise Refused(
-                    f"{parts.hostname} resolves to {ip}, a {kind} address; only public"
+                    f"{host} resolves to {ip}, a {kind} address; only public"
                     " addresses are called (an operator may allow networks with"
                     " VIDEO2MP3_WEBHOOK_ALLOWED_NETWORKS)"
                 )
-        return Destination(url.strip(), parts.scheme, parts.hostname, port, tuple(found))
+        return Destination(str(text), url, host, port, tuple(found))

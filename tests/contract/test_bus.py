@@ -157,7 +157,13 @@ class BusContract:
             b"\x00garbage",
             b'{"type": "conversion.progress", "job_id": "j", "event_id": "e",'
             b' "occurred_at": "t", "data": null}',
+            # Bodies whose decoding fails past the usual errors (an overflow, the recursion
+            # limit): never settled, they held a consumer's prefetch slot for good.
+            b'{"type": "conversion.progress", "job_id": "j", "event_id": "e",'
+            b' "occurred_at": "t", "version": Infinity, "data": {"progress": 0.5}}',
+            b"[" * 100_000 + b"]" * 100_000,
         ],
+        ids=["garbage", "null data", "infinite version", "nested too deep"],
     )
     def test_an_invalid_body_is_dead_lettered_and_the_consumer_goes_on(
         self, bus: Bus, body: bytes

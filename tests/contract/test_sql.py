@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 
 from video2mp3 import migrations
 from video2mp3.adapters.sql import deliveries as delivery_module
+from video2mp3.adapters.sql import jobs as jobs_module
 from video2mp3.adapters.sql.deliveries import SQLDeliveryLog as DeliveryLog
 from video2mp3.adapters.sql.deliveries import metadata as deliveries_metadata
 from video2mp3.adapters.sql.engine import create_engine, ping
@@ -30,7 +31,7 @@ from video2mp3.domain.events import (
     Owner,
 )
 from video2mp3.domain.jobs import Job, Status, iso, utcnow
-from video2mp3.errors import Conflict, Unavailable
+from video2mp3.errors import Conflict, NotPublished, Unavailable
 from video2mp3.ports.deliveries import Busy, Claim
 
 
@@ -141,6 +142,34 @@ class SQLContract:
         assert jobs.outbox_depth() == 2  # the published one is gone, the others wait
         assert jobs.relay_outbox(sent.append) == 2
         assert [Event.from_json(b).data.filename for b in sent] == ["a", "b", "c"]  # type: ignore[union-attr]
+
+    def test_an_event_that_cannot_be_published_waits_and_the_others_go(
+        self, jobs: JobRepository, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for name in "abcd":
+            jobs.add(*new_job(name=name))
+        refused: dict[str, Exception] = {
+            "a": NotPublished("no queue is bound to conversion.requested"),
+            "b": KeyError("a bug"),
+        }
+        tried, sent = [], []
+
+        def picky(body: str) -> None:
+            name = Event.from_json(body).data.filename  # type: ignore[union-attr]
+            tried.append(name)
+            if name in refused:
+                raise refused[name]
+            sent.append(name)
+
+        assert jobs.relay_outbox(picky, batch=2) == 0  # a whole batch that cannot go...
+        assert jobs.relay_outbox(picky, batch=2) == 2  # ...holds up none after it
+        assert jobs.relay_outbox(picky, batch=2) == 0
+        assert (tried, jobs.outbox_depth()) == (["a", "b", "c", "d"], 2)  # set aside a while
+        later = utcnow() + jobs_module.SET_ASIDE + timedelta(seconds=1)
+        monkeypatch.setattr(jobs_module, "utcnow", lambda: later)
+        refused.clear()
+        assert jobs.relay_outbox(picky, batch=2) == 2
+        assert (sent, jobs.outbox_depth()) == (["c", "d", "a", "b"], 0)
 
     def test_list_is_newest_first_and_paginated(self, jobs: JobRepository) -> None:
         made = []

@@ -125,6 +125,37 @@ class WebhookContract:
         schedule.schedule(Delivery("e3", target, "a@example.com", "{}", 0, utcnow()))
         assert schedule.record("e3", "webhook:wh_2") is None  # nothing new for a disabled one
 
+    def test_a_row_that_cannot_be_read_is_given_up_and_the_others_are_due(
+        self, schedule: SQLDeliveryLog
+    ) -> None:
+        target = WebhookTarget("wh_4", "https://a.example/h", "whsec_x")
+        schedule.schedule(Delivery("e1", target, "a@example.com", "{}", 0, utcnow()))
+        earlier = utcnow() - timedelta(minutes=1)
+        with schedule.engine.begin() as conn:  # first in line, and its URL is missing
+            conn.execute(
+                deliveries_module.deliveries.insert().values(
+                    event_id="e0",
+                    channel="webhook:wh_5",
+                    created_at=earlier,
+                    next_attempt_at=earlier,
+                    attempts=0,
+                    secret="whsec_x",
+                    owner_email="a@example.com",
+                    body="{}",
+                )
+            )
+        [due] = schedule.due(utcnow())
+        assert (due.event_id, due.target) == ("e1", target)
+        given_up = schedule.record("e0", "webhook:wh_5")
+        assert given_up is not None
+        assert (given_up.attempts, given_up.next_attempt_at, given_up.sent_at) == (1, None, None)
+        assert (
+            given_up.last_excerpt
+            == "not sent: its record cannot be read (its url is None, not text)"
+        )
+        [again] = schedule.due(utcnow() + LEASE + timedelta(seconds=1))  # the readable one only
+        assert again.event_id == "e1"
+
     def test_emails_and_webhook_calls_share_one_record(
         self, schedule: SQLDeliveryLog, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -81,6 +81,12 @@ def test_unknown_fields_are_ignored_at_every_level() -> None:
         b' "filename": "f"}}',
         b'{"type": "conversion.progress", "job_id": "j", "event_id": "e", "occurred_at": "t",'
         b' "data": [1]}',
+        b'{"type": "conversion.progress", "job_id": "j", "event_id": "e", "occurred_at": "t",'
+        b' "version": Infinity, "data": {"progress": 0.5}}',
+        b'{"type": "segment.requested", "job_id": "j", "event_id": "e", "occurred_at": "t",'
+        b' "data": {"index": 0, "bounds": [0, 1], "rate": 1, "channels": 1, "filename": "f",'
+        b' "owner": {"id": 1, "email": "a"}, "options": [1]}}',
+        b"[" * 100_000 + b"]" * 100_000,
     ],
 )
 def test_garbage_is_an_invalid_event(raw: bytes) -> None:

@@ -1,5 +1,6 @@
 """The notifier's emails: success carries job id, MP3 file id and links; failure the reason; one
-email per event whatever the redeliveries."""
+email per event whatever the redeliveries; one endpoint that cannot be scheduled holds up neither
+the email nor the other endpoints."""
 
 import re
 from email.message import EmailMessage
@@ -8,12 +9,17 @@ from pathlib import Path
 import pytest
 
 from video2mp3 import migrations
+from video2mp3.adapters.bus.inprocess import InProcessBus
 from video2mp3.adapters.sql.deliveries import SQLDeliveryLog as DeliveryLog
 from video2mp3.adapters.sql.engine import create_engine
 from video2mp3.domain.events import ConversionSucceeded, Event, JobFinished, Owner
+from video2mp3.domain.webhooks import WebhookTarget
 from video2mp3.errors import Unavailable
+from video2mp3.notifier.webhooks import Sender, WebhookDeliverer
 from video2mp3.notifier.worker import Notifier
+from video2mp3.ports.deliveries import EMAIL, Delivery, webhook_channel
 from video2mp3.signing import DownloadLinks, SecretRing, generate
+from video2mp3.ssrf import UrlGuard
 
 OWNER = Owner(3, "ann@example.com")
 DONE = JobFinished("succeeded", OWNER, "talk.mp4", "fid-1", 2_000_000, 61.5)
@@ -45,6 +51,15 @@ class ForgetfulDeliveryLog(DeliveryLog):
             self.lost -= 1
             raise Unavailable("database: gone")
         super().mark_sent(event_id, channel)
+
+
+class PickyDeliveryLog(DeliveryLog):
+    """Cannot schedule a delivery to one endpoint (a value its columns cannot hold, say)."""
+
+    def schedule(self, delivery: Delivery) -> None:
+        if delivery.target.id == "wh_bad":
+            raise ValueError("Data too long for column 'secret'")
+        super().schedule(delivery)
 
 
 @pytest.fixture
@@ -186,3 +201,28 @@ def test_a_file_name_with_line_separators_still_makes_a_sendable_email(
     assert mail["Bcc"] is None
     wire = mail.as_bytes()
     assert b"\nBcc" not in wire
+
+
+def test_an_endpoint_that_cannot_be_scheduled_holds_up_nothing_else(
+    log_path: str, links: DownloadLinks
+) -> None:
+    schedule = PickyDeliveryLog(create_engine(log_path))
+    mailer = RecordingMailer()
+    settings = {"mail_from": "v2m <no@v2m.example>", "public_url": "https://v2m.example/"}
+    webhooks = WebhookDeliverer(schedule, Sender(UrlGuard()), mailer, InProcessBus(), **settings)
+    service = Notifier(mailer, links, schedule, webhooks=webhooks, **settings)
+    bad, good = (
+        WebhookTarget(i, "https://hooks.example/", "whsec_QUJD") for i in ("wh_bad", "wh_ok")
+    )
+    event = Event(
+        "job-9", JobFinished("succeeded", OWNER, "a.mp4", "f", 1, 1.0, webhooks=(bad, good))
+    )
+    for _ in range(2):  # the bus redelivers it, up to its limit: nothing done is done twice
+        with pytest.raises(ValueError, match="Data too long"):
+            service.handle(event)
+    assert len(mailer.sent) == 1
+    assert schedule.record(event.event_id, EMAIL) is not None
+    scheduled = schedule.record(event.event_id, webhook_channel("wh_ok"))
+    assert scheduled is not None
+    assert scheduled.attempts == 0
+    assert schedule.record(event.event_id, webhook_channel("wh_bad")) is None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from video2mp3.ssrf import Refused, UrlGuard, parse_networks
+from video2mp3.domain.webhooks import MAX_URL
+from video2mp3.ssrf import InvalidUrl, Refused, UrlGuard, parse_networks, parse_url
 
 
 def resolving(*addresses: str) -> UrlGuard:
@@ -66,14 +67,58 @@ def test_an_operator_can_allow_networks() -> None:
     [
         ("file:///etc/passwd", "http:// or https://"),
         ("gopher://x/", "http:// or https://"),
+        ("javascript:alert(1)", "http:// or https://"),
+        ("hooks.example/in", "http:// or https://"),
         ("http:///path", "no host"),
         ("http://u:p@hooks.example/", "no credentials"),
-        ("http://hooks.example:99999/", "port"),
+        ("http://evil\\@hooks.example/", "no credentials"),
+        ("http://hooks.example:99999/", "port must be a number from 1 to 65535"),
+        ("http://hooks.example:65536/", "port must be a number from 1 to 65535"),
+        ("http://hooks.example:0/", "port must be a number from 1 to 65535"),
+        ("http://hooks.example:+80/", "port must be a number from 1 to 65535"),
+        ("http://hooks.example:/in", "port must be a number from 1 to 65535"),
+        ("http://hooks.example:8o/", "port must be a number from 1 to 65535"),
+        ("http://93.184.216.34/\r\nX: y", "a carriage return (U+000D) at character 22"),
+        ("http://hooks.example/a\nb", "a line break (U+000A) at character 23"),
+        ("http://hooks.example/a\tb", "a tab (U+0009) at character 23"),
+        ("http://hooks.example/a b", "a space (U+0020) at character 23"),
+        (" http://hooks.example/", "a space (U+0020) at character 1"),
+        ("http://hooks.example/\n", "a line break (U+000A) at character 22"),
+        ("http://hooks.example/\x00", "a control character (U+0000)"),
+        ("http://hooks.example/\x7f", "a control character (U+007F)"),
+        ("http://hooks.example/\x85", "a control character (U+0085)"),
+        ("http://hooks.example/\u00a0", "a space (U+00A0)"),
+        ("http://hooks.example/\u2028", "a line break (U+2028)"),
+        ("http://hooks.example/\u202e", "an invisible character (U+202E)"),
+        ("http://xn--zz.example/", "not a valid host name"),
+        ("http://[::1/", "cannot be read"),
+        ("http://" + "a" * MAX_URL + ".example/", f"at most {MAX_URL}"),
+        ("", "an http(s) URL"),
+        (None, "an http(s) URL"),
+        (["http://hooks.example/"], "an http(s) URL"),
     ],
 )
-def test_malformed_urls_are_refused(url: str, why: str) -> None:
-    with pytest.raises(Refused, match=why):
+def test_urls_that_cannot_be_delivered_to_are_invalid(url: object, why: str) -> None:
+    with pytest.raises(InvalidUrl) as invalid:
         resolving("93.184.215.14").check(url)
+    assert invalid.value.code == "invalid_request"  # not a refusal: no address is involved
+    assert not isinstance(invalid.value, Refused)
+    assert why in invalid.value.message
+
+
+def test_what_is_checked_is_what_a_delivery_sends_to() -> None:
+    """One parse decides and delivers: the destination carries the URL the request is made to,
+    with the name in the form that is resolved, connected to and sent as the TLS server name."""
+    seen: list[tuple[str, int]] = []
+    guard = UrlGuard(resolver=lambda host, port: seen.append((host, port)) or ["93.184.215.14"])
+    destination = guard.check("https://bü.example:8443/in/é?x=1#top")
+    assert seen == [("xn--b-eha.example", 8443)]
+    assert destination.host == "xn--b-eha.example"
+    assert destination.text == "https://bü.example:8443/in/é?x=1#top"  # as registered
+    assert destination.url == parse_url(destination.text)
+    assert destination.url.raw_path == b"/in/%C3%A9?x=1"
+    longest = "https://hooks.example/" + "a" * (MAX_URL - len("https://hooks.example/"))
+    assert resolving("93.184.215.14").check(longest).text == longest
 
 
 def test_a_name_that_does_not_resolve_is_refused() -> None:

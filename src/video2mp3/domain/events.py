@@ -189,10 +189,13 @@ class Event:
                 occurred_at=str(body["occurred_at"]),
                 version=int(body.get("version", VERSION)),
             )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidEvent(f"not a video2mp3 event: {exc!r}") from None
         except InvalidRequest as exc:
             raise InvalidEvent(f"not a video2mp3 event: {exc.message}") from None
+        # Anything else decoding a body raises (ValueError, KeyError, TypeError, and past them an
+        # overflow or the recursion limit) means the same: a consumer dead-letters it at once,
+        # whereas an error escaping the bus's decoding would leave the message never settled.
+        except Exception as exc:
+            raise InvalidEvent(f"not a video2mp3 event: {exc!r}") from None
 
 
 def _encode(value: object) -> object:

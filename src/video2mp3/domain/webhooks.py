@@ -18,6 +18,7 @@ from typing import Any
 
 EVENTS = ("job.succeeded", "job.failed")
 MAX_PER_USER = 5
+MAX_URL = 2048  # characters of an endpoint's URL: the size of the columns that hold it
 # The pauses before each retry: the schedule Standard Webhooks' reference implementation uses.
 RETRY_DELAYS = tuple(timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 36000))
 DISABLE_AFTER = timedelta(days=3)  # an endpoint failing this long is disabled

@@ -5,7 +5,9 @@ collector.
 ``gateway-worker`` service (``video2mp3 serve gateway-worker``), or a thread each in ``video2mp3
 dev``. Never inside the web workers: gunicorn forks several, and each would relay, track and sweep
 again. Every loop survives errors: an outage or a bug in one step is logged and retried with
-backoff, never the end of the loop. Several gateway workers may run at once (the relay and the
+backoff, never the end of the loop; and within a step, one item that fails (a blob that cannot
+be deleted, a chore of the sweep, an event the relay cannot publish) is logged and left for a
+later pass while the others go on. Several gateway workers may run at once (the relay and the
 sweep claim rows with SKIP LOCKED; tracking is idempotent; deleting a blob twice is harmless).
 
 The sweep fails stalled jobs, deletes videos whose keeping time is over (woken as soon as a job
@@ -18,12 +20,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
 
 from video2mp3.domain.events import ConversionSucceeded, Event, WebhookDisabled
 from video2mp3.domain.jobs import utcnow
+from video2mp3.errors import Unavailable
 from video2mp3.gateway.service import delete_blobs
 from video2mp3.ports.blobs import BlobStore
 from video2mp3.ports.bus import Bus
@@ -32,6 +37,7 @@ from video2mp3.ports.webhooks import WebhookRepository
 from video2mp3.worker import Loop, repeat
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The relay polls the outbox this often when it is idle: web processes do not wake it (they run
 # elsewhere), so this bounds the delay between an upload and its request reaching a converter.
@@ -105,23 +111,48 @@ class Background:
 
     def sweep(self) -> bool:
         """One batch of each chore; ``True`` while a batch was full (there may be more)."""
+        more = False
+        for chore in (self._fail_stalled, self._release_videos, self._expire, self._measure):
+            try:
+                more = chore() or more
+            except Unavailable:
+                raise
+            except Exception:
+                log.exception("the sweep's %s failed; its other chores go on", chore.__name__)
+        return more
+
+    def _fail_stalled(self) -> bool:
         stalled = self.jobs.fail_stalled(utcnow() - self.stalled_after)
         if stalled:
             log.warning("failed %d stalled jobs", len(stalled), extra={"job_ids": stalled})
             self.wake_relay()
-        now = utcnow()
-        videos = self.jobs.release_videos(now, BATCH)
-        for fid in videos:
-            self.blobs.delete(fid)
-        expired = self.jobs.expire(now, BATCH)
-        delete_blobs(self.jobs, self.blobs, expired)
-        EXPIRED.labels("video").inc(len(videos))
+        return False
+
+    def _release_videos(self) -> bool:
+        videos = self.jobs.release_videos(utcnow(), BATCH)
+        # No job holds these any more: one left behind is the collector's.
+        deleted = _each(videos, self.blobs.delete, "deleting a video whose keeping time is over")
+        EXPIRED.labels("video").inc(deleted)
+        if videos:
+            log.info("deleted %d of %d videos whose keeping time is over", deleted, len(videos))
+        return len(videos) == BATCH
+
+    def _expire(self) -> bool:
+        expired = {job.id: job for job in self.jobs.expire(utcnow(), BATCH)}
+        _each(
+            expired,
+            lambda job_id: delete_blobs(self.jobs, self.blobs, [expired[job_id]]),
+            "deleting the blobs of an expired job",
+        )
         EXPIRED.labels("job").inc(len(expired))
-        if videos or expired:
-            log.info("deleted %d videos and %d expired jobs", len(videos), len(expired))
+        if expired:
+            log.info("deleted %d expired jobs", len(expired))
+        return len(expired) == BATCH
+
+    def _measure(self) -> bool:
         for kind, size in self.jobs.stored_bytes().items():
             STORED.labels(kind).set(size)
-        return len(videos) == BATCH or len(expired) == BATCH
+        return False
 
     def collect(self) -> bool:
         """Delete the blobs older than the grace period that no job references."""
@@ -129,12 +160,14 @@ class Background:
         collected = 0
         for start in range(0, len(old), 500):
             batch = old[start : start + 500]
-            for fid in set(batch) - self.jobs.referenced(batch):
-                log.info("deleting a blob no job holds", extra={"blob_id": fid})
-                self.blobs.delete(fid)
-                collected += 1
+            orphans = sorted(set(batch) - self.jobs.referenced(batch))
+            collected += _each(orphans, self._delete_orphan, "deleting a blob no job holds")
         ORPHANS.inc(collected)
         return False
+
+    def _delete_orphan(self, blob_id: str) -> None:
+        log.info("deleting a blob no job holds", extra={"blob_id": blob_id})
+        self.blobs.delete(blob_id)
 
     def _track(self, event: Event) -> None:
         if isinstance(event.data, WebhookDisabled):
@@ -145,3 +178,19 @@ class Background:
 
     def wake_relay(self) -> None:
         self._relay_wake.set()
+
+
+def _each(items: Iterable[T], action: Callable[[T], object], what: str) -> int:
+    """Do ``action`` to each item; how many it was done to. An item it fails for is logged and
+    left for a later pass, and the others go on; an outage (``Unavailable``) ends it."""
+    done = 0
+    for item in items:
+        try:
+            action(item)
+        except Unavailable:
+            raise
+        except Exception:
+            log.exception("%s failed for %s; left for later", what, item)
+        else:
+            done += 1
+    return done

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from video2mp3.domain.options import describe
-from video2mp3.domain.webhooks import EVENTS
+from video2mp3.domain.webhooks import EVENTS, MAX_URL
 from video2mp3.gateway.service import MAX_OFFSET, MAX_PAGE
 
 bp = Blueprint("openapi", __name__)
@@ -222,9 +222,10 @@ SPEC: dict[str, Any] = {
         "/api/v1/webhooks": {
             "post": {
                 "summary": "Register an endpoint for job.succeeded/job.failed (Standard Webhooks)",
-                "description": "The URL must resolve to public addresses only; the signing"
-                " secret is in this answer only. 422 webhook_url_refused says why a URL is not"
-                " accepted; 409 past the limit per user.",
+                "description": "An http(s) URL without spaces or control characters (else 422"
+                " invalid_request, naming the problem) that resolves to public addresses only"
+                " (else 422 webhook_url_refused, saying why); the signing secret is in this"
+                " answer only. 409 past the limit per user.",
                 "security": _BEARER,
                 "requestBody": {
                     "required": True,
@@ -334,7 +335,7 @@ SPEC: dict[str, Any] = {
                 "type": "object",
                 "required": ["url"],
                 "properties": {
-                    "url": {"type": "string", "format": "uri", "maxLength": 2048},
+                    "url": {"type": "string", "format": "uri", "maxLength": MAX_URL},
                     "events": {
                         "type": "array",
                         "items": {"enum": list(EVENTS)},

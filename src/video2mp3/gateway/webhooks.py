@@ -1,5 +1,6 @@
-"""The webhook use cases, free of HTTP: register an endpoint (its URL checked against SSRF, its
-secret made here and shown once), list and delete a user's endpoints."""
+"""The webhook use cases, free of HTTP: register an endpoint (its URL parsed as a delivery will
+parse it and checked against SSRF, its secret made here and shown once), list and delete a user's
+endpoints."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from video2mp3.gateway.tokens import Principal
 from video2mp3.ports.webhooks import WebhookRepository
 from video2mp3.ssrf import UrlGuard
 
-MAX_URL = 2048
-
 
 @dataclass
 class Webhooks:
@@ -22,13 +21,12 @@ class Webhooks:
     guard: UrlGuard
 
     def register(self, owner: Principal, url: object, events: object = None) -> Webhook:
-        """A new endpoint for ``events`` (default: all). ``InvalidRequest`` for a bad body,
-        ``Refused`` for a URL that may not be called, ``Conflict`` past the limit per user."""
-        if not isinstance(url, str) or not url.strip() or len(url) > MAX_URL:
-            raise InvalidRequest(f"url must be an http(s) URL of at most {MAX_URL} characters")
+        """A new endpoint for ``events`` (default: all). ``InvalidRequest`` for a bad body or a
+        URL that cannot be delivered to (``InvalidUrl``), ``Refused`` for a URL that may not be
+        called, ``Conflict`` past the limit per user. The URL is kept as given."""
         chosen = _events(events)
-        self.guard.check(url)
-        webhook = Webhook(owner_id=owner.user_id, url=url.strip(), events=chosen)
+        destination = self.guard.check(url)
+        webhook = Webhook(owner_id=owner.user_id, url=destination.text, events=chosen)
         self.repository.add(webhook, limit=MAX_PER_USER)
         return webhook
 

@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from video2mp3.domain.events import Event, JobFinished
 from video2mp3.domain.jobs import mp3_filename
 from video2mp3.domain.text import one_line
+from video2mp3.errors import Unavailable
 from video2mp3.notifier.webhooks import WebhookDeliverer
 from video2mp3.ports.deliveries import EMAIL, Claim, DeliveryLog
 from video2mp3.ports.mail import Mailer
@@ -52,8 +53,23 @@ class Notifier:
         self._unrecorded: set[str] = set()
 
     def handle(self, event: Event) -> None:
+        """Email the owner and schedule the webhook deliveries, each once whatever the
+        redeliveries. An endpoint that cannot be scheduled fails the event (the bus retries it)
+        only once the email is sent."""
+        unscheduled: Exception | None = None
         if self.webhooks is not None:
-            self.webhooks.schedule(event)  # idempotent, so first: a failed email retries it too
+            try:  # idempotent, so first: a failed email retries it too
+                self.webhooks.schedule(event)
+            except Unavailable:
+                raise
+            except Exception as exc:
+                unscheduled = exc
+        self.email(event)
+        if unscheduled is not None:
+            raise unscheduled
+
+    def email(self, event: Event) -> None:
+        """Send the owner the email ``event`` calls for, unless it was sent before."""
         message = self.compose(event)
         if message is None:
             return

@@ -81,7 +81,9 @@ class DeliverySchedule(DeliveryLog, Protocol):
         ...
 
     def due(self, now: datetime, *, limit: int = 20) -> list[Delivery]:
-        """Claim up to ``limit`` scheduled deliveries due by ``now``, none with a fresh claim."""
+        """Claim up to ``limit`` scheduled deliveries due by ``now``, none with a fresh claim.
+        A row among them that cannot be read as a delivery is given up on (its attempt counted,
+        why kept as its excerpt, logged) and left out; the others are returned all the same."""
         ...
 
     def succeeded(self, delivery: Delivery, status: int, excerpt: str) -> None:

@@ -78,7 +78,10 @@ class JobRepository(Protocol):
 
     def relay_outbox(self, publish: Callable[[str], None], batch: int = 100) -> int:
         """Publish queued events in order, deleting each once published; return how many.
-        Safe to run from several processes at once; a crash may publish an event twice."""
+        Safe to run from several processes at once; a crash may publish an event twice. If
+        ``publish`` raises ``Unavailable`` it stops there and raises it; any other error
+        (``NotPublished`` too) leaves that event queued, to be tried again a while later, and
+        the rest go on."""
         ...
 
     def fail_stalled(self, before: datetime) -> list[str]:

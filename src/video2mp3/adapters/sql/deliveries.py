@@ -13,22 +13,29 @@ needs a crash inside that window of a few milliseconds, at most one per such cra
 the same Message-ID (email) or ``webhook-id`` as the first, which receivers use to drop it. A
 fresh claim held by another process means that one may be sending right now: an email's caller
 waits (``Busy`` is ``Unavailable``) rather than risk a second send.
+
+A scheduled row that cannot be read as a delivery (a value missing or of another type, written
+by hand or by another version) is given up on where it is claimed: its attempt is counted, why
+is kept as its excerpt, and the rows claimed with it are returned all the same.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from video2mp3.adapters.sql.engine import ping, translated
 from video2mp3.domain.jobs import utcnow
-from video2mp3.domain.webhooks import WebhookTarget
+from video2mp3.domain.webhooks import EXCERPT_BYTES, MAX_URL, WebhookTarget
 from video2mp3.ports.deliveries import Busy, Claim, Delivery, webhook_channel
+
+log = logging.getLogger(__name__)
 
 # Longer than a send takes in practice (each SMTP step gives up after 30 s, a webhook call after
 # 5 s). A send that drags on past it may be made a second time by another notifier.
@@ -50,7 +57,7 @@ deliveries = sa.Table(
     sa.Column("last_status", sa.Integer),
     sa.Column("last_excerpt", sa.Text),
     # What a scheduled delivery sends (webhooks); NULL for an email, composed from its event.
-    sa.Column("url", sa.String(2048)),
+    sa.Column("url", sa.String(MAX_URL)),
     sa.Column("secret", sa.String(100)),
     sa.Column("owner_email", sa.String(254)),
     sa.Column("body", sa.Text),
@@ -136,32 +143,26 @@ class SQLDeliveryLog:
             pass  # scheduled before: a redelivered event
 
     def due(self, now: datetime, *, limit: int = 20) -> list[Delivery]:
+        found: list[Delivery] = []
         with translated(), self.engine.begin() as conn:
-            rows = conn.execute(
-                sa.select(deliveries)
+            keys = conn.execute(
+                sa.select(deliveries.c.event_id, deliveries.c.channel)
                 # Only what can be sent from the row: a lapsed email claim waits for its event.
                 .where(deliveries.c.next_attempt_at <= now, deliveries.c.body.is_not(None))
                 .order_by(deliveries.c.next_attempt_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
-            for row in rows:
-                conn.execute(
-                    deliveries.update()
-                    .where(_key(row.event_id, row.channel))
-                    .values(self._leased(now))
-                )
-        return [
-            Delivery(
-                event_id=r.event_id,
-                target=WebhookTarget(r.channel.removeprefix(webhook_channel("")), r.url, r.secret),
-                owner_email=r.owner_email,
-                body=r.body,
-                attempts=r.attempts,
-                first_attempt_at=r.created_at,
-            )
-            for r in rows
-        ]
+            for event_id, channel in keys:
+                key = _key(event_id, channel)
+                conn.execute(deliveries.update().where(key).values(self._leased(now)))
+                try:  # one by one: a row that cannot be read is that row's problem only
+                    found.append(_delivery(conn.execute(sa.select(deliveries).where(key)).one()))
+                except OperationalError:
+                    raise
+                except Exception as exc:
+                    _give_up_unreadable(conn, event_id, channel, exc)
+        return found
 
     def succeeded(self, delivery: Delivery, status: int, excerpt: str) -> None:
         with translated(), self.engine.begin() as conn:
@@ -240,4 +241,44 @@ def _sent(key: sa.ColumnElement[bool], now: datetime) -> sa.Update:
         deliveries.update()
         .where(key, deliveries.c.sent_at.is_(None))
         .values(sent_at=now, next_attempt_at=None)
+    )
+
+
+def _give_up_unreadable(conn: sa.Connection, event_id: str, channel: str, exc: Exception) -> None:
+    log.error(
+        "giving up on a delivery whose record cannot be read: %s",
+        exc,
+        extra={"event_id": event_id, "channel": channel},
+    )
+    conn.execute(
+        deliveries.update()
+        .where(_key(event_id, channel))
+        .values(
+            next_attempt_at=None,
+            attempts=deliveries.c.attempts + 1,
+            last_status=None,
+            last_excerpt=f"not sent: its record cannot be read ({exc})"[:EXCERPT_BYTES],
+        )
+    )
+
+
+def _delivery(row: sa.Row[Any]) -> Delivery:
+    """The delivery a scheduled row records; ``ValueError`` saying what in it cannot be read."""
+    prefix = webhook_channel("")
+    if not row.channel.startswith(prefix) or row.channel == prefix:
+        raise ValueError(f"channel {row.channel!r} is not a webhook's")
+    for name in ("url", "secret", "owner_email", "body"):
+        if not isinstance(getattr(row, name), str):
+            raise ValueError(f"its {name} is {getattr(row, name)!r}, not text")
+    if not isinstance(row.attempts, int) or row.attempts < 0:
+        raise ValueError(f"its attempts are {row.attempts!r}, not a count")
+    if not isinstance(row.created_at, datetime):
+        raise ValueError(f"its created_at is {row.created_at!r}, not a time")
+    return Delivery(
+        event_id=row.event_id,
+        target=WebhookTarget(row.channel.removeprefix(prefix), row.url, row.secret),
+        owner_email=row.owner_email,
+        body=row.body,
+        attempts=row.attempts,
+        first_attempt_at=row.created_at,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, registry, sessionmaker
@@ -22,12 +22,17 @@ from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job, Status, stalled_event, utcnow
 from video2mp3.domain.storage import Retention
 from video2mp3.domain.webhooks import WebhookTarget, event_type
-from video2mp3.errors import InvalidEvent, Unavailable
+from video2mp3.errors import InvalidEvent, NotPublished, Unavailable
 
 log = logging.getLogger(__name__)
 __all__ = ["SQLJobRepository", "metadata", "start_mappers"]
 
 _mapper = registry()
+
+# How long the relay of one process leaves an event it could not publish (for any reason but an
+# outage) before it tries it again: long enough not to retry it at every pass, and the events
+# after it are relayed meanwhile, however many such events there are.
+SET_ASIDE = timedelta(minutes=1)
 
 
 def start_mappers() -> None:
@@ -51,6 +56,7 @@ class SQLJobRepository(StorageQueries):
             if engine.dialect.name == "mysql"
             else engine
         )
+        self._set_aside: dict[int, datetime] = {}  # outbox row id -> when to try it again
 
     def add(self, job: Job, event: Event) -> None:
         """Insert ``job`` and queue ``event`` for publishing, atomically."""
@@ -171,26 +177,37 @@ class SQLJobRepository(StorageQueries):
         """Publish queued events in order and delete each once published; return how many.
 
         Rows are locked with SKIP LOCKED so that several gateway processes can relay at once. A
-        crash between publish and commit republishes the event: consumers are idempotent.
+        crash between publish and commit republishes the event: consumers are idempotent. An
+        outage (``Unavailable``) ends the batch; an event that cannot be published otherwise
+        (``NotPublished`` included: that is about this event) is left in the outbox and set
+        aside for ``SET_ASIDE``, and the others go on.
         """
+        now = utcnow()
+        self._set_aside = {row: until for row, until in self._set_aside.items() if until > now}
+        query = sa.select(outbox.c.id, outbox.c.body).order_by(outbox.c.id).limit(batch)
+        if self._set_aside:
+            query = query.where(outbox.c.id.not_in(list(self._set_aside)))
         published: list[int] = []
         failure: Unavailable | None = None
         with translated(), self._relay_engine.begin() as conn:
-            rows = conn.execute(
-                sa.select(outbox.c.id, outbox.c.body)
-                .order_by(outbox.c.id)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for row_id, body in rows:
+            for row_id, body in conn.execute(query.with_for_update(skip_locked=True)).all():
                 try:
                     publish(body)
                 except InvalidEvent as exc:  # written by a newer gateway: leave it to that one
+                    self._set_aside[row_id] = now + SET_ASIDE
                     log.warning("outbox row %s left for a newer gateway: %s", row_id, exc.message)
+                    continue
+                except NotPublished as exc:  # this event's: no queue takes it, or not now
+                    self._set_aside[row_id] = now + SET_ASIDE
+                    log.error("outbox row %s set aside: %s", row_id, exc.message)
                     continue
                 except Unavailable as exc:
                     failure = exc
                     break
+                except Exception:
+                    self._set_aside[row_id] = now + SET_ASIDE
+                    log.exception("outbox row %s set aside: it could not be published", row_id)
+                    continue
                 published.append(row_id)
             if published:
                 conn.execute(outbox.delete().where(outbox.c.id.in_(published)))

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from video2mp3.domain.jobs import Status
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.webhooks import MAX_URL
+from video2mp3.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
 
 # Microseconds on MySQL too: the newest-first order and the stalled-job cutoff depend on them.
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
 
 
 class Options(sa.TypeDecorator[ConversionOptions]):
-    """``ConversionOptions`` stored as the JSON of the options a user chose."""
+    """``ConversionOptions`` stored as the JSON of the options a user chose.
+
+    Read as far as they can be: options that another version wrote, or that a rule made stricter
+    since refuses, are left out (with a warning), so that such a row is read like any other
+    rather than failing every query that meets it (the sweep's batches, the owner's list).
+    """
 
     impl = sa.Text
     cache_ok = True
@@ -24,7 +36,19 @@ class Options(sa.TypeDecorator[ConversionOptions]):
         return json.dumps((value or ConversionOptions()).to_dict())
 
     def process_result_value(self, value: str | None, dialect: object) -> ConversionOptions:
-        return ConversionOptions.parse(json.loads(value or "{}"))
+        try:
+            stored = json.loads(value or "{}")
+        except ValueError:
+            stored = None
+        if isinstance(stored, dict):
+            with contextlib.suppress(InvalidRequest):
+                return ConversionOptions.parse(stored)
+        kept: dict[str, Any] = {}
+        for name, option in stored.items() if isinstance(stored, dict) else ():
+            with contextlib.suppress(InvalidRequest):
+                kept = ConversionOptions.parse({**kept, name: option}).to_dict()
+        log.warning("stored options read without what no longer reads", extra={"options": value})
+        return ConversionOptions.parse(kept)
 
 
 metadata = sa.MetaData()
@@ -84,7 +108,7 @@ webhooks = sa.Table(
     metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("owner_id", sa.Integer, nullable=False, index=True),
-    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("url", sa.String(MAX_URL), nullable=False),
     sa.Column("events", sa.String(200), nullable=False),  # comma-separated
     sa.Column("secret", sa.String(100), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
