@@ -279,8 +279,19 @@ SURROUND = {
     "pcm_16ch": "aformat=channel_layouts=16c",
     "pcm_5.1_side": "aformat=channel_layouts=5.1(side)",
     "pcm_7.1_wide": "aformat=channel_layouts=7.1(wide)",
-    "pcm_ambisonic_1": "pan=4c|c0=c0|c1=c0|c2=c0|c3=c0,"
-    "channelmap=map=0|1|2|3:channel_layout=ambisonic 1",
+    # AmbiX B-format as a 360° camera or recorder writes it: these containers keep no
+    # ambisonic label, so it reads as four channels.
+    "pcm_ambix_4ch": "pan=4c|c0=c0|c1=c0|c2=c0|c3=c0",
+}
+# Many channels with no names (Matroska stores none): ffmpeg 5.1 knows no layout of 10, 12, 14.
+UNNAMED = {
+    f"pcm_{count}ch_unnamed.mkv": f"aformat=channel_layouts={count}c" for count in (10, 12, 14)
+}
+# Ambisonic sound as it is labelled: Opus, channel mapping family 2 (a head-locked stereo pair
+# may follow the B-format channels).
+AMBISONIC = {
+    "opus_ambisonic_1.mkv": "pan=4c|c0=c0|c1=0.5*c0|c2=0.2*c0|c3=0.1*c0",
+    "opus_ambisonic_1_stereo.ogg": "pan=6c|c0=c0|c1=0.5*c0|c2=0.2*c0|c3=0.1*c0|c4=c0|c5=c0",
 }
 
 
@@ -337,6 +348,15 @@ CORPUS = {
             Sample(f"{name}.{container}", (*surround(layout), "-c:a", "pcm_s24le"), 3.0)
             for name, layout in SURROUND.items()
             for container in ("mov", "mkv", "wav")
+        ),
+        *(
+            Sample(name, (*surround(layout), "-c:a", "pcm_s24le"), 3.0)
+            for name, layout in UNNAMED.items()
+        ),
+        *(
+            Sample(name, ("-f", "lavfi", "-i", f"sine=f=440:d=3:r=48000,{layout}",
+                          "-c:a", "libopus", "-mapping_family", "2"), 3.0)
+            for name, layout in AMBISONIC.items()
         ),
         # Channels in an order of their own (what Debian's ffmpeg 5.1 writes for 8-channel PCM):
         # PyAV 17.1 to 18.1 abort on the layout.
@@ -402,7 +422,8 @@ def decoded_seconds(path: Path, track: int = -1) -> float:
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert chosen.returncode == 0, f"PyAV could not open {path.name}: {chosen.stderr[-500:]}"
     index, rate = map(int, chosen.stdout.split())
-    decode = [MAKER, "-v", "error", "-i", str(path), "-map", f"0:{index}", "-ac", "1",
+    # The first channel only: a downmix would refuse some layouts (ambisonic, say).
+    decode = [MAKER, "-v", "error", "-i", str(path), "-map", f"0:{index}", "-af", "pan=mono|c0=c0",
               "-f", "s16le", "-"]  # fmt: skip
     with subprocess.Popen(decode, stdout=subprocess.PIPE) as proc:
         assert proc.stdout is not None

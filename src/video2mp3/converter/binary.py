@@ -26,10 +26,10 @@ from video2mp3.errors import SettingsError
 
 MINIMUM = (5, 1)
 ENCODERS = frozenset({"libmp3lame", "mjpeg"})
-# Loudness (ebur128, volume), segments (asetpts, asetnsamples), the cover (the rest).
-FILTERS = frozenset(
-    {"ebur128", "volume", "asetpts", "asetnsamples", "signalstats", "metadata", "scale"}
-)
+# Loudness (ebur128, volume), segments (asetpts, asetnsamples), layouts the resampler refuses
+# (channelmap, pan: ``channels``), the cover (the rest).
+FILTERS = frozenset({"ebur128", "volume", "asetpts", "asetnsamples", "channelmap", "pan",
+                     "signalstats", "metadata", "scale"})  # fmt: skip
 ASK_TIMEOUT = 30  # seconds for ffmpeg to list what it has
 _RELEASE = re.compile(r"n?(\d+)\.(\d+)")
 

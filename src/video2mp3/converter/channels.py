@@ -1,11 +1,12 @@
 """Channel layouts as ffmpeg describes them: how many channels one has, and how to hand ffmpeg's
 resampler channels that come in an order of their own.
 
-A MOV can list its channels in any order (``8 channels (FL+FR+FC+LFE+SL+SR+BL+BR)``); the
-resampler of ffmpeg 7.0 refuses such a layout ("Input channel layout ... is not supported"), so
-no downmix, loudness measurement or resampling can follow. ``native_order`` gives the filter
-that moves each channel, by name, to its place in ffmpeg's own order first. Both read what the
-converter's ffmpeg knows (``-layouts``): its channel names in its order, its standard layouts.
+ffmpeg's resampler, which downmixes to stereo, refuses some layouts that valid files carry:
+channels in an order of their own (``8 channels (FL+FR+FC+LFE+SL+SR+BL+BR)`` in a MOV: ffmpeg
+7.0 refuses it), ambisonic sound (every version), and many channels with no names (5.1 refuses
+10, 12 and 14). ``for_resampler`` gives the filter that makes such a layout one it takes, before
+anything downmixes, measures or resamples it. Both functions read what the converter's ffmpeg
+knows (``-layouts``): its channel names in its order, its standard layouts.
 """
 
 from __future__ import annotations
@@ -31,19 +32,57 @@ def channel_count(ffmpeg: str, layout: str) -> int:
     return count
 
 
-def native_order(ffmpeg: str, layout: str | None) -> list[str]:
-    """The filter that puts the channels of ``layout`` into ffmpeg's order, when they come in
-    an order of their own that it names; else nothing to do."""
-    if not (match := _OWN_ORDER.fullmatch(layout or "")):
-        return []
-    names, order = match["names"].split("+"), _listing(ffmpeg)[0]
+def for_resampler(ffmpeg: str, layout: str | None) -> list[str]:
+    """The filter that turns ``layout`` into one that ffmpeg's resampler can downmix, or
+    nothing when it can already:
+
+    - channels in an order of their own that ffmpeg names: each moved, by name, to its place;
+    - ambisonic (B-format, as Opus and Matroska carry it): decoded to stereo by two virtual
+      cardioids facing left and right (W and Y, the first of each order's channels), with any
+      head-locked stereo pair that follows it added as it is;
+    - N channels with no names (a container that stores no layout): the standard layout of N
+      channels, as newer ffmpeg guesses itself; where there is none (ffmpeg 5.1 has none of 10,
+      12 or 14), the even channels to the left and the odd ones to the right.
+    """
+    layout = layout or ""
+    if match := _OWN_ORDER.fullmatch(layout):
+        return _native_order(ffmpeg, match["names"].split("+"))
+    if match := _AMBISONIC.fullmatch(layout):
+        return [_ambisonic_to_stereo((int(match["order"]) + 1) ** 2, match["extra"])]
+    words = layout.split()
+    if len(words) == 2 and words[0].isdigit() and words[1] == "channels" and int(words[0]) > 2:
+        count = int(words[0])
+        known = [name for name, size in _listing(ffmpeg)[1].items() if size == count]
+        if known:
+            return [f"channelmap=channel_layout={known[0]}"]
+        left = "+".join(f"c{n}" for n in range(0, count, 2))
+        right = "+".join(f"c{n}" for n in range(1, count, 2))
+        return [f"pan=stereo|c0<{left}|c1<{right}"]  # "<": each side's sum kept from clipping
+    return []
+
+
+def own_order(layout: str | None) -> bool:
+    """Whether ``layout`` lists its channels in an order of its own, which Matroska (the copy
+    that segments are encoded from) cannot keep."""
+    return _OWN_ORDER.fullmatch(layout or "") is not None
+
+
+def _native_order(ffmpeg: str, names: list[str]) -> list[str]:
+    order = _listing(ffmpeg)[0]
     if len(set(names)) != len(names) or not set(names) <= set(order):
-        return []  # in ffmpeg's order already, or channels it cannot place: left as they are
+        return []  # channels it cannot place: left as they are
     native = sorted(names, key=order.index)
     if native == names:
         return []
     moves = "|".join(f"{name}-{name}" for name in names)
     return [f"channelmap=map={moves}:channel_layout={'+'.join(native)}"]
+
+
+def _ambisonic_to_stereo(ambisonic: int, extra: str | None) -> str:
+    left, right = "0.5*c0+0.5*c1", "0.5*c0-0.5*c1"  # ACN order: W, Y (left), Z, X
+    if extra == "stereo":
+        left, right = f"{left}+c{ambisonic}", f"{right}+c{ambisonic + 1}"
+    return f"pan=stereo|c0={left}|c1={right}"
 
 
 @functools.cache

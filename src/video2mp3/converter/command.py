@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from video2mp3.converter.channels import native_order
+from video2mp3.converter.channels import for_resampler
 from video2mp3.converter.facts import AudioStream, MediaInfo
 from video2mp3.converter.ffmpeg import hardened_input, max_output_bytes, seconds
 from video2mp3.converter.loudness import MEASURE_FILTER, gain_filter
@@ -44,7 +44,7 @@ def command(
         args += ["-c:a", "copy"]  # already MP3: remux, 15x faster than a transcode
     else:
         args += encoder(options) + layout(stream, options)
-        filters = native_order(ffmpeg, stream.layout) + gain_filters(gain_db)
+        filters = for_resampler(ffmpeg, stream.layout) + gain_filters(gain_db)
         args += ["-af", ",".join(filters)] if filters else []
     return args + output(dst, length(options, max_seconds), max_seconds)
 
@@ -74,7 +74,7 @@ def decode_command(
     # Timestamps counted in samples first: the output seek and length then cut at a sample
     # count, whatever the container's clock (MPEG-TS's 90 kHz) or gaps made of them.
     frames = ["asetpts=N/SR/TB", f"asetnsamples=n={PCM_FRAME_SAMPLES}:p=0"]
-    args += ["-af", ",".join(native_order(ffmpeg, stream.layout) + gain_filters(gain_db) + frames)]
+    args += ["-af", ",".join(for_resampler(ffmpeg, stream.layout) + gain_filters(gain_db) + frames)]
     duration = length(options, max_seconds)
     if pcm.start:
         args += ["-ss", f"{pcm.start / pcm.rate:.6f}"]  # to the sample
@@ -106,7 +106,7 @@ def loudness_command(
     """The first pass of ``normalize``: measure the audio that ``command`` will convert."""
     stream = info.choose_track(options.track)
     args = hardened_input(ffmpeg, src, seek=options.start, loglevel="info") + select(stream)
-    filters = [*native_order(ffmpeg, stream.layout), MEASURE_FILTER]
+    filters = [*for_resampler(ffmpeg, stream.layout), MEASURE_FILTER]
     args += ["-af", ",".join(filters), "-t", seconds(length(options, max_seconds))]
     return [*args, "-progress", "pipe:1", "-f", "null", "-"]
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from video2mp3.converter import mp3, segments
+from video2mp3.converter.channels import own_order
 from video2mp3.converter.command import (
     command,
     copies,
@@ -137,6 +138,8 @@ class Transcoder:
         if self.fan_out_after is None or seconds is None or seconds < self.fan_out_after:
             return None
         if slots <= self.cores or not self._fits(stream, options, seconds):
+            return None
+        if own_order(stream.layout):  # the copy's Matroska would lose the channels' order
             return None
         tag = scratch / "tag.id3"
         job = _Job(src, tag, info, options, None, seconds, lambda _: None, self.timeout)

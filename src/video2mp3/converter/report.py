@@ -8,9 +8,13 @@ taken from the report it prints of its input (``-loglevel info``): the same JSON
 ``probe``'s, but for where the data ends, which is left unknown (no ``truncated`` check). A file
 that ffmpeg can convert, it can report.
 
-The report is text: only the input's own lines count (two spaces in, before the output's), so a
-metadata value cannot pose as a stream; a crafted key could at worst describe a stream that the
-conversion then fails to find.
+The report is text, and ffmpeg prints metadata keys as they are: a crafted key holding line
+breaks can write lines that look like the report's own (a shorter duration, another layout).
+What that can gain is bounded, because nothing trusts these facts alone: every run is hardened
+and limited (``ffmpeg.run``), the output is cut at the length limit and its size bound whatever
+the facts say, and a file reaches this path only when PyAV has died on it. Where the data ends is
+not looked for here, so a file cut off in transfer converts to what it holds instead of failing
+``truncated``.
 """
 
 from __future__ import annotations

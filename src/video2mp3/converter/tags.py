@@ -30,6 +30,7 @@ from video2mp3.converter.facts import Chapter, MediaInfo
 from video2mp3.domain.options import ConversionOptions, tag_text
 
 NO_OFFSET = 0xFFFFFFFF  # CHAP byte offsets unknown: players use the times
+MAX_CHAPTER_MS = 0xFFFFFFFE  # about 49 days
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,8 @@ def write_tags(path: Path, tags: Tags) -> None:
         id3.add(
             CHAP(
                 element_id=element_id,
-                start_time=round(chapter.start * 1000),
-                end_time=round(chapter.end * 1000),
+                start_time=_milliseconds(chapter.start),
+                end_time=_milliseconds(chapter.end),
                 start_offset=NO_OFFSET,
                 end_offset=NO_OFFSET,
                 sub_frames=[TIT2(encoding=Encoding.UTF8, text=[title])],
@@ -105,6 +106,12 @@ def write_tags(path: Path, tags: Tags) -> None:
             )
         )
     id3.save(path, v2_version=4, v1=0)
+
+
+def _milliseconds(seconds: float) -> int:
+    """A chapter time as ``CHAP`` holds it (32 bits of milliseconds): a crafted source's time
+    past that, or before 0, is brought within it rather than failing the job."""
+    return min(max(round(seconds * 1000), 0), MAX_CHAPTER_MS)
 
 
 def copy_tag(source: Path, mp3: Path) -> None:

@@ -194,11 +194,13 @@ def _converted_seconds(duration: float, *, trimmed: bool) -> float:
 
 
 def _check_length(announced: float | None, converted: float, max_seconds: int) -> None:
-    """Audio of unknown length is cut at the limit by ffmpeg, which does not call that an error.
+    """Audio of unknown length is cut at the limit by ffmpeg, which does not call that an error;
+    so is audio whose file announces less than it holds (a crafted header, say).
 
     (A cut-off upload is refused before converting: ``MediaInfo.truncated``.)
     """
-    if announced is None and converted >= max_seconds - 0.5:
+    understated = announced is None or announced < converted - 1.0
+    if understated and converted >= max_seconds - 0.5:
         raise MediaError(
             f"the audio lasts longer than the limit of {max_seconds} s", code="too_long"
         )
