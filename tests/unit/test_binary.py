@@ -110,3 +110,8 @@ def test_the_check_command_says_which_ffmpeg_and_why(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "ffmpeg 4.4.2" in refused.stderr
     assert "older than 5.1" in refused.stderr
+
+
+def test_a_named_program_that_is_no_ffmpeg_is_refused_naming_what_is_needed() -> None:
+    with pytest.raises(SettingsError, match=r"does not answer as an ffmpeg does; .*5\.1 or newer"):
+        choose_ffmpeg("/bin/true")

@@ -43,6 +43,7 @@ class Ffmpeg:
     why: str
     missing: frozenset[str] = frozenset()  # encoders and filters it lacks
     passed_over: tuple[str, ...] = ()  # the candidates before it, each with its reason
+    unusable: str | None = None  # why it could not even be asked what it is
 
     @property
     def release(self) -> tuple[int, int] | None:
@@ -53,8 +54,12 @@ class Ffmpeg:
     @property
     def problem(self) -> str | None:
         """Why this binary cannot serve, or ``None``."""
+        need = ".".join(map(str, MINIMUM))
+        if self.unusable is not None:
+            return f"it could not be run ({self.unusable}); video2mp3 needs ffmpeg {need} or newer"
+        if self.version == "?":
+            return f"it does not answer as an ffmpeg does; video2mp3 needs ffmpeg {need} or newer"
         if self.release is not None and self.release < MINIMUM:
-            need = ".".join(map(str, MINIMUM))
             return f"version {self.version} is older than {need}, the oldest video2mp3 supports"
         if self.missing:
             return f"it lacks {', '.join(sorted(self.missing))}"
@@ -90,7 +95,7 @@ def identify(path: str, why: str) -> Ffmpeg:
         encoders = _names(_ask(path, "-encoders"))
         filters = _names(_ask(path, "-filters"))
     except (OSError, subprocess.SubprocessError) as exc:
-        return Ffmpeg(path, "?", why, missing=frozenset({f"a working binary ({exc})"}))
+        return Ffmpeg(path, "?", why, unusable=str(exc))
     version = banner.split(" version ", 1)[1].split(" ", 1)[0] if " version " in banner else "?"
     missing = (ENCODERS - encoders) | (FILTERS - filters)
     return Ffmpeg(path, version, why, missing=frozenset(missing))
