@@ -13,11 +13,11 @@ from video2mp3.adapters.blobs.local import LocalBlobStore
 from video2mp3.domain.events import ConversionFailed, ConversionRequested, Event
 from video2mp3.domain.jobs import Job
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.domain.storage import Limits
 from video2mp3.errors import InvalidRequest, TooLarge
 from video2mp3.gateway.multipart import MultipartForm
 from video2mp3.gateway.service import Gateway, clean_filename
 from video2mp3.gateway.tokens import Principal
-from video2mp3.ports.jobs import Usage
 from video2mp3.signing import DownloadLinks, Secret, SecretRing
 
 BOUNDARY = "xYzBoundary"
@@ -52,11 +52,18 @@ class RecordingJobs:
     def add(self, job: Job, event: Event) -> None:
         self.added.append((job, event))
 
-    def add_from_cache(self, job: Job, correlation_id: str | None, *, across_owners: bool) -> bool:
+    def add_from_cache(
+        self, job: Job, correlation_id: str | None, limits: Limits, *, across_owners: bool = False
+    ) -> bool:
         return False
 
-    def usage(self, owner_id: int | None = None) -> list[Usage]:
-        return []
+    def reserve(
+        self, job_id: str, owner_id: int, limits: Limits, *, at_least: int, wanted: int
+    ) -> int:
+        return limits.admit(0, 0, at_least, wanted, new_job=True)
+
+    def release(self, job_id: str) -> None:
+        pass
 
 
 Upload = Callable[..., Job]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from video2mp3.domain.options import ConversionOptions
+from video2mp3.errors import QuotaExceeded, TooManyJobs
 
 _DURATION = re.compile(r"^(\d{1,9})([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -54,3 +55,34 @@ class Retention:
 
     def job_expiry(self, settled_at: datetime) -> datetime | None:
         return None if self.keep_mp3s_for is None else settled_at + self.keep_mp3s_for
+
+
+@dataclass(frozen=True)
+class Limits:
+    """One owner's bounds: the bytes stored (videos, MP3s and the uploads under way, each
+    counted at what it has reserved) and the jobs waiting or converting."""
+
+    quota_bytes: int = 2**62
+    max_active_jobs: int = 2**31
+    retry_seconds: int = 10  # Retry-After when max_active_jobs are active
+
+    def admit(self, active: int, stored: int, at_least: int, wanted: int, *, new_job: bool) -> int:
+        """The bytes granted to a job that needs ``at_least`` (and would like ``wanted``) on top
+        of an owner's ``stored`` bytes and ``active`` jobs: ``TooManyJobs`` for a ``new_job``
+        past the active limit, ``QuotaExceeded`` when ``at_least`` does not fit."""
+        if new_job and active >= self.max_active_jobs:
+            raise TooManyJobs(
+                f"you have {active} jobs waiting or converting, the most allowed;"
+                " upload again when one has finished",
+                retry_after=self.retry_seconds,
+            )
+        if stored + at_least > self.quota_bytes:
+            raise self.over_quota(stored)
+        return max(at_least, min(wanted, self.quota_bytes - stored))
+
+    def over_quota(self, stored: int | None = None) -> QuotaExceeded:
+        used = "" if stored is None else f" ({stored} used)"
+        return QuotaExceeded(
+            f"this would take your storage past its quota of {self.quota_bytes} bytes{used}:"
+            " delete jobs you no longer need"
+        )

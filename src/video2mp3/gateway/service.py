@@ -11,7 +11,6 @@ expired job is ``Expired`` from the moment its time is over.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import logging
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -23,15 +22,13 @@ from prometheus_client import Counter
 from video2mp3.beside import beside
 from video2mp3.domain.jobs import Job, iso, upload_failed_event
 from video2mp3.domain.options import ConversionOptions
-from video2mp3.domain.storage import cache_key, is_sha256
+from video2mp3.domain.storage import Limits, cache_key, is_sha256
 from video2mp3.domain.text import one_line
 from video2mp3.errors import (
     Expired,
     InvalidRequest,
     NotFound,
-    QuotaExceeded,
     TooLarge,
-    TooManyJobs,
     UploadNeeded,
     Video2mp3Error,
 )
@@ -75,6 +72,10 @@ class Gateway:
     cache_across_owners: bool = False  # a hit may reuse another user's MP3
     stream_after_bytes: int = 0  # queue a conversion during its upload after this much (0: never)
 
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.quota_bytes, self.max_active_jobs, self.active_jobs_retry_seconds)
+
     def upload(
         self,
         owner: Principal,
@@ -97,7 +98,6 @@ class Gateway:
         past a limit; ``InvalidRequest`` for an empty file. Nothing stays stored when it raises,
         whatever the error (the stream's own errors included), but a job queued meanwhile.
         """
-        room = self._admit(owner, declared_size)
         job = Job(
             owner_id=owner.user_id,
             owner_email=owner.email,
@@ -105,10 +105,22 @@ class Gateway:
             options=options,
         )
         job.video_fid = derived_id("video", job.id)
+        room = self.jobs.reserve(
+            job.id, owner.user_id, self.limits, at_least=declared_size, wanted=_ahead(declared_size)
+        )
+        try:
+            return self._store(job, chunks, room, content_type)
+        except BaseException:
+            with contextlib.suppress(Video2mp3Error):  # else it lapses (see ``reserve``)
+                self.jobs.release(job.id)
+            raise
+
+    def _store(self, job: Job, chunks: Iterable[bytes], room: int, content_type: str) -> Job:
+        """The rest of ``upload``, within the ``room`` reserved for ``job``."""
         early = EarlyStart(self.stream_after_bytes, lambda: self._queue(job, uploading=True))
         digest = hashlib.sha256()
         # Closed however ``put`` ends: its hashing thread stops now, not with the traceback.
-        with contextlib.closing(self._metered(chunks, room, digest)) as metered:
+        with contextlib.closing(self._metered(job, chunks, room, digest)) as metered:
             try:
                 blob = self.blobs.put(
                     early.watch(metered),
@@ -121,7 +133,7 @@ class Gateway:
                     self._fail_upload(job, exc)
                 raise
         job.video_sha256, job.video_size = digest.hexdigest(), blob.size
-        job.cache_key = cache_key(job.video_sha256, options)
+        job.cache_key = cache_key(job.video_sha256, job.options)
         if early.started:
             # A cache hit is only known now: the conversion under way is let finish rather
             # than cut short (its MP3 is counted like any other, and serves later hits).
@@ -139,13 +151,23 @@ class Gateway:
         return job
 
     def _metered(
-        self, chunks: Iterable[bytes], room: int, digest: Hash
+        self, job: Job, chunks: Iterable[bytes], room: int, digest: Hash
     ) -> Generator[bytes, None, None]:
-        """``chunks`` hashed into ``digest``, within the upload limit and the owner's ``room``."""
-        over_quota = functools.partial(_over_quota, self.quota_bytes)
+        """``chunks`` hashed into ``digest``, within the upload limit and the room reserved for
+        ``job``, grown as the stream needs (``QuotaExceeded`` when the quota has no more)."""
         size_limited = limited(chunks, self.max_upload_bytes, _too_large(self.max_upload_bytes))
         # Hashed on another core (0.3 s of CPU per 570 MB) while the next bytes are read.
-        return beside(limited(size_limited, room, over_quota), digest.update, "upload-hash")
+        return beside(self._reserved(job, size_limited, room), digest.update, "upload-hash")
+
+    def _reserved(self, job: Job, chunks: Iterable[bytes], room: int) -> Iterator[bytes]:
+        total = 0
+        for chunk in chunks:
+            total += len(chunk)
+            if total > room:
+                room = self.jobs.reserve(
+                    job.id, job.owner_id, self.limits, at_least=total, wanted=_ahead(total)
+                )
+            yield chunk
 
     def _queue(self, job: Job, *, uploading: bool) -> None:
         self.jobs.add(job, job.requested_event(correlation_id.get(), uploading=uploading))
@@ -191,24 +213,9 @@ class Gateway:
         if declared is not None and declared > self.max_upload_bytes + overhead:
             raise _too_large(self.max_upload_bytes)()
 
-    def _admit(self, owner: Principal, size: int) -> int:
-        """Refuse a new upload of at least ``size`` bytes over a limit; return the bytes the
-        owner may still store."""
-        usage = next(iter(self.jobs.usage(owner.user_id)), None)
-        active, stored = (usage.active_jobs, usage.stored_bytes) if usage else (0, 0)
-        if active >= self.max_active_jobs:
-            raise TooManyJobs(
-                f"you have {active} jobs waiting or converting, the most allowed;"
-                " upload again when one has finished",
-                retry_after=self.active_jobs_retry_seconds,
-            )
-        if stored + size > self.quota_bytes:
-            raise _over_quota(self.quota_bytes, stored)
-        return self.quota_bytes - stored
-
     def _from_cache(self, job: Job) -> bool:
         hit = self.jobs.add_from_cache(
-            job, correlation_id.get(), across_owners=self.cache_across_owners
+            job, correlation_id.get(), self.limits, across_owners=self.cache_across_owners
         )
         CACHE.labels("hit" if hit else "miss").inc()
         if hit:
@@ -302,9 +309,7 @@ def _too_large(max_bytes: int) -> Callable[[], TooLarge]:
     return lambda: TooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
 
 
-def _over_quota(quota: int, stored: int | None = None) -> QuotaExceeded:
-    used = "" if stored is None else f" ({stored} used)"
-    return QuotaExceeded(
-        f"this would take your storage past its quota of {quota} bytes{used}:"
-        " delete jobs you no longer need"
-    )
+def _ahead(size: int) -> int:
+    """What to reserve for an upload of ``size`` bytes so far: a little more, so that a stream
+    of unknown length asks again only as its size grows by an eighth (or 1 MiB)."""
+    return size + max(2**20, size // 8)

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job
+from video2mp3.domain.storage import Limits
 
 
 @dataclass(frozen=True)
@@ -33,20 +34,41 @@ class Usage:
 
 class JobRepository(Protocol):
     def add(self, job: Job, event: Event) -> None:
-        """Insert ``job`` and queue ``event`` for publishing, atomically. ``Unavailable`` if the
-        database cannot be reached."""
+        """Insert ``job`` and queue ``event`` for publishing, atomically; once its upload has
+        ended (``video_size`` set) its reservation goes in the same transaction. ``Unavailable``
+        if the database cannot be reached."""
         ...
 
-    def add_from_cache(self, job: Job, correlation_id: str | None, *, across_owners: bool) -> bool:
+    def reserve(
+        self, job_id: str, owner_id: int, limits: Limits, *, at_least: int, wanted: int
+    ) -> int:
+        """Hold room for the upload of job ``job_id`` (a job not stored yet, or queued while its
+        video arrives): at least ``at_least`` bytes, ``wanted`` if they fit within the owner's
+        quota; return the bytes held. Atomic against every other reservation and job of the
+        owner; called again, it grows the reservation. A new reservation counts as an active
+        job until its job is stored: ``TooManyJobs`` past ``limits.max_active_jobs`` (for a new
+        one), ``QuotaExceeded`` when ``at_least`` does not fit."""
+        ...
+
+    def release(self, job_id: str) -> None:
+        """Drop the reservation of job ``job_id``. Idempotent."""
+        ...
+
+    def add_from_cache(
+        self, job: Job, correlation_id: str | None, limits: Limits, *, across_owners: bool = False
+    ) -> bool:
         """Settle ``job`` with the MP3 of a live succeeded job with the same ``cache_key`` (the
-        same owner's unless ``across_owners``) and insert it with its ``job.finished``,
-        atomically; ``False``, nothing written, when there is none."""
+        same owner's unless ``across_owners``) and insert it with its ``job.finished`` in place
+        of its reservation, atomically; ``False``, nothing written, when there is none. Without
+        a reservation (nothing uploaded) it is a new job: ``TooManyJobs`` and ``QuotaExceeded``
+        as for ``reserve``; with one, ``QuotaExceeded`` if its video and MP3 do not fit."""
         ...
 
     def record_upload(self, job: Job) -> None:
         """Record the size, SHA-256 and cache key of the video of ``job``, a job queued while its
         video arrived, once the upload has ended; nothing else of the stored job changes (a
-        converter may have settled it meanwhile). Idempotent; ``Unavailable`` as for ``add``."""
+        converter may have settled it meanwhile), and drop its reservation. Idempotent;
+        ``Unavailable`` as for ``add``."""
         ...
 
     def get(self, job_id: str, owner_id: int) -> Job | None:

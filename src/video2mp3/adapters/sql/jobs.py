@@ -16,11 +16,17 @@ from sqlalchemy.orm import Session, registry, sessionmaker
 from sqlalchemy.orm.exc import UnmappedClassError
 
 from video2mp3.adapters.sql.engine import ping, translated
+from video2mp3.adapters.sql.reservations import (
+    Reservations,
+    drop_reservation,
+    lock_owner,
+    owner_counts,
+)
 from video2mp3.adapters.sql.storage import StorageQueries
-from video2mp3.adapters.sql.tables import jobs, metadata, outbox, webhooks
+from video2mp3.adapters.sql.tables import jobs, metadata, outbox, reservations, webhooks
 from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job, Status, stalled_event, utcnow
-from video2mp3.domain.storage import Retention
+from video2mp3.domain.storage import Limits, Retention
 from video2mp3.domain.webhooks import WebhookTarget, event_type
 from video2mp3.errors import InvalidEvent, NotPublished, Unavailable
 
@@ -43,7 +49,7 @@ def start_mappers() -> None:
         _mapper.map_imperatively(Job, jobs)
 
 
-class SQLJobRepository(StorageQueries):
+class SQLJobRepository(StorageQueries, Reservations):
     def __init__(self, engine: sa.Engine, retention: Retention | None = None) -> None:
         start_mappers()
         self.engine = engine
@@ -59,14 +65,19 @@ class SQLJobRepository(StorageQueries):
         self._set_aside: dict[int, datetime] = {}  # outbox row id -> when to try it again
 
     def add(self, job: Job, event: Event) -> None:
-        """Insert ``job`` and queue ``event`` for publishing, atomically."""
+        """Insert ``job`` and queue ``event`` for publishing, atomically; a job whose upload has
+        ended (its size known) drops its reservation in the same transaction."""
         with translated(), self._session.begin() as session:
             session.add(job)
             _enqueue(session, event)
+            if job.video_size is not None:
+                drop_reservation(session, job.id)
 
     def record_upload(self, job: Job) -> None:
-        """Store the video's size, SHA-256 and cache key, and nothing else of ``job``."""
+        """Store the video's size, SHA-256 and cache key, and nothing else of ``job``; its
+        reservation goes in the same transaction (the size now counts)."""
         with translated(), self._session.begin() as session:
+            drop_reservation(session, job.id)
             session.execute(
                 jobs.update()
                 .where(jobs.c.id == job.id)
@@ -92,30 +103,40 @@ class SQLJobRepository(StorageQueries):
                 .limit(1)
             )
 
-    def add_from_cache(self, job: Job, correlation_id: str | None, *, across_owners: bool) -> bool:
-        """Settle ``job`` with the MP3 of a live succeeded job with its cache key and insert it
-        with its ``job.finished``, atomically; ``False``, writing nothing, when there is none.
+    def add_from_cache(
+        self, job: Job, correlation_id: str | None, limits: Limits, *, across_owners: bool = False
+    ) -> bool:
+        """Settle ``job`` with the MP3 of a live succeeded job of its owner with its cache key
+        and insert it with its ``job.finished``, within ``limits``, atomically; ``False``,
+        writing nothing, when there is none.
 
         The source row is locked until the new job is committed, so a concurrent delete of the
         source either happens first (no hit) or sees the new reference.
         """
-        live = sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > utcnow())
-        query = sa.select(Job).where(
-            jobs.c.cache_key == job.cache_key,
-            jobs.c.status == Status.SUCCEEDED,
-            jobs.c.mp3_fid.is_not(None),
-            live,
-        )
-        if not across_owners:
-            query = query.where(jobs.c.owner_id == job.owner_id)
         with translated(), self._session.begin() as session:
-            source = session.scalar(query.limit(1).with_for_update())
+            lock_owner(session, job.owner_id)
+            query = _cached(job.cache_key)
+            if not across_owners:
+                query = query.where(jobs.c.owner_id == job.owner_id)
+            source = session.scalar(query.with_for_update())
             if source is None:
                 return False
             job.reuse(source, self.retention)
-            session.add(job)
-            _enqueue(session, job.finished_event(correlation_id, _targets(session, job)))
+            self._settle(session, job, correlation_id, limits)
         return True
+
+    def _settle(
+        self, session: Session, job: Job, correlation_id: str | None, limits: Limits
+    ) -> None:
+        """Insert the settled ``job`` in place of its reservation; with none (nothing was
+        uploaded) it is a new job. The owner's lock is held."""
+        held = session.scalar(sa.select(reservations.c.id).where(reservations.c.id == job.id))
+        size = (job.video_size or 0 if job.video_fid else 0) + (job.mp3_size or 0)
+        active, stored = owner_counts(session, job.owner_id, job.id)
+        limits.admit(active, stored, size, size, new_job=held is None)
+        drop_reservation(session, job.id)
+        session.add(job)
+        _enqueue(session, job.finished_event(correlation_id, _targets(session, job)))
 
     def page(self, owner_id: int, *, limit: int, offset: int) -> tuple[list[Job], int]:
         """One page of the owner's live jobs, newest first, and the owner's total."""
@@ -240,6 +261,20 @@ class SQLJobRepository(StorageQueries):
     def outbox_depth(self) -> int:
         with translated(), self.engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
+
+
+def _cached(cache_key: str | None) -> sa.Select[Job]:
+    live = sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > utcnow())
+    return (
+        sa.select(Job)
+        .where(
+            jobs.c.cache_key == cache_key,
+            jobs.c.status == Status.SUCCEEDED,
+            jobs.c.mp3_fid.is_not(None),
+            live,
+        )
+        .limit(1)
+    )
 
 
 def _targets(session: Session, job: Job) -> tuple[WebhookTarget, ...]:

@@ -91,6 +91,26 @@ jobs = sa.Table(
     sa.Index("ix_jobs_video_fid", "video_fid"),
 )
 
+# Uploads under way, one per job id (the job row may not exist yet): their bytes, and a job each
+# until the job row exists, count against the owner's limits (``adapters/sql/reservations.py``).
+reservations = sa.Table(
+    "reservations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("owner_id", sa.Integer, nullable=False, index=True),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# One row per owner, written first by every transaction that checks or changes what the owner
+# may store: it serialises them (a row lock on MySQL; SQLite's BEGIN IMMEDIATE already does).
+owner_locks = sa.Table(
+    "owner_locks",
+    metadata,
+    sa.Column("owner_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("locked_at", Timestamp, nullable=False),
+)
+
 # Events waiting to be published: written in the same transaction as the job they belong to.
 outbox = sa.Table(
     "outbox",
