@@ -18,6 +18,7 @@ from video2mp3.domain.events import ConversionSucceeded, Event, Owner
 from video2mp3.domain.jobs import Job, Status, utcnow
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.domain.storage import Limits, Retention, cache_key
+from video2mp3.errors import QuotaExceeded
 
 KEY = cache_key("a" * 64, ConversionOptions())
 
@@ -58,23 +59,36 @@ class StorageContract:
     def test_a_cache_hit_reuses_a_live_mp3_of_the_same_owner(self, jobs: SQLJobRepository) -> None:
         source = converted(jobs, queued())
         hit = queued(video=None)
-        assert jobs.add_from_cache(hit, "corr", Limits(), across_owners=False)
+        assert jobs.add_from_cache(hit, "corr", Limits())
         stored = jobs.get(hit.id, 1)
         assert stored is not None
         assert (stored.status, stored.mp3_fid, stored.mp3_size) == (Status.SUCCEEDED, "mp3", 10)
         assert stored.expires_at is not None
         assert stored.expires_at > utcnow()
-        assert not jobs.add_from_cache(queued(owner=2), None, Limits(), across_owners=False)
-        assert jobs.add_from_cache(queued(owner=2), None, Limits(), across_owners=True)
-        assert not jobs.add_from_cache(queued(key="other"), None, Limits(), across_owners=True)
+        assert not jobs.add_from_cache(queued(owner=2), None, Limits())
         assert source.id != hit.id
+
+    def test_another_owners_conversion_is_found_and_copied(self, jobs: SQLJobRepository) -> None:
+        source = converted(jobs, queued())
+        assert jobs.find_cached("other") is None
+        found = jobs.find_cached(KEY)
+        assert found is not None
+        assert found.id == source.id
+        copy = queued(owner=2)
+        copy.mp3_fid, copy.mp3_size = "copy", 12
+        with pytest.raises(QuotaExceeded):  # its video and its copy of the MP3 count
+            jobs.add_copy(copy, found, None, Limits(quota_bytes=111))
+        jobs.add_copy(copy, found, None, Limits(quota_bytes=112))
+        stored = jobs.get(copy.id, 2)
+        assert stored is not None
+        assert (stored.status, stored.mp3_fid, stored.mp3_size) == (Status.SUCCEEDED, "copy", 12)
 
     def test_an_expired_or_failed_job_is_no_cache_source(
         self, repository: Callable[[Retention], SQLJobRepository]
     ) -> None:
         brief = repository(Retention(keep_mp3s_for=timedelta(microseconds=1)))
         converted(brief, queued())
-        assert not brief.add_from_cache(queued(), None, Limits(), across_owners=False)
+        assert not brief.add_from_cache(queued(), None, Limits())
 
     def test_videos_go_once_settled_and_each_is_handed_out_once(
         self, jobs: SQLJobRepository
@@ -103,7 +117,7 @@ class StorageContract:
 
     def test_references_usage_and_stored_bytes(self, jobs: SQLJobRepository) -> None:
         converted(jobs, queued(owner=1, video="v1"), mp3="shared", size=10)
-        jobs.add_from_cache(queued(owner=1, video=None), None, Limits(), across_owners=False)
+        jobs.add_from_cache(queued(owner=1, video=None), None, Limits())
         running = queued(owner=2, video="v2")
         jobs.add(running, running.requested_event(None))
         assert jobs.referenced({"shared", "v2", "gone"}) == {"shared", "v2"}

@@ -107,9 +107,9 @@ class Stack:
             path, headers=headers, data={**form, "file": (io.BytesIO(data), "My Clip.mp4")}
         )
 
-    def finish(self, job_id: str, owner: int = 1) -> str:
+    def finish(self, job_id: str, owner: int = 1, content: bytes = MP3) -> str:
         """Store an MP3 and report success as a converter would; return its file id."""
-        mp3 = self.blobs.put(iter([MP3]), filename="x.mp3", content_type="audio/mpeg")
+        mp3 = self.blobs.put(iter([content]), filename="x.mp3", content_type="audio/mpeg")
         self.bus.publish(
             Event(job_id, ConversionSucceeded(mp3.id, mp3.size, 3.0, Owner(owner, "a@x"), "a.mp4"))
         )

@@ -4,18 +4,22 @@ orphan collector and MP3 caching headers (embedded adapters, the real Flask app 
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mutagen.id3 import ID3
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_gateway_api import MP3, Stack, error_code
 from tests.support import wait_for
 from video2mp3.adapters.blobs.local import LocalBlobStore
+from video2mp3.converter.facts import Chapter
+from video2mp3.converter.tags import Tags, write_tags
 from video2mp3.domain.events import JobFinished
 from video2mp3.domain.options import ConversionOptions
 from video2mp3.errors import QuotaExceeded
@@ -108,12 +112,56 @@ def test_other_users_never_learn_of_a_conversion(stack: Stack) -> None:
     assert stack.upload(mallory, VIDEO).status_code == 202  # converted for her like any file
 
 
-def test_an_operator_can_share_the_cache_across_users(make: Make) -> None:
+def tagged_mp3(tmp_path: Path, tags: Tags) -> bytes:
+    """MP3 with the ID3 tag the converter writes."""
+    path = tmp_path / "tagged.mp3"
+    path.write_bytes(MP3)
+    write_tags(path, tags)
+    return path.read_bytes()
+
+
+def upload_as(stack: Stack, headers: dict[str, str], filename: str, **form: str) -> Any:
+    data = {**form, "file": (io.BytesIO(VIDEO), filename)}
+    return stack.client.post("/api/v1/jobs", headers=headers, data=data)
+
+
+def test_an_operator_can_share_the_cache_across_users(make: Make, tmp_path: Path) -> None:
     stack = make(cache_across_owners=True)
-    first = converted(stack, stack.headers)
+    chapters = (Chapter(0.0, 1.0, "From the video"),)
+    first = upload_as(stack, stack.headers, "Ann's secret trip.mp4", artist="Band").get_json()
+    ann_mp3 = tagged_mp3(tmp_path, Tags("Ann's secret trip", "Band", chapters=chapters))
+    stack.finish(first["id"], content=ann_mp3)
     mallory = stack.user("mallory@example.com")
-    hit = stack.upload(mallory, VIDEO)
-    assert (hit.status_code, hit.get_json()["mp3_fid"]) == (201, first["mp3_fid"])
+    hit = upload_as(stack, mallory, "mallory.mp4", artist="Band")
+    assert (hit.status_code, hit.get_json()["status"]) == (201, "succeeded")
+    job = hit.get_json()
+    assert job["mp3_fid"] != stack.job(first["id"])["mp3_fid"]  # her own copy
+    served = stack.client.get(f"/api/v1/jobs/{job['id']}/mp3", headers=mallory).data
+    tag = ID3(io.BytesIO(served))
+    assert str(tag["TIT2"]) == "mallory"
+    assert (str(tag["TPE1"]), tag["CHAP:ch0"].sub_frames["TIT2"].text) == (
+        "Band",
+        ["From the video"],
+    )
+    assert b"Ann" not in served
+    assert b"secret" not in served
+    assert served.endswith(MP3)  # the same audio
+    # Ann's MP3 is untouched, and her deleting it leaves Mallory's.
+    assert (
+        stack.client.get(f"/api/v1/jobs/{first['id']}/mp3", headers=stack.headers).data == ann_mp3
+    )
+    stack.client.delete(f"/api/v1/jobs/{first['id']}", headers=stack.headers)
+    assert stack.client.get(f"/api/v1/jobs/{job['id']}/mp3", headers=mallory).data == served
+
+
+def test_a_hash_alone_never_answers_from_another_users_conversion(make: Make) -> None:
+    stack = make(cache_across_owners=True)
+    converted(stack, stack.headers)
+    mallory = stack.user("mallory@example.com")
+    for size in (1, len(VIDEO)):  # a SHA-256 proves nothing of holding the file
+        response = ask_cache(stack, mallory, size=size)
+        assert (response.status_code, error_code(response)) == (409, "upload_needed")
+    assert ask_cache(stack, stack.headers).status_code == 201  # the owner's own: answered
 
 
 def test_deleting_one_job_never_breaks_another_sharing_its_mp3(stack: Stack) -> None:

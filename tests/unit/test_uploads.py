@@ -52,9 +52,7 @@ class RecordingJobs:
     def add(self, job: Job, event: Event) -> None:
         self.added.append((job, event))
 
-    def add_from_cache(
-        self, job: Job, correlation_id: str | None, limits: Limits, *, across_owners: bool = False
-    ) -> bool:
+    def add_from_cache(self, job: Job, correlation_id: str | None, limits: Limits) -> bool:
         return False
 
     def reserve(

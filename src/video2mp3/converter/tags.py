@@ -10,7 +10,7 @@ location, device or software never reaches the MP3.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from mutagen.id3 import (
     APIC,
@@ -27,7 +27,7 @@ from mutagen.id3 import (
 )
 
 from video2mp3.converter.facts import Chapter, MediaInfo
-from video2mp3.domain.options import ConversionOptions, tag_text
+from video2mp3.domain.options import ConversionOptions, tag_text, title_from_filename
 
 NO_OFFSET = 0xFFFFFFFF  # CHAP byte offsets unknown: players use the times
 MAX_CHAPTER_MS = 0xFFFFFFFE  # about 49 days
@@ -45,8 +45,7 @@ class Tags:
 
 def choose_tags(info: MediaInfo, options: ConversionOptions, filename: str) -> Tags:
     """The tags for this conversion (without the cover, which is made separately)."""
-    stem = PurePosixPath(filename.replace("\\", "/")).stem
-    title = options.title or tag_text(info.title or "") or tag_text(stem)
+    title = options.title or tag_text(info.title or "") or title_from_filename(filename)
     chapters = trimmed(info.chapters, options.start, options.end) if options.chapters else ()
     return Tags(title, options.artist, options.album, options.year, chapters)
 

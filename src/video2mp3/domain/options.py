@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from iso639 import Language, LanguageNotFoundError
@@ -59,6 +60,12 @@ def _printable(text: str) -> str:
 def tag_text(text: str) -> str | None:
     """``text`` fit for a tag: printable, at most ``TAG_LENGTH`` characters; ``None`` if empty."""
     return _printable(text)[:TAG_LENGTH].strip() or None
+
+
+def title_from_filename(filename: str) -> str | None:
+    """The title an MP3 gets from its upload's name when neither the options nor the source
+    give one: the name's last component without its extension, fit for a tag."""
+    return tag_text(PurePosixPath(filename.replace("\\", "/")).stem)
 
 
 def _one_of(allowed: tuple[int, ...]) -> Any:

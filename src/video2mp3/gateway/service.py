@@ -32,6 +32,7 @@ from video2mp3.errors import (
     UploadNeeded,
     Video2mp3Error,
 )
+from video2mp3.gateway.retitle import copy_for
 from video2mp3.gateway.streaming import EarlyStart
 from video2mp3.gateway.tokens import Principal
 from video2mp3.logs import correlation_id
@@ -69,7 +70,7 @@ class Gateway:
     quota_bytes: int = 2**62  # per user: stored videos and MP3s
     max_active_jobs: int = 2**31  # per user: queued or processing
     active_jobs_retry_seconds: int = 10  # Retry-After when max_active_jobs are active
-    cache_across_owners: bool = False  # a hit may reuse another user's MP3
+    cache_across_owners: bool = False  # a whole upload may be served another user's MP3
     stream_after_bytes: int = 0  # queue a conversion during its upload after this much (0: never)
 
     @property
@@ -142,7 +143,7 @@ class Gateway:
         try:
             if blob.size == 0:
                 raise InvalidRequest("the uploaded file is empty")
-            hit = self._from_cache(job)
+            hit = self._from_cache(job, uploaded=True)
             if not hit:
                 self._queue(job, uploading=False)
         except BaseException:
@@ -185,8 +186,10 @@ class Gateway:
     def from_cache(
         self, owner: Principal, sha256: object, size: object, filename: object, options: object
     ) -> Job:
-        """A finished job for a video the caller does not send, known by its SHA-256, when the
-        cache holds its conversion with these options; else ``UploadNeeded``."""
+        """A finished job for a video the caller does not send, known by its SHA-256, when one of
+        the caller's own jobs converted it with these options; else ``UploadNeeded``. A hash
+        proves nothing of holding the file: another owner's conversion is never the answer.
+        It is a new job: ``TooManyJobs`` and ``QuotaExceeded`` as for an upload."""
         if not is_sha256(sha256) or not isinstance(filename, str):
             raise InvalidRequest("sha256 must be 64 lowercase hex digits and filename a string")
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
@@ -213,14 +216,30 @@ class Gateway:
         if declared is not None and declared > self.max_upload_bytes + overhead:
             raise _too_large(self.max_upload_bytes)()
 
-    def _from_cache(self, job: Job) -> bool:
-        hit = self.jobs.add_from_cache(
-            job, correlation_id.get(), self.limits, across_owners=self.cache_across_owners
-        )
+    def _from_cache(self, job: Job, *, uploaded: bool = False) -> bool:
+        """Settle ``job`` from the owner's own conversions, or, for a video ``uploaded`` whole
+        (its hash computed here, not told), from another owner's when the cache is shared:
+        then as a copy titled from this owner's file name (``retitle``)."""
+        hit = self.jobs.add_from_cache(job, correlation_id.get(), self.limits)
+        if not hit and uploaded and self.cache_across_owners:
+            hit = self._copied(job)
         CACHE.labels("hit" if hit else "miss").inc()
         if hit:
             log.info("served from the cache", extra={"job_id": job.id})
         return hit
+
+    def _copied(self, job: Job) -> bool:
+        source = self.jobs.find_cached(job.cache_key)
+        copy = copy_for(self.blobs, source, job) if source else None
+        if source is None or copy is None:
+            return False
+        job.mp3_fid, job.mp3_size = copy.id, copy.size
+        try:
+            self.jobs.add_copy(job, source, correlation_id.get(), self.limits)
+        except BaseException:
+            self.blobs.delete(copy.id)
+            raise
+        return True
 
     def page(self, owner: Principal, *, limit: int = 20, offset: int = 0) -> Page:
         """The owner's jobs, newest first."""

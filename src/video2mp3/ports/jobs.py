@@ -54,14 +54,22 @@ class JobRepository(Protocol):
         """Drop the reservation of job ``job_id``. Idempotent."""
         ...
 
-    def add_from_cache(
-        self, job: Job, correlation_id: str | None, limits: Limits, *, across_owners: bool = False
-    ) -> bool:
-        """Settle ``job`` with the MP3 of a live succeeded job with the same ``cache_key`` (the
-        same owner's unless ``across_owners``) and insert it with its ``job.finished`` in place
-        of its reservation, atomically; ``False``, nothing written, when there is none. Without
+    def add_from_cache(self, job: Job, correlation_id: str | None, limits: Limits) -> bool:
+        """Settle ``job`` with the MP3 of a live succeeded job of the same owner with the same
+        ``cache_key`` and insert it with its ``job.finished`` in place of its reservation,
+        atomically; ``False``, nothing written, when there is none. Without
         a reservation (nothing uploaded) it is a new job: ``TooManyJobs`` and ``QuotaExceeded``
         as for ``reserve``; with one, ``QuotaExceeded`` if its video and MP3 do not fit."""
+        ...
+
+    def find_cached(self, cache_key: str | None) -> Job | None:
+        """A live succeeded job of any owner with ``cache_key``, if any."""
+        ...
+
+    def add_copy(self, job: Job, source: Job, correlation_id: str | None, limits: Limits) -> None:
+        """Settle ``job`` as ``source``'s conversion, with its own copy of the MP3 (already
+        stored as ``job.mp3_fid``, ``job.mp3_size``), and insert it as ``add_from_cache``
+        does, with the same errors."""
         ...
 
     def record_upload(self, job: Job) -> None:

@@ -103,9 +103,7 @@ class SQLJobRepository(StorageQueries, Reservations):
                 .limit(1)
             )
 
-    def add_from_cache(
-        self, job: Job, correlation_id: str | None, limits: Limits, *, across_owners: bool = False
-    ) -> bool:
+    def add_from_cache(self, job: Job, correlation_id: str | None, limits: Limits) -> bool:
         """Settle ``job`` with the MP3 of a live succeeded job of its owner with its cache key
         and insert it with its ``job.finished``, within ``limits``, atomically; ``False``,
         writing nothing, when there is none.
@@ -115,15 +113,30 @@ class SQLJobRepository(StorageQueries, Reservations):
         """
         with translated(), self._session.begin() as session:
             lock_owner(session, job.owner_id)
-            query = _cached(job.cache_key)
-            if not across_owners:
-                query = query.where(jobs.c.owner_id == job.owner_id)
-            source = session.scalar(query.with_for_update())
+            source = session.scalar(
+                _cached(job.cache_key).where(jobs.c.owner_id == job.owner_id).with_for_update()
+            )
             if source is None:
                 return False
             job.reuse(source, self.retention)
             self._settle(session, job, correlation_id, limits)
         return True
+
+    def find_cached(self, cache_key: str | None) -> Job | None:
+        """A live succeeded job of any owner with ``cache_key``."""
+        with translated(), self._session() as session:
+            return session.scalar(_cached(cache_key))
+
+    def add_copy(self, job: Job, source: Job, correlation_id: str | None, limits: Limits) -> None:
+        """Settle ``job`` as ``source``'s conversion with its own MP3 (``job.mp3_fid`` and
+        ``mp3_size``, stored already) and insert it with its ``job.finished``, within
+        ``limits``, atomically."""
+        mp3 = job.mp3_fid, job.mp3_size
+        job.reuse(source, self.retention)
+        job.mp3_fid, job.mp3_size = mp3
+        with translated(), self._session.begin() as session:
+            lock_owner(session, job.owner_id)
+            self._settle(session, job, correlation_id, limits)
 
     def _settle(
         self, session: Session, job: Job, correlation_id: str | None, limits: Limits
