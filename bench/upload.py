@@ -23,11 +23,14 @@ class _NoJobs:
     def add(self, *_: object) -> None:
         return None
 
-    def add_from_cache(self, *_: object, across_owners: bool) -> bool:
+    def add_from_cache(self, *_: object) -> bool:
         return False
 
-    def usage(self, *_: object) -> list[object]:
-        return []
+    def reserve(self, *_: object, at_least: int, wanted: int) -> int:
+        return wanted
+
+    def release(self, *_: object) -> None:
+        return None
 
 
 class _Body(io.RawIOBase):
