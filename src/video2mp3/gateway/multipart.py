@@ -17,7 +17,7 @@ from typing import IO, TypeAlias
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from video2mp3.errors import InvalidRequest, TooLarge
-from video2mp3.gateway.service import limited
+from video2mp3.gateway.metering import limited
 
 READ_SIZE = 1024 * 1024
 MAX_FIELD_BYTES = 4096

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,10 +28,10 @@ from video2mp3.errors import (
     Expired,
     InvalidRequest,
     NotFound,
-    TooLarge,
     UploadNeeded,
     Video2mp3Error,
 )
+from video2mp3.gateway.metering import ahead, limited, reserved, too_large
 from video2mp3.gateway.retitle import copy_for
 from video2mp3.gateway.streaming import EarlyStart
 from video2mp3.gateway.tokens import Principal
@@ -107,7 +107,7 @@ class Gateway:
         )
         job.video_fid = derived_id("video", job.id)
         room = self.jobs.reserve(
-            job.id, owner.user_id, self.limits, at_least=declared_size, wanted=_ahead(declared_size)
+            job.id, owner.user_id, self.limits, at_least=declared_size, wanted=ahead(declared_size)
         )
         try:
             return self._store(job, chunks, room, content_type)
@@ -143,8 +143,7 @@ class Gateway:
         try:
             if blob.size == 0:
                 raise InvalidRequest("the uploaded file is empty")
-            hit = self._from_cache(job, uploaded=True)
-            if not hit:
+            if not self._from_cache(job, uploaded=True):
                 self._queue(job, uploading=False)
         except BaseException:
             self.blobs.delete(blob.id)
@@ -156,19 +155,10 @@ class Gateway:
     ) -> Generator[bytes, None, None]:
         """``chunks`` hashed into ``digest``, within the upload limit and the room reserved for
         ``job``, grown as the stream needs (``QuotaExceeded`` when the quota has no more)."""
-        size_limited = limited(chunks, self.max_upload_bytes, _too_large(self.max_upload_bytes))
+        size_limited = limited(chunks, self.max_upload_bytes, too_large(self.max_upload_bytes))
+        metered = reserved(self.jobs, job, self.limits, size_limited, room)
         # Hashed on another core (0.3 s of CPU per 570 MB) while the next bytes are read.
-        return beside(self._reserved(job, size_limited, room), digest.update, "upload-hash")
-
-    def _reserved(self, job: Job, chunks: Iterable[bytes], room: int) -> Iterator[bytes]:
-        total = 0
-        for chunk in chunks:
-            total += len(chunk)
-            if total > room:
-                room = self.jobs.reserve(
-                    job.id, job.owner_id, self.limits, at_least=total, wanted=_ahead(total)
-                )
-            yield chunk
+        return beside(metered, digest.update, "upload-hash")
 
     def _queue(self, job: Job, *, uploading: bool) -> None:
         self.jobs.add(job, job.requested_event(correlation_id.get(), uploading=uploading))
@@ -214,7 +204,7 @@ class Gateway:
     def check_size(self, declared: int | None, overhead: int = 0) -> None:
         """``TooLarge`` at once when a declared size already exceeds the limit."""
         if declared is not None and declared > self.max_upload_bytes + overhead:
-            raise _too_large(self.max_upload_bytes)()
+            raise too_large(self.max_upload_bytes)()
 
     def _from_cache(self, job: Job, *, uploaded: bool = False) -> bool:
         """Settle ``job`` from the owner's own conversions, or, for a video ``uploaded`` whole
@@ -230,8 +220,7 @@ class Gateway:
 
     def _copied(self, job: Job) -> bool:
         source = self.jobs.find_cached(job.cache_key)
-        copy = copy_for(self.blobs, source, job) if source else None
-        if source is None or copy is None:
+        if source is None or (copy := copy_for(self.blobs, source, job)) is None:
             return False
         job.mp3_fid, job.mp3_size = copy.id, copy.size
         try:
@@ -310,25 +299,3 @@ def clean_filename(name: str | None) -> str:
     """A display-safe file name: the last path component, on one line, bounded."""
     name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     return one_line(name, limit=200) or "upload"
-
-
-def limited(
-    chunks: Iterable[bytes], max_bytes: int, too_much: Callable[[], Video2mp3Error]
-) -> Iterator[bytes]:
-    """``chunks``, raising ``too_much()`` once more than ``max_bytes`` have passed."""
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        if total > max_bytes:
-            raise too_much()
-        yield chunk
-
-
-def _too_large(max_bytes: int) -> Callable[[], TooLarge]:
-    return lambda: TooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
-
-
-def _ahead(size: int) -> int:
-    """What to reserve for an upload of ``size`` bytes so far: a little more, so that a stream
-    of unknown length asks again only as its size grows by an eighth (or 1 MiB)."""
-    return size + max(2**20, size // 8)

@@ -22,7 +22,7 @@ from video2mp3.adapters.sql.reservations import (
     lock_owner,
     owner_counts,
 )
-from video2mp3.adapters.sql.storage import StorageQueries
+from video2mp3.adapters.sql.storage import StorageQueries, cached
 from video2mp3.adapters.sql.tables import jobs, metadata, outbox, reservations, webhooks
 from video2mp3.domain.events import Event
 from video2mp3.domain.jobs import Job, Status, stalled_event, utcnow
@@ -114,18 +114,13 @@ class SQLJobRepository(StorageQueries, Reservations):
         with translated(), self._session.begin() as session:
             lock_owner(session, job.owner_id)
             source = session.scalar(
-                _cached(job.cache_key).where(jobs.c.owner_id == job.owner_id).with_for_update()
+                cached(job.cache_key).where(jobs.c.owner_id == job.owner_id).with_for_update()
             )
             if source is None:
                 return False
             job.reuse(source, self.retention)
             self._settle(session, job, correlation_id, limits)
         return True
-
-    def find_cached(self, cache_key: str | None) -> Job | None:
-        """A live succeeded job of any owner with ``cache_key``."""
-        with translated(), self._session() as session:
-            return session.scalar(_cached(cache_key))
 
     def add_copy(self, job: Job, source: Job, correlation_id: str | None, limits: Limits) -> None:
         """Settle ``job`` as ``source``'s conversion with its own MP3 (``job.mp3_fid`` and
@@ -274,20 +269,6 @@ class SQLJobRepository(StorageQueries, Reservations):
     def outbox_depth(self) -> int:
         with translated(), self.engine.connect() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
-
-
-def _cached(cache_key: str | None) -> sa.Select[Job]:
-    live = sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > utcnow())
-    return (
-        sa.select(Job)
-        .where(
-            jobs.c.cache_key == cache_key,
-            jobs.c.status == Status.SUCCEEDED,
-            jobs.c.mp3_fid.is_not(None),
-            live,
-        )
-        .limit(1)
-    )
 
 
 def _targets(session: Session, job: Job) -> tuple[WebhookTarget, ...]:

@@ -1,4 +1,5 @@
-"""The jobs repository's storage queries: retention batches, blob references, usage.
+"""The jobs repository's storage queries: retention batches, cache lookups, blob references,
+usage.
 
 A mixin of ``SQLJobRepository`` over the same tables, kept apart so that each module stays
 about one thing. Batches claim their rows with SKIP LOCKED: several gateway workers can sweep
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from video2mp3.adapters.sql.engine import translated
 from video2mp3.adapters.sql.tables import jobs
-from video2mp3.domain.jobs import Job, Status
+from video2mp3.domain.jobs import Job, Status, utcnow
 from video2mp3.ports.jobs import Usage
 
 
@@ -54,6 +55,11 @@ class StorageQueries:
             for job in due:
                 session.delete(job)
         return list(due)
+
+    def find_cached(self, cache_key: str | None) -> Job | None:
+        """A live succeeded job of any owner with ``cache_key``."""
+        with translated(), self._session() as session:
+            return session.scalar(cached(cache_key))
 
     def referenced(self, blob_ids: Collection[str]) -> set[str]:
         """Which of ``blob_ids`` some job holds, as its video or its MP3."""
@@ -105,3 +111,18 @@ class StorageQueries:
             )
             mp3 = conn.scalar(sa.select(sa.func.sum(mp3s.c.size)))
         return {"video": int(video or 0), "mp3": int(mp3 or 0)}
+
+
+def cached(cache_key: str | None) -> sa.Select[Job]:
+    """A live succeeded job with ``cache_key`` (of any owner: narrow it)."""
+    live = sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > utcnow())
+    return (
+        sa.select(Job)
+        .where(
+            jobs.c.cache_key == cache_key,
+            jobs.c.status == Status.SUCCEEDED,
+            jobs.c.mp3_fid.is_not(None),
+            live,
+        )
+        .limit(1)
+    )
