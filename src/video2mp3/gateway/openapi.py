@@ -52,7 +52,7 @@ _CACHED = {
         "filename": {"type": "string"},
         "options": _ref("Options"),
     },
-    "description": "A file named by its SHA-256, not sent: the conversion cache alone answers",
+    "description": "A file named by its SHA-256, not sent: the caller's own conversions answer",
 }
 _UPLOAD = {
     "security": _BEARER,
