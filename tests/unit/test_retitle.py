@@ -72,7 +72,7 @@ def test_a_title_from_the_options_or_the_video_is_kept(
     assert str(read(blobs, copy.id)[0]["TIT2"]) == tags.title
 
 
-def test_a_tag_written_otherwise_or_a_missing_mp3_is_not_copied(
+def test_an_older_tag_is_retitled_and_a_missing_tag_or_mp3_is_not_copied(
     blobs: LocalBlobStore, tmp_path: Path
 ) -> None:
     path = tmp_path / "v23.mp3"
@@ -81,5 +81,11 @@ def test_a_tag_written_otherwise_or_a_missing_mp3_is_not_copied(
     tag.add(TIT2(encoding=3, text=["Ann"]))
     tag.save(path, v2_version=3)
     blob = blobs.put(iter([path.read_bytes()]), filename="x.mp3", content_type="audio/mpeg")
-    assert copy_for(blobs, job("Ann.mp4", mp3_fid=blob.id), job("Mallory.mp4")) is None
+    copy = copy_for(blobs, job("Ann.mp4", mp3_fid=blob.id), job("Mallory.mp4"))
+    assert copy is not None
+    tagged, data = read(blobs, copy.id)
+    assert (str(tagged["TIT2"]), tagged.version[:2]) == ("Mallory", (2, 4))
+    assert data.endswith(AUDIO)
+    bare = blobs.put(iter([AUDIO]), filename="x.mp3", content_type="audio/mpeg")
+    assert copy_for(blobs, job("Ann.mp4", mp3_fid=bare.id), job("Mallory.mp4")) is None
     assert copy_for(blobs, job("Ann.mp4", mp3_fid="gone"), job("Mallory.mp4")) is None
