@@ -26,6 +26,7 @@ from video2mp3.adapters.bus.inprocess import InProcessBus
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
 from video2mp3.domain.events import ConversionFailed, ConversionSucceeded, Event, Owner
+from video2mp3.gateway.http import SESSION_COOKIE
 from video2mp3.health import Health, listen
 from video2mp3.settings import load
 
@@ -248,6 +249,19 @@ def test_tokens_are_required(stack: Stack) -> None:
         == 401
     )
     assert stack.upload({}).status_code == 401
+
+
+@pytest.mark.parametrize("token", ["x.y.z", "not-a-jwt", "eyJhbGciOiJub25lIn0.e30."])
+def test_a_refused_token_gets_one_fixed_message(stack: Stack, token: str) -> None:
+    answers = [stack.client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})]
+    stack.client.set_cookie(SESSION_COOKIE, token)
+    answers.append(stack.client.get("/api/v1/jobs"))
+    for response in answers:
+        assert response.status_code == 401
+        assert response.get_json()["error"] == {
+            "code": "unauthorized",
+            "message": "the token is missing, expired or invalid; log in again",
+        }
 
 
 def test_list_is_paginated_newest_first(stack: Stack) -> None:
