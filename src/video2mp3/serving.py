@@ -37,6 +37,7 @@ from werkzeug.wsgi import get_content_length
 
 from video2mp3.errors import InvalidRequest
 from video2mp3.lingering import linger
+from video2mp3.logs import redact
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -204,7 +205,7 @@ class Worker(ThreadWorker):  # type: ignore[misc]
             status, reason = 500, "Internal Server Error"
             message = "internal error; the request id is in the logs"
         if status < 500:
-            self.log.warning("invalid request from %s: %s", (addr or ("",))[0], exc)
+            self.log.warning("invalid request from %s: %s", (addr or ("",))[0], redact(str(exc)))
         try:
             client.sendall(error_response(status, reason, message))
         except OSError:
@@ -287,6 +288,10 @@ class DevRequestHandler(WSGIRequestHandler):
 
     def version_string(self) -> str:
         return SERVER_NAME
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        # werkzeug's own lines (a malformed request's) quote the request line.
+        super().log(type, "%s", redact(message % args if args else message))
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         reason = self.responses.get(code, ("Error", ""))[0]

@@ -216,3 +216,13 @@ def test_a_malformed_chunked_body_is_a_json_refusal_without_a_traceback(
     assert "Traceback" not in log
     assert "internal_error" not in log
     assert "unhandled error" not in log
+
+
+def test_download_tokens_stay_out_of_the_access_log(server: Server, tmp_path: Path) -> None:
+    secret = "7.5f0c1d.1765000000.c2VjcmV0LXNpZ25hdHVyZQ"
+    for path in (f"/mp3/{secret}", f"/mp3/{secret}/", f"/healthz?token={secret}&x=1"):
+        requests.get(f"http://127.0.0.1:{server.port}{path}", timeout=10)
+    exchange(server, f"GET /mp3/{secret} HTTP/1.1 junk\r\n\r\n".encode())  # a malformed line
+    log = (tmp_path / "server.log").read_text()
+    assert "/mp3/[redacted]" in log
+    assert secret not in log
