@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def configured_public_url(self) -> str | None:
+        """``public_url`` if it was configured, else ``None``: the gateway then builds its links
+        from the request, while the notifier (which has no request) uses the default."""
+        return self.public_url if "public_url" in self.model_fields_set else None
+
+    @property
     def allowed_networks(self) -> tuple[Network, ...]:
         return parse_networks(self.webhook_allowed_networks)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -390,3 +390,53 @@ def test_openapi_describes_every_route(stack: Stack) -> None:
         assert path in spec["paths"], path
         methods = rule.methods - {"HEAD", "OPTIONS"}  # type: ignore[operator]
         assert {m.lower() for m in methods} <= set(spec["paths"][path]), path
+
+
+def finished_job(stack: Stack) -> Callable[..., str]:
+    """A finished job's ``download_url`` as a request with the given headers sees it."""
+    auth = stack.headers = stack.user()  # type: ignore[attr-defined]
+    job_id = stack.upload(auth).get_json()["id"]
+    stack.finish(job_id)
+
+    def link(**headers: str) -> str:
+        response = stack.client.get(f"/api/v1/jobs/{job_id}", headers={**auth, **headers})
+        found: str = response.get_json()["download_url"]
+        return found
+
+    return link
+
+
+FORGED = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_download_links_use_the_public_url_whatever_the_request_says(
+    tmp_path: Path, hops: int
+) -> None:
+    stack = Stack(tmp_path, public_url="https://v2m.example/", proxy_hops=hops)
+    try:
+        link = finished_job(stack)
+        assert link(**FORGED).startswith("https://v2m.example/mp3/")
+        assert link().startswith("https://v2m.example/mp3/")
+    finally:
+        stack.stop()
+
+
+def test_without_a_public_url_links_follow_the_host_and_only_trusted_proxies(
+    tmp_path: Path,
+) -> None:
+    stack = Stack(tmp_path / "direct")
+    try:
+        link = finished_job(stack)
+        assert link(**FORGED).startswith("http://evil.example/mp3/")  # its caller's own answer
+        assert link(Host="v2m.lan:8080", **{"X-Forwarded-Host": "evil.example"}).startswith(
+            "http://v2m.lan:8080/mp3/"
+        )
+    finally:
+        stack.stop()
+    stack = Stack(tmp_path / "proxied", proxy_hops=1)
+    try:
+        forwarded = {"X-Forwarded-Host": "v2m.example", "X-Forwarded-Proto": "https"}
+        assert finished_job(stack)(**forwarded).startswith("https://v2m.example/mp3/")
+    finally:
+        stack.stop()
