@@ -171,6 +171,7 @@ def gateway_app(
         signup_enabled=settings.signup_enabled,
         public_url=settings.configured_public_url or "",
         max_streams=settings.live_pages,
+        max_streams_per_user=settings.live_pages_per_user,
     )
     if hops := settings.proxy_hops:  # the client's address, scheme and host, as the proxies saw
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
