@@ -169,11 +169,12 @@ def gateway_app(
         identity,
         {},
         signup_enabled=settings.signup_enabled,
-        public_url=settings.public_url,
+        public_url=settings.configured_public_url or "",
         max_streams=settings.live_pages,
+        max_streams_per_user=settings.live_pages_per_user,
     )
-    if settings.proxy_hops:  # the client's address, as the proxies in front of us saw it
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
+    if hops := settings.proxy_hops:  # the client's address, scheme and host, as the proxies saw
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
 
 

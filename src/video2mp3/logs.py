@@ -2,12 +2,15 @@
 
 ``correlation_id`` is a contextvar: the HTTP layer sets it per request, the bus per message, and
 every event a service publishes copies it, so one upload can be followed across all services.
+``redact`` keeps download links' tokens out of the lines that name a request: a token in a log
+opens an MP3 for a day to anyone who reads the log.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -15,6 +18,13 @@ from datetime import UTC, datetime
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_SECRETS = re.compile(r"(/mp3/|[?&;]token=)[^/?&;#\s'\"]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` (a path, a URL, a request line) with the token of ``/mp3/<token>`` and of any
+    ``token=`` query parameter replaced by ``[redacted]``."""
+    return _SECRETS.sub(r"\1[redacted]", text)
 
 
 class JSONFormatter(logging.Formatter):

@@ -25,16 +25,19 @@ from gunicorn.http.errors import (
     InvalidResponseHeaderName,
     LimitRequestHeaders,
     LimitRequestLine,
+    NoMoreData,
     ParseException,
     UnsupportedTransferCoding,
 )
 from gunicorn.http.message import Request
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
-from werkzeug.serving import WSGIRequestHandler
+from werkzeug.serving import DechunkedInput, WSGIRequestHandler
 from werkzeug.wsgi import get_content_length
 
+from video2mp3.errors import InvalidRequest
 from video2mp3.lingering import linger
+from video2mp3.logs import redact
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -42,6 +45,10 @@ if TYPE_CHECKING:
 # Seconds a client may stay silent while it sends its request or reads our answer.
 CLIENT_TIMEOUT = 30
 SERVER_NAME = "video2mp3"
+MALFORMED_CHUNKS = (
+    "the chunked request body is malformed or ends early: each chunk starts with its size in"
+    " hexadecimal on a line of its own, and a chunk of size 0 ends the body"
+)
 
 _CODES = {
     400: "bad_request",
@@ -99,6 +106,19 @@ class _TimedConn(TConn):  # type: ignore[misc]
         super().close(graceful and not self.lingered)
 
 
+class _ChunkedBody(Body):  # type: ignore[misc]
+    """gunicorn's chunked request body, whose format errors (a chunk size that is no hexadecimal
+    number, a missing line end, the body ending early) reach the app as ``InvalidRequest``: the
+    client's mistake, a 422 like any malformed body, not a 500 with a traceback."""
+
+    def _read_reader(self, size: int) -> bytes:
+        try:
+            data: bytes = super()._read_reader(size)
+        except (ParseException, NoMoreData):
+            raise InvalidRequest(MALFORMED_CHUNKS) from None
+        return data
+
+
 class _SocketBody(Body):  # type: ignore[misc]
     """gunicorn's request body of known length, received straight into the bytes ``read``
     returns instead of through gunicorn's buffers, which copy each byte about six times: a
@@ -150,6 +170,8 @@ class Worker(ThreadWorker):  # type: ignore[misc]
         plain = type(req.body) is Body and type(reader) is LengthReader
         if plain and isinstance(reader.unreader, SocketUnreader):  # nothing read from it yet
             req.body = _SocketBody(reader)
+        elif type(req.body) is Body and type(reader) is ChunkedReader:
+            req.body.__class__ = _ChunkedBody
         if type(req) is Request:
             req.__class__ = _Request
         keepalive = super().handle_request(req, conn)
@@ -183,7 +205,7 @@ class Worker(ThreadWorker):  # type: ignore[misc]
             status, reason = 500, "Internal Server Error"
             message = "internal error; the request id is in the logs"
         if status < 500:
-            self.log.warning("invalid request from %s: %s", (addr or ("",))[0], exc)
+            self.log.warning("invalid request from %s: %s", (addr or ("",))[0], redact(str(exc)))
         try:
             client.sendall(error_response(status, reason, message))
         except OSError:
@@ -204,6 +226,19 @@ class _Counted(io.RawIOBase):
         count = self.file.readinto(buffer)
         self.count += count
         return count
+
+
+class _Dechunked(DechunkedInput):
+    """werkzeug's chunked body, whose format errors reach the app as ``InvalidRequest`` (as on
+    gunicorn: ``_ChunkedBody``) rather than the ``OSError`` it raises for them."""
+
+    def readinto(self, buf: Any) -> int:
+        try:
+            return super().readinto(buf)
+        except OSError as exc:
+            if type(exc) is not OSError:  # the socket's own: a timeout, a reset
+                raise
+            raise InvalidRequest(MALFORMED_CHUNKS) from None
 
 
 class _Spent(io.BufferedIOBase):
@@ -237,6 +272,8 @@ class DevRequestHandler(WSGIRequestHandler):
         self.body = _Counted(self.rfile)
         if environ["wsgi.input"] is self.rfile:  # not a chunked body, which werkzeug wraps
             environ["wsgi.input"] = self.body
+        elif type(environ["wsgi.input"]) is DechunkedInput:
+            environ["wsgi.input"].__class__ = _Dechunked
         self.rfile = _Spent(self.rfile)  # what werkzeug reads after the answer
         return environ
 
@@ -251,6 +288,10 @@ class DevRequestHandler(WSGIRequestHandler):
 
     def version_string(self) -> str:
         return SERVER_NAME
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        # werkzeug's own lines (a malformed request's) quote the request line.
+        super().log(type, "%s", redact(message % args if args else message))
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         reason = self.responses.get(code, ("Error", ""))[0]

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # Pages each gateway process keeps live (an event stream each, holding a thread of its own
     # beyond web_threads); past them a page polls. README, "What an open page costs".
     live_pages: int = Field(24, ge=0, le=4096)
+    # Of those, the pages one user may hold: one account cannot take every stream.
+    live_pages_per_user: int = Field(4, ge=1, le=4096)
     # How long a stopping web service lets requests in flight (uploads, downloads) finish.
     drain_seconds: int = Field(300, ge=0, le=3600)
     # argon2id cost per password hash: each hash in flight holds argon2_memory_kib of memory
@@ -118,6 +120,12 @@ class Settings(BaseSettings):
     def _networks(cls, value: str) -> str:
         parse_networks(value)
         return value
+
+    @property
+    def configured_public_url(self) -> str | None:
+        """``public_url`` if it was configured, else ``None``: the gateway then builds its links
+        from the request, while the notifier (which has no request) uses the default."""
+        return self.public_url if "public_url" in self.model_fields_set else None
 
     @property
     def allowed_networks(self) -> tuple[Network, ...]:

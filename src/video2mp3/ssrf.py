@@ -12,7 +12,9 @@ URL must be http(s), its name is resolved and every address it resolves to must 
 unless an operator allows a network (``VIDEO2MP3_WEBHOOK_ALLOWED_NETWORKS``, e.g.
 ``127.0.0.0/8`` for local testing). The check runs at registration and again before each
 delivery, and the delivery connects to an address this check returned, so a name that changes
-its answers meanwhile (DNS rebinding) cannot slip through.
+its answers meanwhile (DNS rebinding) cannot slip through. An IPv6 address carrying an IPv4
+address (mapped, compatible, 6to4, NAT64) is judged as that IPv4 address. A refusal never names
+the address a name resolved to: it would answer anyone's questions about the internal DNS.
 """
 
 from __future__ import annotations
@@ -133,9 +135,36 @@ def _kind(ip: Address) -> str | None:
         return "link-local (cloud metadata)"
     if ip.is_private or ip.is_reserved or ip.is_unspecified or ip.is_multicast:
         return "private or reserved"
-    if not ip.is_global:
+    if not ip.is_global or ip in _NAT64_LOCAL:
         return "not public"
     return None
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # a network's own translator (RFC 8215)
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # ::a.b.c.d, deprecated but still routed by some
+
+
+def _judged(ip: Address) -> tuple[Address, ...]:
+    """The addresses ``ip`` is judged as: an IPv6 address that carries an IPv4 address (mapped,
+    compatible, 6to4, NAT64) reaches that IPv4 address, so it is judged as that address alone
+    (``2002:7f00:1::`` is 127.0.0.1); a Teredo address as itself and its client's IPv4 address."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return (ip,)
+    carried = ip.ipv4_mapped or ip.sixtofour
+    if carried is None and (ip in _NAT64 or (ip in _COMPATIBLE and int(ip) > 1)):
+        carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if carried is not None:
+        return (carried,)
+    return (ip, ip.teredo[1]) if ip.teredo else (ip,)
+
+
+def _literal(host: str) -> Address | None:
+    """The address a URL's host is written as, or ``None`` for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 class UrlGuard:
@@ -157,15 +186,22 @@ class UrlGuard:
             raise Refused(f"{host} does not resolve ({exc})") from None
         if not found:
             raise Refused(f"{host} does not resolve")
+        literal = _literal(host)
         for address in found:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                ip = ip.ipv4_mapped
-            kind = _kind(ip)
-            if kind and not any(ip in network for network in self.allowed):
+            for ip in _judged(ipaddress.ip_address(address.split("%", 1)[0])):
+                kind = _kind(ip)
+                if not kind or any(ip in network for network in self.allowed):
+                    continue
+                # The URL's own address may be named; what a name resolves to may not, or
+                # the check would tell anyone the answers of the service's internal DNS.
+                if literal is None:
+                    why = f"{host} resolves to an address that is not public"
+                elif ip == literal:
+                    why = f"{host} is a {kind} address"
+                else:
+                    why = f"{host} stands for {ip}, a {kind} address"
                 raise Refused(
-                    f"{host} resolves to {ip}, a {kind} address; only public"
-                    " addresses are called (an operator may allow networks with"
-                    " VIDEO2MP3_WEBHOOK_ALLOWED_NETWORKS)"
+                    f"{why}; only public addresses are called (an operator may allow"
+                    " networks with VIDEO2MP3_WEBHOOK_ALLOWED_NETWORKS)"
                 )
         return Destination(str(text), url, host, port, tuple(found))

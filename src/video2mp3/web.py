@@ -144,7 +144,7 @@ def install(app: Flask, health: Health) -> None:
             log.info(
                 "%s %s %s",
                 request.method,
-                request.path,
+                logs.redact(request.path),
                 response.status_code,
                 extra={"duration_ms": round(elapsed * 1000, 1)},
             )

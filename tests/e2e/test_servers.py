@@ -192,3 +192,37 @@ def test_a_json_body_that_arrives_in_pieces_is_read_whole(server: Server) -> Non
         answer = _read_all(sock)
     final = [code for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) if code != b"100"]
     assert final == [b"201"], answer[:1000]
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [b"zz\r\n{}\r\n0\r\n\r\n", b"-2\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n", b"ffff\r\n{"],
+)
+def test_a_malformed_chunked_body_is_a_json_refusal_without_a_traceback(
+    server: Server, chunks: bytes, tmp_path: Path
+) -> None:
+    head = (
+        f"POST {SIGNUP[server.kind]} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head + chunks)
+        if not chunks.endswith(b"\r\n\r\n"):
+            sock.shutdown(socket.SHUT_WR)  # the body ends early
+        answer = _read_all(sock)
+    assert status_and_error(answer) == (422, "invalid_request"), answer[:500]
+    assert b"the chunked request body is malformed or ends early" in answer
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log
+    assert "internal_error" not in log
+    assert "unhandled error" not in log
+
+
+def test_download_tokens_stay_out_of_the_access_log(server: Server, tmp_path: Path) -> None:
+    secret = "7.5f0c1d.1765000000.c2VjcmV0LXNpZ25hdHVyZQ"
+    for path in (f"/mp3/{secret}", f"/mp3/{secret}/", f"/healthz?token={secret}&x=1"):
+        requests.get(f"http://127.0.0.1:{server.port}{path}", timeout=10)
+    exchange(server, f"GET /mp3/{secret} HTTP/1.1 junk\r\n\r\n".encode())  # a malformed line
+    log = (tmp_path / "server.log").read_text()
+    assert "/mp3/[redacted]" in log
+    assert secret not in log

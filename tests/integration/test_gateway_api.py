@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from video2mp3.adapters.bus.inprocess import InProcessBus
 from video2mp3.adapters.identity.inprocess import InProcessIdentity
 from video2mp3.auth.keys import generate
 from video2mp3.domain.events import ConversionFailed, ConversionSucceeded, Event, Owner
+from video2mp3.gateway.http import SESSION_COOKIE
 from video2mp3.health import Health, listen
 from video2mp3.settings import load
 
@@ -250,6 +251,19 @@ def test_tokens_are_required(stack: Stack) -> None:
     assert stack.upload({}).status_code == 401
 
 
+@pytest.mark.parametrize("token", ["x.y.z", "not-a-jwt", "eyJhbGciOiJub25lIn0.e30."])
+def test_a_refused_token_gets_one_fixed_message(stack: Stack, token: str) -> None:
+    answers = [stack.client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})]
+    stack.client.set_cookie(SESSION_COOKIE, token)
+    answers.append(stack.client.get("/api/v1/jobs"))
+    for response in answers:
+        assert response.status_code == 401
+        assert response.get_json()["error"] == {
+            "code": "unauthorized",
+            "message": "the token is missing, expired or invalid; log in again",
+        }
+
+
 def test_list_is_paginated_newest_first(stack: Stack) -> None:
     ids = [stack.upload(stack.headers).get_json()["id"] for _ in range(3)]
     page = stack.client.get("/api/v1/jobs?limit=2", headers=stack.headers).get_json()
@@ -376,3 +390,53 @@ def test_openapi_describes_every_route(stack: Stack) -> None:
         assert path in spec["paths"], path
         methods = rule.methods - {"HEAD", "OPTIONS"}  # type: ignore[operator]
         assert {m.lower() for m in methods} <= set(spec["paths"][path]), path
+
+
+def finished_job(stack: Stack) -> Callable[..., str]:
+    """A finished job's ``download_url`` as a request with the given headers sees it."""
+    auth = stack.headers = stack.user()  # type: ignore[attr-defined]
+    job_id = stack.upload(auth).get_json()["id"]
+    stack.finish(job_id)
+
+    def link(**headers: str) -> str:
+        response = stack.client.get(f"/api/v1/jobs/{job_id}", headers={**auth, **headers})
+        found: str = response.get_json()["download_url"]
+        return found
+
+    return link
+
+
+FORGED = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_download_links_use_the_public_url_whatever_the_request_says(
+    tmp_path: Path, hops: int
+) -> None:
+    stack = Stack(tmp_path, public_url="https://v2m.example/", proxy_hops=hops)
+    try:
+        link = finished_job(stack)
+        assert link(**FORGED).startswith("https://v2m.example/mp3/")
+        assert link().startswith("https://v2m.example/mp3/")
+    finally:
+        stack.stop()
+
+
+def test_without_a_public_url_links_follow_the_host_and_only_trusted_proxies(
+    tmp_path: Path,
+) -> None:
+    stack = Stack(tmp_path / "direct")
+    try:
+        link = finished_job(stack)
+        assert link(**FORGED).startswith("http://evil.example/mp3/")  # its caller's own answer
+        assert link(Host="v2m.lan:8080", **{"X-Forwarded-Host": "evil.example"}).startswith(
+            "http://v2m.lan:8080/mp3/"
+        )
+    finally:
+        stack.stop()
+    stack = Stack(tmp_path / "proxied", proxy_hops=1)
+    try:
+        forwarded = {"X-Forwarded-Host": "v2m.example", "X-Forwarded-Proto": "https"}
+        assert finished_job(stack)(**forwarded).startswith("https://v2m.example/mp3/")
+    finally:
+        stack.stop()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from werkzeug.test import TestResponse
 
 from tests.integration.test_gateway_api import MP3, Stack
 from tests.support import wait_for
@@ -169,6 +170,31 @@ def test_live_pages_are_capped_per_process(tmp_path: Path) -> None:
         third = stack.client.get("/api/v1/events", headers=headers, buffered=False)
         assert third.status_code == 200
         third.close()
+    finally:
+        stack.stop()
+
+
+def test_live_pages_are_capped_per_user(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, live_pages=4, live_pages_per_user=2)
+
+    def events(headers: dict[str, str]) -> TestResponse:
+        return stack.client.get("/api/v1/events", headers=headers, buffered=False)
+
+    try:
+        # Streams are closed last opened first: each holds a request context of this thread.
+        ann, bob = stack.user(), stack.user("bob@example.com")
+        first, second = events(ann), events(ann)
+        assert (first.status_code, second.status_code) == (200, 200)
+        third = events(ann)
+        assert (third.status_code, third.get_json()["error"]["code"]) == (503, "busy")
+        theirs = events(bob)
+        assert theirs.status_code == 200  # the process has room for others
+        theirs.close()
+        second.close()  # the client goes: its slot is free
+        again = events(ann)
+        assert again.status_code == 200
+        again.close()
+        first.close()
     finally:
         stack.stop()
 

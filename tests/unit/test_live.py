@@ -81,3 +81,20 @@ def test_the_poller_survives_errors_and_stops_with_its_last_stream() -> None:
     assert feed._poller is not None
     assert feed._poller.is_alive()
     again.close()
+
+
+def test_one_user_cannot_take_every_stream() -> None:
+    feed = JobFeed(ScriptedJobs(), max_streams=10, poll_seconds=0.01)  # type: ignore[arg-type]
+    assert feed.max_per_user == 4
+    mine = [feed.join(1) for _ in range(4)]
+    with pytest.raises(Unavailable) as busy:
+        feed.join(1)
+    assert busy.value.code == "busy"
+    assert "4 live pages open already" in busy.value.message
+    others = [feed.join(2), feed.join(3)]  # other users still get theirs
+    mine.pop(0).close()  # a page goes: its slot is its user's again
+    mine.append(feed.join(1))
+    assert feed.open_streams == 6
+    for stream in mine + others:
+        stream.close()
+    assert feed.open_streams == 0

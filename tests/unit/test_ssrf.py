@@ -12,30 +12,72 @@ def resolving(*addresses: str) -> UrlGuard:
     return UrlGuard(resolver=lambda host, port: list(addresses))
 
 
+NOT_PUBLIC = "hooks.example resolves to an address that is not public; only public addresses"
+
+
 @pytest.mark.parametrize(
-    ("addresses", "why"),
+    "addresses",
     [
-        (("127.0.0.1",), "loopback"),
-        (("::1",), "loopback"),
-        (("169.254.169.254",), "link-local (cloud metadata)"),
-        (("fe80::1%eth0",), "link-local"),
-        (("10.1.2.3",), "private"),
-        (("172.16.0.9",), "private"),
-        (("192.168.1.1",), "private"),
-        (("fd00:ec2::254",), "private"),  # the AWS metadata service over IPv6
-        (("100.100.100.200",), "not public"),  # shared address space (Alibaba's metadata)
-        (("0.0.0.0",), "private or reserved"),  # noqa: S104 - an address, not a bind
-        (("::ffff:127.0.0.1",), "127.0.0.1, a loopback"),
-        (("93.184.215.14", "10.0.0.1"), "10.0.0.1"),  # every address counts, not the first
+        ("127.0.0.1",),
+        ("::1",),
+        ("169.254.169.254",),
+        ("fe80::1%eth0",),
+        ("10.1.2.3",),
+        ("172.16.0.9",),
+        ("192.168.1.1",),
+        ("fd00:ec2::254",),  # the AWS metadata service over IPv6
+        ("100.100.100.200",),  # shared address space (Alibaba's metadata)
+        ("0.0.0.0",),  # noqa: S104 - an address, not a bind
+        ("::ffff:127.0.0.1",),
+        ("93.184.215.14", "10.0.0.1"),  # every address counts, not the first
+        ("2002:7f00:1::",),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::1",),  # 6to4 of the metadata address
+        ("64:ff9b::a9fe:a9fe",),  # NAT64 of the metadata address
+        ("64:ff9b:1::5db8:d70e",),  # a network's own NAT64
+        ("::127.0.0.1",),  # IPv4-compatible
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2",),  # Teredo
     ],
 )
-def test_names_resolving_to_non_public_addresses_are_refused(
-    addresses: tuple[str, ...], why: str
+def test_names_resolving_to_non_public_addresses_are_refused_without_naming_them(
+    addresses: tuple[str, ...],
 ) -> None:
     with pytest.raises(Refused) as refused:
         resolving(*addresses).check("https://hooks.example/in")
     assert refused.value.code == "webhook_url_refused"
+    assert refused.value.message.startswith(NOT_PUBLIC)
+    for address in (*addresses, "127.0.0.1", "169.254", "10.0.0.1", "loopback", "private"):
+        assert address not in refused.value.message  # the internal DNS is no oracle
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:8080/", "127.0.0.1 is a loopback address"),
+        ("http://169.254.169.254/", "169.254.169.254 is a link-local (cloud metadata) address"),
+        ("http://[::1]/", "::1 is a loopback address"),
+        ("http://[::ffff:127.0.0.1]/", "stands for 127.0.0.1, a loopback address"),
+        ("http://[::127.0.0.1]/", "stands for 127.0.0.1, a loopback address"),
+        ("http://[2002:7f00:1::]/", "2002:7f00:1:: stands for 127.0.0.1, a loopback address"),
+        ("http://[2002:a9fe:a9fe::1]/", "stands for 169.254.169.254, a link-local"),
+        ("http://[64:ff9b::a9fe:a9fe]/", "stands for 169.254.169.254, a link-local"),
+        ("http://[64:ff9b::a00:1]:8080/", "stands for 10.0.0.1, a private or reserved"),
+        ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "a private or reserved address"),
+    ],
+)
+def test_addresses_in_the_url_are_judged_as_the_ipv4_address_they_carry(url: str, why: str) -> None:
+    guard = UrlGuard(resolver=lambda host, port: [host])  # as getaddrinfo answers for an address
+    with pytest.raises(Refused) as refused:
+        guard.check(url)
     assert why in refused.value.message
+
+
+def test_embedded_public_addresses_pass_and_allowed_networks_apply_to_them() -> None:
+    for address in ("2002:5db8:d70e::1", "64:ff9b::5db8:d70e", "::ffff:93.184.215.14"):
+        assert resolving(address).check("http://hooks.example/").addresses == (address,)
+    allowed = UrlGuard(parse_networks("127.0.0.0/8"), resolver=lambda h, p: ["2002:7f00:1::"])
+    assert allowed.check("http://hooks.example/").addresses == ("2002:7f00:1::",)
+    with pytest.raises(InvalidUrl, match="port must be a number from 1 to 65535"):
+        resolving("93.184.215.14").check("http://[2002:5db8:d70e::1]:0/")
 
 
 def test_public_addresses_pass_with_their_port() -> None:

@@ -22,17 +22,21 @@ def create_app(
     signup_enabled: bool = True,
     public_url: str = "",
     max_streams: int = 24,
+    max_streams_per_user: int = live.MAX_PER_USER,
 ) -> Flask:
     """A Flask app over ``gateway`` and ``webhooks``; ``dependencies`` are the checks of its
     dependencies beyond the jobs database and the blob store (reported by its admin listener);
-    ``max_streams`` caps the pages this process keeps live (each holds a thread)."""
+    ``max_streams`` caps the pages this process keeps live (each holds a thread),
+    ``max_streams_per_user`` those of one user."""
     app = Flask(__name__)
     app.config.update(SIGNUP_ENABLED=signup_enabled, PUBLIC_URL=public_url)
     app.extensions["video2mp3.gateway"] = gateway
     app.extensions["video2mp3.webhooks"] = webhooks
     app.extensions["video2mp3.identity"] = identity
     app.extensions["video2mp3.verifier"] = TokenVerifier(identity)
-    app.extensions["video2mp3.feed"] = feed = live.JobFeed(gateway.jobs, max_streams)
+    app.extensions["video2mp3.feed"] = feed = live.JobFeed(
+        gateway.jobs, max_streams, max_per_user=max_streams_per_user
+    )
     app.extensions[web.ON_STOP] = [feed.close]
     for blueprint in (api.bp, legacy.bp, openapi.bp, page.bp, session.bp, live.bp):
         app.register_blueprint(blueprint)

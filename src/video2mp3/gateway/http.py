@@ -135,12 +135,21 @@ def job_json(job: Job) -> dict[str, Any]:
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),
         "expires_at": iso(job.expires_at),
-        "download_url": url_for("page.download", token=token, _external=True) if token else None,
+        "download_url": download_url(token) if token else None,
         "links": {
             "self": url_for("api.get_job", job_id=job.id),
             "mp3": url_for("api.get_mp3", job_id=job.id) if job.mp3_fid else None,
         },
     }
+
+
+def download_url(token: str) -> str:
+    """The link for a download token: under the configured public URL, as in the emails; without
+    one, under the URL the request came to (its ``Host``, or the proxies' ``X-Forwarded-Host``
+    and ``-Proto`` when ``VIDEO2MP3_PROXY_HOPS`` trusts them), which only its caller sees."""
+    if base := current_app.config["PUBLIC_URL"]:
+        return f"{base.rstrip('/')}/mp3/{token}"
+    return url_for("page.download", token=token, _external=True)
 
 
 def mp3_response(job: Job, mp3: BlobReader) -> Response:

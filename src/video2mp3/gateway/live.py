@@ -6,7 +6,8 @@ a web process runs at most one poller, which reads the jobs changed since its la
 while a stream is open. The tracker writes progress as the converter reports it (every second),
 so a change reaches the page within about ``POLL_SECONDS`` of the gateway learning it. Under
 gunicorn's gthread workers a stream holds one thread for its life, so streams are capped per
-process (past the cap a page gets 503 ``busy`` and polls instead, once a second); a stream ends
+process (past the cap a page gets 503 ``busy`` and polls instead, once a second), and per user
+(``max_per_user``, so that one account cannot take every stream); a stream ends
 after ``STREAM_SECONDS`` and the browser reconnects, so vanished clients free their threads, and
 at once when the process is told to stop (``JobFeed.close``). README "What an open page costs"
 has the measured figures.
@@ -38,6 +39,7 @@ POLL_SECONDS = 0.5
 OVERLAP = timedelta(seconds=2)
 HEARTBEAT_SECONDS = 15.0  # a write to a vanished client fails, which ends its stream
 STREAM_SECONDS = 300.0
+MAX_PER_USER = 4  # live pages one user may hold in a process; past them, pages poll
 
 Version = tuple[datetime, str, float]
 
@@ -55,10 +57,16 @@ class JobFeed:
     """The per-process poller of the jobs table and the streams it feeds."""
 
     def __init__(
-        self, jobs: JobRepository, max_streams: int, poll_seconds: float = POLL_SECONDS
+        self,
+        jobs: JobRepository,
+        max_streams: int,
+        poll_seconds: float = POLL_SECONDS,
+        *,
+        max_per_user: int = MAX_PER_USER,
     ) -> None:
         self._jobs = jobs
         self.max_streams = max_streams
+        self.max_per_user = max_per_user
         self._poll_seconds = poll_seconds
         self._lock = threading.Lock()
         self._streams: dict[int, set[Subscription]] = {}
@@ -71,13 +79,21 @@ class JobFeed:
         return self._count
 
     def join(self, owner_id: int) -> Subscription:
-        """A subscription to ``owner_id``'s changes; ``Unavailable`` (``busy``) at the cap."""
+        """A subscription to ``owner_id``'s changes; ``Unavailable`` (``busy``) at the process's
+        cap or at the user's. The new stream is refused rather than the user's oldest ended: an
+        ended page reconnects within a second, and would end the next oldest in its turn."""
         with self._lock:
             if self._closed:
                 raise Unavailable("this server is stopping; the page reconnects", code="busy")
             if self._count >= self.max_streams:
                 raise Unavailable(
                     "too many live pages on this server; the page polls instead", code="busy"
+                )
+            if len(self._streams.get(owner_id, ())) >= self.max_per_user:
+                raise Unavailable(
+                    f"you have {self.max_per_user} live pages open already; this one polls"
+                    " instead (close another to make it live)",
+                    code="busy",
                 )
             subscription = Subscription(self, owner_id)
             self._streams.setdefault(owner_id, set()).add(subscription)

@@ -4,6 +4,8 @@ The key set is kept for ``KEYSET_TTL`` seconds, so a key that auth stops publish
 trusted; a token with an unknown ``kid`` triggers a refetch sooner (at most every
 ``REFRESH_INTERVAL`` seconds, so forged kids cannot hammer auth). That is what lets auth rotate
 its signing key without logging anyone out. While auth is unreachable the cached set is used.
+Every refused token gets the same answer (``REFUSED``); why the library refused it is logged at
+debug level only, as it tells a caller nothing it needs and an attacker what to try next.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 30.0
 KEYSET_TTL = 300.0  # auth's JWKS says max-age=300
+REFUSED = "the token is missing, expired or invalid; log in again"
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class TokenVerifier:
             )
             return Principal(user_id=int(claims["sub"]), email=str(claims["email"]))
         except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
-            raise Unauthorized(f"invalid token: {exc}") from None
+            log.debug("token refused: %s", exc)
+            raise Unauthorized(REFUSED) from None
 
     def _key(self, kid: str) -> jwt.PyJWK:
         with self._lock:
@@ -63,7 +67,7 @@ class TokenVerifier:
             if age > KEYSET_TTL or (kid not in self._keys and age > REFRESH_INTERVAL):
                 self._refresh()
             if kid not in self._keys:
-                raise Unauthorized("token signed by an unknown key")
+                raise jwt.InvalidTokenError("token signed by an unknown key")
             return self._keys[kid]
 
     def _refresh(self) -> None:
