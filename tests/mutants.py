@@ -82,9 +82,9 @@ MUTANTS = (
             Edit(
                 "src/video2mp3/gateway/service.py",
                 "size_limited = limited(chunks, self.max_upload_bytes, "
-                "_too_large(self.max_upload_bytes))",
+                "too_large(self.max_upload_bytes))",
                 'size_limited = iter([b"".join(limited(chunks, self.max_upload_bytes, '
-                "_too_large(self.max_upload_bytes)))])",
+                "too_large(self.max_upload_bytes)))])",
             ),
         ),
         ("tests/integration/test_upload_memory.py", "-k", "gateway"),
