@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks import Webhook as Verifier
 
+from tests.integration import test_webhooks
 from tests.integration.test_webhooks import WebhookStack
 from tests.support import Receiver, wait_for
 from video2mp3.adapters.sql.deliveries import deliveries, endpoints
@@ -31,14 +31,7 @@ from video2mp3.ports.deliveries import webhook_channel
 
 BAD_URL = "http://93.184.216.34/\r\nX: y"  # accepted by registration before it parsed strictly
 GOOD = 5
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[WebhookStack]:
-    stack = WebhookStack(tmp_path)
-    stack.headers = stack.user()  # type: ignore[attr-defined]
-    yield stack
-    stack.stop()
+stack = test_webhooks.stack  # the same fixture: a user, the gateway and the notifier
 
 
 def registered(stack: WebhookStack, headers: dict[str, str], url: str) -> dict[str, Any]:
